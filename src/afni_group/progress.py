@@ -1,0 +1,110 @@
+"""Progress lines on stderr that read well in a terminal and in a Slurm log.
+
+On a terminal the line is redrawn in place with a carriage return; when stderr is a file or a
+pipe (Slurm, CI) there are no control characters: a plain line is printed at most every
+``min_interval`` seconds and at 100 %.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Report ``done`` out of ``total`` units of a named step.
+
+    Parameters
+    ----------
+    label : str
+        Step name printed at the start of the line, e.g. ``"3dClustSim"``.
+    total : int
+        Number of units (iterations, voxel chunks).
+    unit : str
+        Word for one unit, e.g. ``"iterations"``.
+    stream : file, optional
+        Defaults to ``sys.stderr``.
+    enabled : bool
+        ``False`` silences it (``-quiet`` options, tests).
+    min_interval : float
+        Seconds between lines when the stream is not a terminal.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        unit: str = "",
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        min_interval: float = 10.0,
+    ):
+        self.label = label
+        self.total = max(int(total), 1)
+        self.unit = unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.min_interval = min_interval
+        self.done = 0
+        self._start = time.monotonic()
+        self._last = -1e9
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        if self._tty:
+            self.min_interval = 0.2
+
+    def update(self, n: int = 1) -> None:
+        """Add ``n`` finished units and print a line if it is time."""
+        self.done = min(self.done + n, self.total)
+        now = time.monotonic()
+        if self.done >= self.total or now - self._last >= self.min_interval:
+            self._last = now
+            self._emit(final=self.done >= self.total)
+
+    def close(self) -> None:
+        """Finish the line (prints 100 % if not yet printed)."""
+        if self.done < self.total:
+            self.done = self.total
+            self._emit(final=True)
+        elif self._tty and self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._tty and self.enabled:
+            self.stream.write("\n")
+
+    def _emit(self, final: bool) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self._start
+        frac = self.done / self.total
+        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+        unit = f" {self.unit}" if self.unit else ""
+        text = (
+            f"++ {self.label}: {self.done}/{self.total}{unit} ({100 * frac:5.1f}%)"
+            f" elapsed {_fmt(elapsed)}"
+        )
+        if not final:
+            text += f", ETA {_fmt(eta)}"
+        if self._tty:
+            self.stream.write("\r" + text + ("\n" if final else ""))
+            if final:
+                self._tty_finished = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _fmt(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "?"
+    seconds = int(round(seconds))
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

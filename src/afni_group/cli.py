@@ -1,0 +1,390 @@
+"""``afni-group BIDS_DIR OUTPUT_DIR group``: the BIDS-App command line.
+
+Follows the BIDS-Apps positional contract and BEP027 exit codes. Every failure is one line on
+stderr naming the file or option and what to do; ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from afni_group import __version__
+from afni_group.errors import (
+    EXIT_CANT_CREATE,
+    EXIT_FAILURE,
+    EXIT_UNKNOWN_LEVEL,
+    EXIT_USAGE,
+    AfniGroupError,
+    OutputError,
+    UsageError,
+)
+from afni_group.plan import (
+    DESIGNS,
+    NEIGHBOURHOODS,
+    SIDEDNESS,
+    Analysis,
+    AnalysisPlan,
+    SetSpec,
+    Thresholds,
+    safe_name,
+)
+
+LOG = logging.getLogger("afni_group")
+
+ANALYSIS_LEVELS = ("group",)
+
+
+def default_n_cpus() -> int:
+    """``SLURM_CPUS_PER_TASK`` under Slurm, else the CPUs this process may use."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as exit 64 (BEP027) instead of 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"afni-group: error: {message}\n")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser: the single source of truth for the CLI and the Boutiques descriptor."""
+    p = _Parser(
+        prog="afni-group",
+        description=(
+            "AFNI-style group analysis of afni_proc.py results: 3dMEMA, group mask, mean ACF, "
+            "3dClustSim, cluster thresholds and 3dClusterize, as a BIDS-App."
+        ),
+        epilog="Exit codes: 0 ok, 1 failure, 17 unknown level, 18 no participant matched, "
+        "64 usage, 65 bad data, 66 missing input, 73 cannot create output.",
+    )
+    p.add_argument("bids_dir", type=Path, help="root of the BIDS dataset (read-only)")
+    p.add_argument("output_dir", type=Path, help="where the BIDS-Derivatives outputs go")
+    p.add_argument("analysis_level", help="level of the analysis; only 'group' exists")
+
+    g = p.add_argument_group("BIDS-App options")
+    g.add_argument(
+        "--participant-label",
+        "--participant_label",
+        dest="participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="subjects to include (with or without 'sub-'; or a file with one label per line)",
+    )
+    g.add_argument(
+        "--afni-dir",
+        type=Path,
+        help="folder with sub-*/sub-*.results (default BIDS_DIR/derivatives/afni)",
+    )
+    g.add_argument(
+        "--skip-bids-validation",
+        "--skip_bids_validation",
+        "--skip_bids_validator",
+        dest="skip_bids_validation",
+        action="store_true",
+        help="do not validate BIDS_DIR with pybids",
+    )
+    g.add_argument(
+        "--n-cpus",
+        "--n_cpus",
+        "--nthreads",
+        dest="n_cpus",
+        type=_positive_int,
+        default=None,
+        help="CPUs to use (default: SLURM_CPUS_PER_TASK, else all available)",
+    )
+    g.add_argument("--work-dir", "-w", type=Path, help="scratch folder (default OUTPUT_DIR/.work)")
+    g.add_argument("--version", action="version", version=f"afni-group {__version__}")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks")
+
+    a = p.add_argument_group("analysis (defaults are the tutorial's)")
+    a.add_argument(
+        "--set",
+        dest="sets",
+        nargs=3,
+        action="append",
+        metavar=("LABEL", "BETA", "TSTAT"),
+        help="a 3dMEMA set: label and the beta and t sub-brick labels (repeat for 2 sets; "
+        "default: every contrast with X#0_Coef and X#0_Tstat, each analysed alone)",
+    )
+    a.add_argument(
+        "--design",
+        choices=("auto",) + DESIGNS,
+        default="auto",
+        help="two-set design: 'groups' (unpaired, what gen_group_command.py writes) or "
+        "'conditions' (paired); auto = one set -> one, two sets -> groups",
+    )
+    a.add_argument("--analysis-name", default="mema", help="folder name analysis-NAME (with --set)")
+    a.add_argument(
+        "--missing-data",
+        type=int,
+        default=0,
+        metavar="N",
+        help="3dMEMA -missing_data (default 0, as in the tutorial; -1 to leave it out)",
+    )
+    a.add_argument("--covariates", nargs="+", metavar="COLUMN", help="participants.tsv columns")
+    a.add_argument("--no-hktest", action="store_true", help="3dMEMA -no_HKtest")
+    a.add_argument(
+        "--mema-correct-dof",
+        action="store_true",
+        help="use the corrected DOF re-mapping instead of reproducing 3dMEMA's sign slip",
+    )
+    a.add_argument("--mask-frac", type=float, default=1.0, help="3dmask_tool -frac (default 1.0)")
+    a.add_argument("--pthr", type=_probability, default=0.001, help="voxelwise p (default 0.001)")
+    a.add_argument("--alpha", type=_probability, default=0.05, help="FWE alpha (default 0.05)")
+    a.add_argument("--sided", choices=SIDEDNESS, default="bisided", help="default bisided")
+    a.add_argument("--nn", type=int, choices=NEIGHBOURHOODS, default=1, help="default 1")
+    a.add_argument(
+        "--clustsim-iter", type=_positive_int, default=10000, help="3dClustSim -iter (10000)"
+    )
+    a.add_argument("--seed", type=int, default=None, help="3dClustSim -seed (default: random)")
+    a.add_argument(
+        "--drop-incomplete",
+        action="store_true",
+        help="leave out subjects with missing files instead of failing",
+    )
+
+    r = p.add_argument_group("running")
+    r.add_argument(
+        "--engine",
+        choices=("auto", "afni", "native"),
+        default="auto",
+        help="afni: render and run an AFNI script; native: numpy; auto: afni if AFNI and R "
+        "are on PATH, else native",
+    )
+    r.add_argument(
+        "--via-gen-group-command",
+        action="store_true",
+        help="afni engine: write the 3dMEMA script with gen_group_command.py as the tutorial does",
+    )
+    r.add_argument(
+        "--dry-run", action="store_true", help="write the plan, inventory and script only"
+    )
+    r.add_argument("--overwrite", action="store_true", help="replace existing results")
+    r.add_argument("--resume", action="store_true", help="skip steps whose inputs are unchanged")
+    r.add_argument("--no-report", action="store_true", help="do not write report.html")
+
+    s = p.add_argument_group("Slurm and containers")
+    s.add_argument(
+        "--write-sbatch",
+        type=Path,
+        metavar="JOB.sh",
+        help="write an sbatch script running this command in the container, submit nothing",
+    )
+    s.add_argument("--image", help="Apptainer/Singularity image for --write-sbatch")
+    s.add_argument("--cpus", type=_positive_int, default=8, help="sbatch -c (default 8)")
+    s.add_argument("--mem", default="16G", help="sbatch --mem (default 16G)")
+    s.add_argument("--time", default="4:00:00", help="sbatch --time (default 4:00:00)")
+    s.add_argument("--mail-user", help="sbatch --mail-user")
+    s.add_argument(
+        "--bids-exec-spec",
+        action="store_true",
+        help="print the Boutiques descriptor (bids_app_spec.json) and exit",
+    )
+    return p
+
+
+def _pre_parse_special(argv: list[str]) -> int | None:
+    """``--bids-exec-spec`` works without the positional arguments."""
+    if "--bids-exec-spec" in argv:
+        from afni_group import boutiques
+
+        print(boutiques.descriptor_json(build_parser()))
+        return 0
+    return None
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse outputs that would write into the inputs."""
+    bids = args.bids_dir.resolve()
+    out = args.output_dir.resolve()
+    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
+    if out == bids:
+        raise OutputError(
+            f"OUTPUT_DIR {out} is BIDS_DIR: choose a separate folder, e.g. "
+            f"{bids}/derivatives/afni-group"
+        )
+    if _is_within(out, afni_dir) or _is_within(afni_dir, out):
+        raise OutputError(
+            f"OUTPUT_DIR {out} is inside (or contains) the afni_proc results {afni_dir}: choose "
+            f"e.g. {bids}/derivatives/afni-group"
+        )
+    if _is_within(bids, out):
+        raise OutputError(f"OUTPUT_DIR {out} contains BIDS_DIR {bids}: choose another folder")
+    if _is_within(out, bids) and not _is_within(out, bids / "derivatives"):
+        raise OutputError(
+            f"OUTPUT_DIR {out} is inside BIDS_DIR but not under derivatives/: use "
+            f"{bids}/derivatives/afni-group or a folder outside the dataset"
+        )
+    if not args.bids_dir.is_dir():
+        from afni_group.errors import MissingInputError
+
+        raise MissingInputError(f"BIDS_DIR {args.bids_dir} does not exist")
+
+
+def build_plan(args: argparse.Namespace) -> AnalysisPlan:
+    """Discovery + options → the plan."""
+    from afni_group import discover
+
+    afni_dir = args.afni_dir or args.bids_dir / "derivatives" / "afni"
+    found = discover.discover_subjects(
+        args.bids_dir, afni_dir, args.participant_label, validate=not args.skip_bids_validation
+    )
+    subjects, dropped = discover.check_complete(found, args.drop_incomplete)
+
+    notes: list[str] = []
+    if args.sets:
+        if len(args.sets) > 2:
+            raise UsageError(
+                "3dMEMA takes one or two --set options (a one-sample test or two sets)"
+            )
+        sets = [SetSpec(discover.validate_set_label(lab), b, t) for lab, b, t in args.sets]
+        if len({s.label for s in sets}) != len(sets):
+            raise UsageError("--set labels must differ")
+        discover.check_selectors(subjects, sets)
+        design = args.design
+        if design == "auto":
+            design = "one" if len(sets) == 1 else "groups"
+        if (design == "one") != (len(sets) == 1):
+            raise UsageError(f"--design {design} does not fit {len(sets)} --set option(s)")
+        analyses = [Analysis(safe_name(args.analysis_name), sets, design)]
+    else:
+        sets, notes = discover.auto_sets(subjects)
+        if args.design not in ("auto", "one"):
+            raise UsageError("--design groups/conditions needs two explicit --set options")
+        analyses = [Analysis(safe_name(s.label), [s], "one") for s in sets]
+
+    covariates = {}
+    if args.covariates:
+        participants = discover.read_participants(args.bids_dir)
+        covariates = discover.covariate_table(
+            participants, args.covariates, [s.label for s in subjects]
+        )
+    if not 0 < args.mask_frac:
+        raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")
+
+    return AnalysisPlan(
+        bids_dir=args.bids_dir.resolve(),
+        afni_dir=afni_dir.resolve(),
+        output_dir=args.output_dir.resolve(),
+        work_dir=(args.work_dir or args.output_dir / ".work").resolve(),
+        subjects=subjects,
+        analyses=analyses,
+        dropped=dropped,
+        missing_data=None if args.missing_data < 0 else args.missing_data,
+        mask_frac=args.mask_frac,
+        thresholds=Thresholds(args.pthr, args.alpha, args.sided, args.nn),
+        clustsim_iter=args.clustsim_iter,
+        seed=args.seed,
+        hktest=not args.no_hktest,
+        correct_dof=args.mema_correct_dof,
+        covariates=covariates,
+        n_cpus=args.n_cpus,
+        via_gen_group_command=args.via_gen_group_command,
+        selection_notes=notes,
+        inventory=found,
+    )
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Everything after argument parsing."""
+    if args.analysis_level not in ANALYSIS_LEVELS:
+        print(
+            f"afni-group: analysis level '{args.analysis_level}' is not supported: afni-group "
+            "has only the 'group' level (run afni_proc.py per subject first)",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN_LEVEL
+    if args.n_cpus is None:
+        args.n_cpus = default_n_cpus()
+    if args.write_sbatch:
+        from afni_group import slurm
+
+        path = slurm.write_sbatch(args, argv)
+        print(f"++ wrote {path} (submit it with: sbatch {path})")
+        return 0
+    check_paths(args)
+
+    from afni_group import pipeline
+
+    plan = build_plan(args)
+    command_line = shlex.join(["afni-group", *argv])
+    return pipeline.run(plan, args, command_line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    special = _pre_parse_special(argv)
+    if special is not None:
+        return special
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+        format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("bids").setLevel(logging.WARNING)
+    try:
+        return run(args, argv)
+    except AfniGroupError as err:
+        if args.verbose:
+            LOG.exception("afni-group failed")
+        print(f"afni-group: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(
+            "afni-group: interrupted; finished steps are kept, partial ones removed",
+            file=sys.stderr,
+        )
+        return 130
+    except PermissionError as err:
+        if args.verbose:
+            LOG.exception("afni-group failed")
+        print(f"afni-group: error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
+        return EXIT_CANT_CREATE
+    except Exception as err:  # last resort: one line, traceback only with -v
+        if args.verbose:
+            LOG.exception("afni-group failed")
+        print(
+            f"afni-group: unexpected error: {type(err).__name__}: {err} (rerun with -v for the "
+            "traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The analysis plan: one dataclass model of everything a run does.
+
+Discovery plus the command-line options become an :class:`AnalysisPlan`; both engines consume it
+and nothing else. The plan owns every output file name, so the native engine, the rendered AFNI
+script and the report agree on them by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SIDEDNESS = ("1sided", "2sided", "bisided")
+NEIGHBOURHOODS = (1, 2, 3)
+DESIGNS = ("one", "groups", "conditions")
+
+MEMA_FILE = "mema_results.nii.gz"
+MASK_FILE = "mask.nii.gz"
+CLUSTSIM_PREFIX = "ClustSim"
+MEMA_SCRIPT = "do_group_level_mema.tcsh"
+
+
+@dataclass(frozen=True)
+class SubjectFiles:
+    """The afni_proc.py results of one subject that the group analysis reads.
+
+    A ``None`` path means the file was not found; :attr:`missing` lists those.
+    """
+
+    label: str
+    results_dir: Path
+    stats: Path | None
+    mask: Path | None
+    blur_est: Path | None
+    brick_labels: tuple[str, ...] = ()
+    source: str = "standard names"
+
+    @property
+    def subject_id(self) -> str:
+        return f"sub-{self.label}"
+
+    @property
+    def missing(self) -> list[str]:
+        """Kinds of required file that were not found."""
+        names = {"stats": self.stats, "mask": self.mask, "blur_est": self.blur_est}
+        return [kind for kind, path in names.items() if path is None]
+
+    def expected(self, kind: str) -> Path:
+        """The standard afni_proc path of a file kind, for messages about missing files."""
+        sid = self.subject_id
+        standard = {
+            "stats": f"stats.{sid}_REML+tlrc.HEAD",
+            "mask": f"mask_epi_anat.{sid}+tlrc.HEAD",
+            "blur_est": f"blur_est.{sid}.1D",
+        }
+        return self.results_dir / standard[kind]
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """One 3dMEMA set: a label and the beta and t sub-brick labels of each subject's stats."""
+
+    label: str
+    beta: str
+    tstat: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Voxelwise p, FWE alpha, sidedness and neighbourhood of the cluster inference."""
+
+    pthr: float = 0.001
+    alpha: float = 0.05
+    sided: str = "bisided"
+    nn: int = 1
+
+
+@dataclass
+class Analysis:
+    """One 3dMEMA model (one or two sets) and its cluster inference, in its own folder."""
+
+    name: str
+    sets: list[SetSpec]
+    design: str
+
+    @property
+    def dirname(self) -> str:
+        return f"analysis-{self.name}"
+
+    def set_labels(self) -> list[str]:
+        return [s.label for s in self.sets]
+
+    def tested_labels(self) -> list[str]:
+        """Set labels whose t-brick is clustered (the seed clusters each set, not the contrast)."""
+        return [s.label for s in self.sets]
+
+
+@dataclass
+class AnalysisPlan:
+    """Everything a run does: inputs, options, and the output file names.
+
+    Attributes
+    ----------
+    subjects : list of SubjectFiles
+        Subjects included (complete inputs), in sorted label order.
+    dropped : list of (label, reason)
+        Subjects left out (``--drop-incomplete``) and why.
+    analyses : list of Analysis
+        One per 3dMEMA model; each has its own output folder.
+    """
+
+    bids_dir: Path
+    afni_dir: Path
+    output_dir: Path
+    work_dir: Path
+    subjects: list[SubjectFiles]
+    analyses: list[Analysis]
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    missing_data: int | None = 0
+    mask_frac: float = 1.0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    clustsim_iter: int = 10000
+    seed: int | None = None
+    hktest: bool = True
+    correct_dof: bool = False
+    covariates: dict[str, dict[str, float]] = field(default_factory=dict)
+    n_cpus: int = 1
+    engine: str = "native"
+    engine_reason: str = ""
+    via_gen_group_command: bool = False
+    selection_notes: list[str] = field(default_factory=list)
+    inventory: list[SubjectFiles] = field(default_factory=list)
+
+    # ---- file names shared by both engines -------------------------------------------------
+    def analysis_dir(self, analysis: Analysis) -> Path:
+        return self.output_dir / analysis.dirname
+
+    @property
+    def clustsim_table(self) -> str:
+        t = self.thresholds
+        return f"{CLUSTSIM_PREFIX}.NN{t.nn}_{t.sided}.1D"
+
+    def cluster_prefix(self) -> str:
+        return f"clust_{self.thresholds.sided}"
+
+    def cluster_files(self, set_label: str) -> dict[str, str]:
+        """Names (relative to the analysis folder) of the 3dClusterize outputs of one set."""
+        pre = self.cluster_prefix()
+        return {
+            "map": f"{pre}_map_{set_label}.nii.gz",
+            "ee": f"{pre}_EE_{set_label}.nii.gz",
+            "report": f"{pre}_report_{set_label}.txt",
+            "clusters_tsv": f"{pre}_clusters_{set_label}.tsv",
+        }
+
+    def brick_specs(self, kind: str, set_spec: SetSpec) -> list[str]:
+        """``stats+tlrc.HEAD[label]`` selectors of every subject for a set (kind: beta/tstat)."""
+        label = getattr(set_spec, kind)
+        return [f"{s.stats}[{label}]" for s in self.subjects]
+
+    @property
+    def mask_inputs(self) -> list[Path]:
+        return [s.mask for s in self.subjects if s.mask is not None]
+
+    @property
+    def blur_files(self) -> list[Path]:
+        return [s.blur_est for s in self.subjects if s.blur_est is not None]
+
+    @property
+    def subject_labels(self) -> list[str]:
+        return [s.label for s in self.subjects]
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (printed by ``--dry-run``, stored in params.json)."""
+        return {
+            "bids_dir": str(self.bids_dir),
+            "afni_dir": str(self.afni_dir),
+            "output_dir": str(self.output_dir),
+            "engine": self.engine,
+            "engine_reason": self.engine_reason,
+            "subjects": self.subject_labels,
+            "dropped": [{"subject": s, "reason": r} for s, r in self.dropped],
+            "analyses": [
+                {
+                    "name": a.name,
+                    "dir": a.dirname,
+                    "design": a.design,
+                    "sets": [asdict(s) for s in a.sets],
+                }
+                for a in self.analyses
+            ],
+            "missing_data": self.missing_data,
+            "mask_frac": self.mask_frac,
+            "thresholds": asdict(self.thresholds),
+            "clustsim_iter": self.clustsim_iter,
+            "seed": self.seed,
+            "hktest": self.hktest,
+            "correct_dof": self.correct_dof,
+            "covariates": sorted(self.covariates),
+            "n_cpus": self.n_cpus,
+            "selection_notes": self.selection_notes,
+        }
+
+    def describe(self) -> str:
+        """Human-readable plan for the terminal."""
+        t = self.thresholds
+        lines = [
+            f"afni-group plan ({self.engine} engine{': ' + self.engine_reason if self.engine_reason else ''})",
+            f"  subjects ({len(self.subjects)}): {' '.join(self.subject_labels)}",
+        ]
+        for label, reason in self.dropped:
+            lines.append(f"  dropped sub-{label}: {reason}")
+        for note in self.selection_notes:
+            lines.append(f"  note: {note}")
+        for a in self.analyses:
+            sets = ", ".join(f"{s.label}=[{s.beta}] / [{s.tstat}]" for s in a.sets)
+            lines.append(f"  {a.dirname}: 3dMEMA design={a.design}: {sets}")
+        lines.append(
+            f"  mask -frac {self.mask_frac}; 3dClustSim -both -iter {self.clustsim_iter}"
+            f"{'' if self.seed is None else f' -seed {self.seed}'}; "
+            f"NN{t.nn} {t.sided} p={t.pthr} alpha={t.alpha}; missing_data={self.missing_data}"
+        )
+        return "\n".join(lines)
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+def safe_name(label: str) -> str:
+    """A folder- and shell-safe version of a label (for auto-named analyses)."""
+    return _SAFE_NAME.sub("-", label).strip("-") or "analysis"

@@ -1,0 +1,227 @@
+"""The native engine: the plan's steps run in-process with the numpy modules.
+
+Same steps, order and file names as the tutorial script (and the afni engine): 3dMEMA per
+analysis, then the group mask, the mean ACF and 3dClustSim once (they depend only on the
+subjects), then per set the cluster-size lookup, p2dsetstat and 3dClusterize.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from afni_group.outputs import atomic_copy, atomic_write_text
+from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
+from afni_group.steps import StepLog
+
+LOG = logging.getLogger(__name__)
+
+CLUSTSIM_FILES = [
+    f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}.{ext}"
+    for nn in (1, 2, 3)
+    for sided in ("1sided", "2sided", "bisided")
+    for ext in ("1D", "niml")
+] + [f"{CLUSTSIM_PREFIX}.mask", "3dClustSim.cmd"]
+
+
+def clusterize_thresholds(sided: str, threshold: float) -> tuple:
+    """3dClusterize threshold arguments for a sidedness, as the tutorial passes them."""
+    if sided == "1sided":
+        return ("RIGHT_TAIL", threshold)
+    return (-threshold, threshold)
+
+
+def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog) -> None:
+    from afni_group.engines.native import mema
+
+    target = outdir / MEMA_FILE
+    sets = [
+        mema.MemaSet(
+            s.label,
+            plan.subject_labels,
+            plan.brick_specs("beta", s),
+            plan.brick_specs("tstat", s),
+        )
+        for s in analysis.sets
+    ]
+    params = {
+        "sets": [asdict(s) for s in analysis.sets],
+        "design": analysis.design,
+        "subjects": plan.subject_labels,
+        "missing_data": plan.missing_data,
+        "hktest": plan.hktest,
+        "correct_dof": plan.correct_dof,
+        "covariates": plan.covariates,
+    }
+    log.run(
+        f"{analysis.dirname}/3dMEMA",
+        params,
+        [s.stats for s in plan.subjects],
+        [target],
+        lambda: str(
+            mema.run_mema(
+                sets,
+                target,
+                design=analysis.design,
+                missing_data=plan.missing_data,
+                hktest=plan.hktest,
+                covariates=plan.covariates or None,
+                correct_dof=plan.correct_dof,
+                n_jobs=plan.n_cpus,
+            )
+        ),
+    )
+
+
+def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> list[float]:
+    """Group mask, mean ACF and 3dClustSim, written into ``outdir``; returns the ACF."""
+    from afni_group.engines.native import acf, clustsim, mask_tool
+
+    mask = outdir / MASK_FILE
+    log.run(
+        "3dmask_tool",
+        {"frac": plan.mask_frac},
+        plan.mask_inputs,
+        [mask],
+        lambda: str(mask_tool.make_group_mask(plan.mask_inputs, mask, frac=plan.mask_frac)),
+    )
+    mean = log.run(
+        "ACF",
+        {},
+        plan.blur_files,
+        [],
+        lambda: [float(v) for v in acf.mean_acf(plan.blur_files)],
+    )
+    LOG.info("++ Group average ACF params: %s", " ".join(acf.format_acf(mean)))
+    acf_text = acf.format_acf(mean)
+    acf_values = tuple(float(v) for v in acf_text)
+    log.run(
+        "3dClustSim",
+        {"acf": acf_text, "iter": plan.clustsim_iter, "seed": plan.seed},
+        [mask],
+        [outdir / f for f in CLUSTSIM_FILES],
+        lambda: [
+            str(p)
+            for p in clustsim.run_clustsim(
+                mask,
+                acf_values,
+                outdir / CLUSTSIM_PREFIX,
+                iterations=plan.clustsim_iter,
+                seed=plan.seed,
+                n_jobs=plan.n_cpus,
+                command_line=_clustsim_command(plan, acf_text),
+            )
+        ],
+    )
+    return list(mean)
+
+
+def _clustsim_command(plan: AnalysisPlan, acf_text: list[str]) -> str:
+    parts = ["3dClustSim", "-both", "-mask", MASK_FILE, "-acf", *acf_text, "-prefix", "ClustSim"]
+    if plan.clustsim_iter != 10000:
+        parts[1:1] = ["-iter", str(plan.clustsim_iter)]
+    if plan.seed is not None:
+        parts[1:1] = ["-seed", str(plan.seed)]
+    return " ".join(parts)
+
+
+def run_cluster_steps(
+    plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog
+) -> tuple[int, list[dict]]:
+    """Cluster-size threshold, then p2dsetstat and 3dClusterize for each set."""
+    from afni_group.engines.native import clusterize, csim_lookup, p2dsetstat
+
+    t = plan.thresholds
+    table = outdir / plan.clustsim_table
+    clust_nvox = log.run(
+        f"{analysis.dirname}/1d_tool.py",
+        {"pthr": t.pthr, "alpha": t.alpha, "table": table.name},
+        [table],
+        [],
+        lambda: int(csim_lookup.cluster_size_threshold(table, t.pthr, t.alpha)),
+    )
+    LOG.info("++ Cluster volume threshold: %s", clust_nvox)
+    mema_path = outdir / MEMA_FILE
+    results = []
+    for set_label in analysis.tested_labels():
+        files = plan.cluster_files(set_label)
+        tbrick, bbrick = f"{set_label}:t", f"{set_label}:b"
+        spec = f"{mema_path}[{tbrick}]"
+        threshold = log.run(
+            f"{analysis.dirname}/p2dsetstat/{set_label}",
+            {"pthr": t.pthr, "sided": t.sided},
+            [mema_path],
+            [],
+            lambda spec=spec: float(
+                p2dsetstat.format_stat_threshold(p2dsetstat.stat_threshold(spec, t.pthr, t.sided))
+            ),
+        )
+        LOG.info("++ Stat threshold %s: %s", set_label, p2dsetstat.format_stat_threshold(threshold))
+
+        def clusterize_set(files=files, tbrick=tbrick, bbrick=bbrick, threshold=threshold):
+            for name in ("map", "ee"):
+                (outdir / files[name]).unlink(missing_ok=True)
+            result = clusterize.run_clusterize(
+                str(mema_path),
+                tbrick,
+                bbrick,
+                mask=str(outdir / MASK_FILE),
+                sided=t.sided,
+                thresholds=clusterize_thresholds(t.sided, threshold),
+                nn=t.nn,
+                clust_nvox=clust_nvox,
+                pref_map=str(outdir / files["map"]),
+                pref_dat=str(outdir / files["ee"]),
+            )
+            atomic_write_text(outdir / files["report"], result.report_text)
+            clusterize.write_clusters_tsv(result, outdir / files["clusters_tsv"])
+            return int(result.n_clusters)
+
+        n_clusters = log.run(
+            f"{analysis.dirname}/3dClusterize/{set_label}",
+            {"threshold": threshold, "clust_nvox": clust_nvox, "nn": t.nn, "sided": t.sided},
+            [mema_path, outdir / MASK_FILE],
+            [outdir / files["report"], outdir / files["clusters_tsv"]],
+            clusterize_set,
+        )
+        found = n_clusters > 0
+        LOG.info(
+            "++ Clusterizing %s complete: %s",
+            set_label,
+            f"{n_clusters} cluster(s)" if found else "NO CLUSTERS FOUND",
+        )
+        results.append(
+            {
+                "set": set_label,
+                "tbrick": tbrick,
+                "bbrick": bbrick,
+                "voxel_threshold": threshold,
+                "n_clusters": n_clusters,
+                "report": files["report"],
+                "clusters_tsv": files["clusters_tsv"],
+                "map": files["map"] if found else None,
+                "ee": files["ee"] if found else None,
+            }
+        )
+    return clust_nvox, results
+
+
+def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
+    """Run every step of the plan; returns the per-analysis results for params.json."""
+    dirs = [plan.analysis_dir(a) for a in plan.analyses]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    for analysis, outdir in zip(plan.analyses, dirs, strict=True):
+        run_mema_step(plan, analysis, outdir, log)
+    acf_mean = run_shared_steps(plan, dirs[0], log)
+    for outdir in dirs[1:]:
+        for name in [MASK_FILE, *CLUSTSIM_FILES]:
+            atomic_copy(dirs[0] / name, outdir / name)
+    results = []
+    for analysis, outdir in zip(plan.analyses, dirs, strict=True):
+        clust_nvox, set_results = run_cluster_steps(plan, analysis, outdir, log)
+        results.append(
+            {"acf": acf_mean, "cluster_size_threshold": clust_nvox, "results": set_results}
+        )
+    return results

@@ -1,0 +1,169 @@
+"""BIDS-Derivatives outputs: dataset_description.json, inventory.tsv, params.json.
+
+Every file is written to a temporary name beside its final one and renamed when complete, so
+an interrupted run never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from afni_group import __version__
+from afni_group.errors import OutputError
+from afni_group.plan import AnalysisPlan
+
+BIDS_VERSION = "1.10.0"
+STATE_DIR = ".afni-group"
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_copy(src: Path, dst: Path) -> Path:
+    """Copy a file to ``dst`` atomically (used to share mask/ClustSim across analyses)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def software_versions(afni: bool = False) -> dict[str, str | None]:
+    """Versions of the Python stack, and of AFNI and R when the afni engine runs."""
+    versions: dict[str, str | None] = {
+        "afni-group": __version__,
+        "python": platform.python_version(),
+    }
+    for dist in ("numpy", "scipy", "nibabel", "pybids", "numba", "jinja2", "matplotlib"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    versions["AFNI"] = _first_line(["afni", "-ver"]) if afni else None
+    versions["R"] = _first_line(["Rscript", "--version"]) if afni else None
+    return versions
+
+
+def _first_line(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def dataset_description(plan: AnalysisPlan) -> dict:
+    """BIDS-Derivatives ``dataset_description.json`` content."""
+    generated = {
+        "Name": "afni-group",
+        "Version": __version__,
+        "Description": f"AFNI group analysis (3dMEMA, 3dClustSim, 3dClusterize), {plan.engine} engine",
+        "CodeURL": "https://pypi.org/project/afni-group/",
+    }
+    tag = os.environ.get("AFNI_GROUP_CONTAINER")
+    if tag:
+        generated["Container"] = {"Type": "docker", "Tag": tag}
+    return {
+        "Name": "afni-group: AFNI-style group analysis of afni_proc.py results",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated],
+        "PipelineDescription": {"Name": "afni-group", "Version": __version__},
+        "SourceDatasets": [{"URL": plan.bids_dir.as_uri()}, {"URL": plan.afni_dir.as_uri()}],
+    }
+
+
+INVENTORY_COLUMNS = (
+    "participant_id",
+    "status",
+    "stats",
+    "mask",
+    "blur_est",
+    "found_with",
+    "n_bricks",
+    "coef_tstat_labels",
+    "reason",
+)
+
+
+def inventory_tsv(plan: AnalysisPlan) -> str:
+    """One row per discovered subject: its files (or MISSING), labels, and why it was dropped."""
+    dropped = dict(plan.dropped)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(INVENTORY_COLUMNS)
+    for s in plan.inventory or plan.subjects:
+        labels = [lab for lab in s.brick_labels if lab.endswith(("_Coef", "_Tstat"))]
+        writer.writerow(
+            [
+                s.subject_id,
+                "dropped" if s.label in dropped else "included",
+                s.stats or "MISSING",
+                s.mask or "MISSING",
+                s.blur_est or "MISSING",
+                s.source,
+                len(s.brick_labels),
+                ",".join(labels),
+                dropped.get(s.label, ""),
+            ]
+        )
+    return buf.getvalue()
+
+
+def prepare_output_dir(plan: AnalysisPlan, overwrite: bool, resume: bool) -> None:
+    """Create OUTPUT_DIR; refuse existing results unless ``--overwrite`` or ``--resume``."""
+    out = plan.output_dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create OUTPUT_DIR {out}: {err.strerror}") from err
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"OUTPUT_DIR {out} is not writable")
+    existing = [p.name for p in out.glob("analysis-*")] + [
+        p for p in ("params.json", "report.html") if (out / p).exists()
+    ]
+    if existing and not (overwrite or resume):
+        raise OutputError(
+            f"OUTPUT_DIR {out} already has results ({', '.join(sorted(existing)[:4])}...): pass "
+            "--overwrite to replace them or --resume to reuse finished steps"
+        )
+    if overwrite:
+        for name in [p for p in out.glob("analysis-*")] + [out / STATE_DIR]:
+            if name.is_dir():
+                shutil.rmtree(name)
+        for name in ("params.json", "report.html"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "report", ignore_errors=True)

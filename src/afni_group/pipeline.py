@@ -1,0 +1,152 @@
+"""The main job: plan → engine → BIDS-Derivatives outputs → report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from afni_group import __version__, outputs
+from afni_group.errors import UsageError
+from afni_group.plan import AnalysisPlan
+from afni_group.steps import StepLog
+
+LOG = logging.getLogger(__name__)
+
+SCRIPT_NAME = "group_analysis.sh"
+
+
+def choose_engine(requested: str) -> tuple[str, str]:
+    """The engine to use and why (``auto`` prefers AFNI when every program is on PATH)."""
+    from afni_group.engines.afni.runner import afni_available
+
+    available, reason = afni_available()
+    if requested == "native":
+        return "native", "requested with --engine native"
+    if requested == "afni":
+        if not available:
+            raise UsageError(f"--engine afni: {reason}; install AFNI and R or use --engine native")
+        return "afni", "requested with --engine afni"
+    if available:
+        return "afni", f"auto: {reason}"
+    return "native", f"auto: {reason}"
+
+
+def render_script(plan: AnalysisPlan) -> str:
+    from afni_group.engines.afni.render import render_script as render
+
+    return render(plan)
+
+
+def params_document(
+    plan: AnalysisPlan,
+    args: argparse.Namespace,
+    command_line: str,
+    results: list[dict] | None,
+    timings: dict[str, float] | None = None,
+) -> dict:
+    """Everything a reader needs to reproduce or report the run (design.md, params.json)."""
+    options = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in ("write_sbatch", "bids_exec_spec")
+    }
+    t = plan.thresholds
+    analyses = []
+    for i, analysis in enumerate(plan.analyses):
+        entry = {
+            "name": analysis.name,
+            "dir": analysis.dirname,
+            "design": analysis.design,
+            "correct_dof": plan.correct_dof,
+            "sets": [{"label": s.label, "beta": s.beta, "tstat": s.tstat} for s in analysis.sets],
+            "mask": {"file": "mask.nii.gz", "frac": plan.mask_frac, "n_voxels": None},
+            "acf": None,
+            "clustsim": {
+                "nn": t.nn,
+                "sided": t.sided,
+                "pthr": t.pthr,
+                "alpha": t.alpha,
+                "iterations": plan.clustsim_iter,
+                "seed": plan.seed,
+                "table": plan.clustsim_table,
+            },
+            "cluster_size_threshold": None,
+            "results": [],
+        }
+        if results is not None:
+            entry.update(results[i])
+            entry["mask"]["n_voxels"] = _mask_voxels(plan.analysis_dir(analysis) / "mask.nii.gz")
+        analyses.append(entry)
+    return {
+        "afni_group_version": __version__,
+        "command_line": command_line,
+        "engine": plan.engine,
+        "engine_reason": plan.engine_reason,
+        "status": "planned" if results is None else "complete",
+        "options": options,
+        "versions": outputs.software_versions(afni=plan.engine == "afni"),
+        "subjects": plan.subject_labels,
+        "dropped": [{"subject": s, "reason": r} for s, r in plan.dropped],
+        "selection_notes": plan.selection_notes,
+        "analyses": analyses,
+        "timings_s": timings or {},
+    }
+
+
+def _mask_voxels(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    from afni_group import afni_io
+
+    return int((afni_io.read_dataset(path).data[..., 0] != 0).sum())
+
+
+def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
+    """Run the plan (or only write it with ``--dry-run``); returns the exit code."""
+    plan.engine, plan.engine_reason = choose_engine(args.engine)
+    print(plan.describe(), file=sys.stderr)
+    outputs.prepare_output_dir(plan, overwrite=args.overwrite, resume=args.resume)
+    out = plan.output_dir
+    outputs.write_json(out / "dataset_description.json", outputs.dataset_description(plan))
+    outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))
+    script = outputs.atomic_write_text(out / SCRIPT_NAME, render_script(plan))
+    script.chmod(0o755)
+
+    if args.dry_run:
+        outputs.write_json(
+            out / "plan.json", params_document(plan, args, command_line, results=None)
+        )
+        print(json.dumps(plan.to_dict(), indent=2))
+        LOG.info(
+            "++ dry run: wrote %s, inventory.tsv and plan.json in %s; ran nothing", SCRIPT_NAME, out
+        )
+        return 0
+
+    start = time.monotonic()
+    log = StepLog(out, resume=args.resume)
+    if plan.engine == "afni":
+        from afni_group.engines.afni.runner import run_afni
+
+        results = run_afni(plan, script, out / outputs.STATE_DIR / "staging", out / "logs")
+    else:
+        from afni_group.engines.native.runner import run_native
+
+        results = run_native(plan, log)
+    timings = log.seconds()
+    timings["total"] = round(time.monotonic() - start, 3)
+    outputs.write_json(
+        out / "params.json", params_document(plan, args, command_line, results, timings)
+    )
+    if not args.no_report:
+        from afni_group.report import write_report
+
+        report = write_report(out)
+        LOG.info("++ report: %s", report)
+    LOG.info(
+        "++ DONE with group-level stats and clustering in %.1f s: %s", time.monotonic() - start, out
+    )
+    return 0

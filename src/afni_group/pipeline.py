@@ -21,11 +21,11 @@ SCRIPT_NAME = "group_analysis.sh"
 
 def choose_engine(requested: str) -> tuple[str, str]:
     """The engine to use and why (``auto`` prefers AFNI when every program is on PATH)."""
+    if requested == "native":
+        return "native", "requested with --engine native"
     from afni_group.engines.afni.runner import afni_available
 
     available, reason = afni_available()
-    if requested == "native":
-        return "native", "requested with --engine native"
     if requested == "afni":
         if not available:
             raise UsageError(f"--engine afni: {reason}; install AFNI and R or use --engine native")

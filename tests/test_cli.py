@@ -1,0 +1,204 @@
+"""The BIDS-Apps command line: contract, exit codes and one-line errors (issue 2)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from afni_group import cli, errors
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *needles: str) -> None:
+    lines = [line for line in err.strip().splitlines() if "error" in line.lower()]
+    assert lines, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert "afni-group" in capsys.readouterr().out
+
+
+def test_unknown_level_exits_17(capsys, tiny_bids, tmp_path):
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "participant")
+    assert code == errors.EXIT_UNKNOWN_LEVEL
+    assert "only the 'group' level" in err
+
+
+def test_usage_error_exits_64(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(tmp_path), str(tmp_path / "o"), "group", "--pthr", "2"])
+    assert exc.value.code == errors.EXIT_USAGE
+
+
+def test_dry_run_writes_plan_and_inventory(capsys, tiny_bids, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run", "--engine", "native")
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "inventory.tsv").open(), delimiter="\t"))
+    assert [r["participant_id"] for r in rows] == ["sub-01", "sub-02", "sub-03", "sub-04"]
+    assert all(r["status"] == "included" for r in rows)
+    assert "left_vs_right_chx#0_Coef" in rows[0]["coef_tstat_labels"]
+    assert (out / "dataset_description.json").is_file()
+    assert (out / "plan.json").is_file()
+    assert not list(out.glob("analysis-*/*.nii.gz")), "dry run must run nothing"
+    # without --set every Coef/Tstat contrast becomes its own one-sample analysis
+    assert "analysis-left_vs_right_chx" in stdout and "analysis-left_vs_right_press" in stdout
+    assert "chose 'left_vs_right_chx'" in err
+
+
+def test_seed_sets_and_participant_label_forms(capsys, tiny_bids, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("sub-01\n02\n")
+    code, stdout, err = run_cli(
+        capsys, tiny_bids, tmp_path / "out", "group", "--dry-run", "--engine", "native",
+        "--participant-label", str(labels), "sub-03",
+        "--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
+        "--set", "keypress", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat",
+    )
+    assert code == 0, err
+    assert '"subjects": [\n    "01",\n    "02",\n    "03"\n  ]' in stdout
+    assert '"design": "groups"' in stdout
+
+
+def test_participant_label_matching_nobody_exits_18(capsys, tiny_bids, tmp_path):
+    code, _, err = run_cli(
+        capsys, tiny_bids, tmp_path / "out", "group", "--participant-label", "99", "--dry-run"
+    )
+    assert code == errors.EXIT_NO_PARTICIPANT
+    assert_one_line_error(err, "--participant-label", "99")
+
+
+def test_missing_files_listed_all_at_once_exit_66(capsys, tiny_bids, tmp_path):
+    res = tiny_bids / "derivatives" / "afni"
+    (res / "sub-02" / "sub-02.results" / "blur_est.sub-02.1D").unlink()
+    for f in (res / "sub-03" / "sub-03.results").glob("mask_epi_anat*"):
+        f.unlink()
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "group", "--dry-run")
+    assert code == errors.EXIT_NO_INPUT
+    assert_one_line_error(err, "blur_est.sub-02.1D", "mask_epi_anat.sub-03+tlrc.HEAD",
+                          "--drop-incomplete")
+
+
+def test_drop_incomplete_keeps_reason_in_inventory(capsys, tiny_bids, tmp_path):
+    res = tiny_bids / "derivatives" / "afni" / "sub-02" / "sub-02.results"
+    (res / "blur_est.sub-02.1D").unlink()
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run", "--drop-incomplete")
+    assert code == 0, err
+    rows = {r["participant_id"]: r for r in csv.DictReader((out / "inventory.tsv").open(), delimiter="\t")}
+    assert rows["sub-02"]["status"] == "dropped"
+    assert rows["sub-02"]["blur_est"] == "MISSING"
+    assert "blur_est.sub-02.1D" in rows["sub-02"]["reason"]
+    assert "dropping sub-02" in err
+
+
+def test_unknown_subbrick_label_exits_65(capsys, tiny_bids, tmp_path):
+    code, _, err = run_cli(
+        capsys, tiny_bids, tmp_path / "out", "group", "--dry-run",
+        "--set", "chx", "nope#0_Coef", "left_vs_right_chx#0_Tstat",
+    )
+    assert code == errors.EXIT_DATA
+    assert_one_line_error(err, "nope#0_Coef", "stats.sub-01_REML+tlrc.HEAD", "Full_Fstat")
+
+
+@pytest.mark.parametrize("where", ["same", "afni", "raw"])
+def test_output_inside_input_refused_73(capsys, tiny_bids, where):
+    out = {
+        "same": tiny_bids,
+        "afni": tiny_bids / "derivatives" / "afni" / "GROUP_LEVEL",
+        "raw": tiny_bids / "sub-01" / "out",
+    }[where]
+    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run")
+    assert code == errors.EXIT_CANT_CREATE
+    assert_one_line_error(err, "OUTPUT_DIR")
+    assert not (tiny_bids / "derivatives" / "afni" / "GROUP_LEVEL").exists()
+
+
+def test_output_under_derivatives_allowed(capsys, tiny_bids):
+    code, _, err = run_cli(
+        capsys, tiny_bids, tiny_bids / "derivatives" / "afni-group", "group", "--dry-run"
+    )
+    assert code == 0, err
+
+
+def test_missing_bids_dir_exits_66(capsys, tmp_path):
+    code, _, err = run_cli(capsys, tmp_path / "nope", tmp_path / "out", "group", "--dry-run")
+    assert code == errors.EXIT_NO_INPUT
+    assert_one_line_error(err, "nope")
+
+
+def test_not_a_bids_dataset_exits_65(capsys, tiny_bids, tmp_path):
+    (tiny_bids / "dataset_description.json").unlink()
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "group", "--dry-run")
+    assert code == errors.EXIT_DATA
+    assert_one_line_error(err, "dataset_description.json")
+
+
+def test_missing_afni_dir_exits_66(capsys, tiny_bids, tmp_path):
+    shutil.rmtree(tiny_bids / "derivatives")
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "group", "--dry-run")
+    assert code == errors.EXIT_NO_INPUT
+    assert_one_line_error(err, "--afni-dir")
+
+
+def test_existing_results_refused_without_overwrite(capsys, tiny_bids, tmp_path):
+    out = tmp_path / "out"
+    (out / "analysis-mema").mkdir(parents=True)
+    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run")
+    assert code == errors.EXIT_CANT_CREATE
+    assert_one_line_error(err, "--overwrite")
+
+
+def test_never_writes_under_bids_dir(capsys, tiny_bids, tmp_path):
+    before = sorted(str(p.relative_to(tiny_bids)) for p in tiny_bids.rglob("*"))
+    run_cli(capsys, tiny_bids, tmp_path / "out", "group", "--dry-run")
+    after = sorted(str(p.relative_to(tiny_bids)) for p in tiny_bids.rglob("*"))
+    assert before == after
+
+
+def test_n_cpus_defaults_to_slurm(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "7")
+    assert cli.default_n_cpus() == 7
+
+
+def test_discover_accepts_brik_gz(tiny_bids):
+    import gzip
+
+    from afni_group import discover
+
+    res = tiny_bids / "derivatives" / "afni" / "sub-01" / "sub-01.results"
+    brik = res / "stats.sub-01_REML+tlrc.BRIK"
+    (res / "stats.sub-01_REML+tlrc.BRIK.gz").write_bytes(gzip.compress(brik.read_bytes()))
+    brik.unlink()
+    found = discover.find_subject_files(tiny_bids / "derivatives" / "afni", "01")
+    assert not found.missing
+    assert "left_vs_right_chx#0_Tstat" in found.brick_labels
+
+
+def test_uvars_json_preferred(tiny_bids):
+    import json
+
+    from afni_group import discover
+
+    res = tiny_bids / "derivatives" / "afni" / "sub-01" / "sub-01.results"
+    (res / "out.ss_review_uvars.json").write_text(
+        json.dumps({"subj": "sub-01", "stats_dset": "stats.sub-01_REML+tlrc.HEAD",
+                    "mask_dset": "mask_epi_anat.sub-01+tlrc.HEAD"})
+    )
+    found = discover.find_subject_files(tiny_bids / "derivatives" / "afni", "01")
+    assert found.source == "out.ss_review_uvars.json"
+    assert found.stats == res / "stats.sub-01_REML+tlrc.HEAD"

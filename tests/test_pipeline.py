@@ -1,0 +1,141 @@
+"""The main job end to end on the demo dataset with the native engine (issue 6)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afni_group import cli, errors
+
+SEED_SETS = [
+    "--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
+    "--set", "keypress", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    from afni_group import demo
+
+    root = tmp_path_factory.mktemp("demo") / "bids"
+    assert demo.main([str(root), "--subjects", "8", "--seed", "0", "--grid", "small"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def native_run(demo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = cli.main(
+        [str(demo_dir), str(out), "group", "--engine", "native", "--clustsim-iter", "300",
+         "--seed", "7", "--n-cpus", "1", *SEED_SETS]
+    )
+    assert code == 0
+    return out
+
+
+def test_all_expected_files(native_run):
+    out = native_run
+    for name in ("dataset_description.json", "inventory.tsv", "params.json", "report.html",
+                 "group_analysis.sh"):
+        assert (out / name).is_file(), name
+    ana = out / "analysis-mema"
+    for name in ("mema_results.nii.gz", "mask.nii.gz", "ClustSim.NN1_bisided.1D",
+                 "ClustSim.NN3_2sided.niml", "ClustSim.mask", "3dClustSim.cmd",
+                 "clust_bisided_report_chx.txt", "clust_bisided_clusters_chx.tsv",
+                 "clust_bisided_report_keypress.txt", "clust_bisided_clusters_keypress.tsv"):
+        assert (ana / name).is_file(), name
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative"
+    assert desc["GeneratedBy"][0]["Name"] == "afni-group"
+    assert not list(out.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_mema_labels(native_run):
+    from afni_group import afni_io
+
+    dset = afni_io.read_dataset(native_run / "analysis-mema" / "mema_results.nii.gz")
+    assert dset.labels == ["chx:b", "chx:t", "keypress:b", "keypress:t", "keypress-chx:b",
+                           "keypress-chx:t", "I2", "tau", "QE:Chisq"]
+    assert dset.stat_codes[1] == 3 and dset.stat_params[1] == (14.0,)  # fitt(2N-2), N=8
+
+
+def test_strong_effect_found_at_planted_location(native_run):
+    from afni_group import afni_io, demo
+
+    params = json.loads((native_run / "params.json").read_text())
+    chx = params["analyses"][0]["results"][0]
+    assert chx["set"] == "chx" and chx["n_clusters"] >= 1
+    truth = demo.planted_truth(8, 0, "small").blob("chx")
+    rows = list(csv.DictReader((native_run / "analysis-mema" / chx["clusters_tsv"]).open(),
+                               delimiter="\t"))
+    biggest = rows[0]
+    centre = np.array([float(biggest[f"cm_{a}_lpi"]) for a in "xyz"])
+    # within two blob widths of the planted centre (the cluster's centre of mass moves with noise)
+    assert np.linalg.norm(centre - np.asarray(truth.centre_mni)) < 2 * truth.sigma_mm
+    dat = afni_io.read_dataset(native_run / "analysis-mema" / chx["ee"])
+    assert dat.labels == ["chx:b"]
+
+
+def test_weak_effect_reported_honestly(native_run):
+    params = json.loads((native_run / "params.json").read_text())
+    kp = params["analyses"][0]["results"][1]
+    report = (native_run / "analysis-mema" / kp["report"]).read_text()
+    if kp["n_clusters"] == 0:
+        assert "NO CLUSTERS FOUND" in report
+        assert kp["map"] is None and not (native_run / "analysis-mema" /
+                                          "clust_bisided_map_keypress.nii.gz").exists()
+    else:
+        assert "NO CLUSTERS FOUND" not in report
+    html = (native_run / "report.html").read_text()
+    assert "keypress" in html
+
+
+def test_params_record_thresholds_and_versions(native_run):
+    params = json.loads((native_run / "params.json").read_text())
+    ana = params["analyses"][0]
+    assert len(ana["acf"]) == 3
+    assert isinstance(ana["cluster_size_threshold"], int) and ana["cluster_size_threshold"] > 0
+    assert ana["results"][0]["voxel_threshold"] > 3
+    assert params["engine"] == "native"
+    assert params["versions"]["numpy"]
+    assert ana["mask"]["n_voxels"] > 0
+
+
+def test_refuses_to_overwrite_then_resumes(native_run, demo_dir, capsys):
+    argv = [str(demo_dir), str(native_run), "group", "--engine", "native", "--clustsim-iter",
+            "300", "--seed", "7", "--n-cpus", "1", *SEED_SETS]
+    assert cli.main(argv) == errors.EXIT_CANT_CREATE
+    capsys.readouterr()
+    before = (native_run / "analysis-mema" / "ClustSim.NN1_bisided.1D").stat().st_mtime_ns
+    assert cli.main([*argv, "--resume", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "3dClustSim: unchanged, skipped (--resume)" in err
+    assert (native_run / "analysis-mema" / "ClustSim.NN1_bisided.1D").stat().st_mtime_ns == before
+
+
+def test_interrupted_step_is_redone(demo_dir, tmp_path, monkeypatch, capsys):
+    from afni_group.engines.native import clustsim
+
+    out = tmp_path / "out"
+    argv = [str(demo_dir), str(out), "group", "--engine", "native", "--clustsim-iter", "100",
+            "--seed", "3", "--n-cpus", "1", "--no-report", *SEED_SETS]
+    real = clustsim.run_clustsim
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clustsim, "run_clustsim", interrupted)
+    assert cli.main(argv) == 130
+    assert not (out / "params.json").exists(), "an interrupted run must not look finished"
+    assert not list((out / "analysis-mema").glob("ClustSim.*"))
+    monkeypatch.setattr(clustsim, "run_clustsim", real)
+    capsys.readouterr()
+    assert cli.main([*argv, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "3dMEMA: unchanged, skipped" in err
+    assert "3dClustSim: unchanged" not in err
+    assert (out / "params.json").is_file()

@@ -1,0 +1,205 @@
+"""Compiled kernels for the native 3dClustSim: neighbour tables and all-thresholds clustering.
+
+The naive way to build the cluster-size tables labels every noise volume once per
+(p, NN, sidedness) — 29 × 3 × 4 labellings per iteration with ``-both``. Here all thresholds of
+one volume are handled in a single pass per connectivity: the suprathreshold voxels are visited in
+decreasing order of value and merged into clusters with a union-find; every time the visit order
+crosses a threshold the current largest cluster size is exactly the statistic for that threshold.
+The three connectivities share the pass (one union-find each), and the voxels visited are only
+those above the lowest threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Neighbour offsets, faces first (NN1 = first 6), then edges (NN2 = first 18), then corners.
+NEIGHBOUR_OFFSETS = (
+    np.array(
+        [o for o in np.ndindex(3, 3, 3) if sum(abs(d - 1) for d in o) == 1]
+        + [o for o in np.ndindex(3, 3, 3) if sum(abs(d - 1) for d in o) == 2]
+        + [o for o in np.ndindex(3, 3, 3) if sum(abs(d - 1) for d in o) == 3],
+        dtype=np.int64,
+    )
+    - 1
+)
+
+#: Neighbour counts for NN1, NN2, NN3.
+NEIGHBOUR_COUNTS = np.array([6, 18, 26], dtype=np.int64)
+
+
+def neighbour_table(mask: np.ndarray) -> np.ndarray:
+    """Neighbours of every in-mask voxel, as indices into the list of in-mask voxels.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (nx, ny, nz)
+        The in-mask voxels; their order is ``np.flatnonzero(mask)`` (C order).
+
+    Returns
+    -------
+    ndarray of int32, shape (n_mask, 26)
+        Column k is the in-mask index of the neighbour at ``NEIGHBOUR_OFFSETS[k]``, or -1 when
+        that neighbour is outside the grid (no wrap-around) or outside the mask.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    lookup = np.full(mask.shape, -1, dtype=np.int32)
+    coords = np.nonzero(mask)
+    lookup[coords] = np.arange(coords[0].size, dtype=np.int32)
+    table = np.full((coords[0].size, 26), -1, dtype=np.int32)
+    shape = np.array(mask.shape)[:, None]
+    pos = np.stack(coords)
+    for k, offset in enumerate(NEIGHBOUR_OFFSETS):
+        npos = pos + offset[:, None]
+        inside = np.all((npos >= 0) & (npos < shape), axis=0)
+        table[inside, k] = lookup[tuple(npos[:, inside])]
+    return table
+
+
+@njit(nogil=True, cache=True)
+def _find(parent, x):
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:  # path compression
+        nxt = parent[x]
+        parent[x] = root
+        x = nxt
+    return root
+
+
+@njit(nogil=True, cache=True)
+def descending_max_cluster_sizes(
+    values, candidates, neighbours, thresholds, slots, parent, size, stamp, stamp_value, out
+):
+    """Largest cluster size at every threshold, for NN1, NN2 and NN3, in one pass.
+
+    Parameters
+    ----------
+    values : float32 array (n_mask,)
+        Value used for ordering (the voxel value, its negative, or its absolute value).
+    candidates : int array
+        In-mask indices of the voxels above the lowest threshold.
+    neighbours : int32 array (n_mask, 26)
+        From :func:`neighbour_table`.
+    thresholds : float32 array
+        Thresholds sorted in decreasing order; a voxel is in the set when ``value > threshold``.
+    slots : int array
+        Column of ``out`` that receives the result of each threshold.
+    parent, size : int32 arrays (3, n_mask)
+        Work space (need no initialisation).
+    stamp : int32 array (n_mask,)
+        Work space; a voxel is active in this pass when ``stamp[v] == stamp_value``.
+    stamp_value : int
+        A value not used in ``stamp`` before (one per pass), so nothing has to be cleared.
+    out : int32 array (3, n_slots)
+        Receives the largest cluster size per NN (rows) and slot.
+    """
+    order = np.argsort(-values[candidates])
+    n_thr = thresholds.size
+    t = 0
+    best = np.zeros(3, dtype=np.int64)
+    for q in range(order.size):
+        m = candidates[order[q]]
+        v = values[m]
+        # every voxel above thresholds[t] is already in: record before adding this one
+        while t < n_thr and thresholds[t] >= v:
+            for nn in range(3):
+                out[nn, slots[t]] = best[nn]
+            t += 1
+        stamp[m] = stamp_value
+        roots = np.empty(3, dtype=np.int64)
+        for nn in range(3):
+            parent[nn, m] = m
+            size[nn, m] = 1
+            roots[nn] = m
+        # one sweep over the 26 neighbours: faces feed NN1-3, edges NN2-3, corners NN3
+        for k in range(26):
+            nb = neighbours[m, k]
+            if nb < 0 or stamp[nb] != stamp_value:
+                continue
+            first = 0 if k < 6 else (1 if k < 18 else 2)
+            for nn in range(first, 3):
+                root = roots[nn]
+                r2 = _find(parent[nn], nb)
+                if r2 != root:
+                    if size[nn, r2] < size[nn, root]:
+                        r2, root = root, r2
+                    parent[nn, root] = r2
+                    size[nn, r2] += size[nn, root]
+                    roots[nn] = r2
+        for nn in range(3):
+            if size[nn, roots[nn]] > best[nn]:
+                best[nn] = size[nn, roots[nn]]
+    while t < n_thr:
+        for nn in range(3):
+            out[nn, slots[t]] = best[nn]
+        t += 1
+
+
+@njit(nogil=True, cache=True)
+def gather_scaled(volume, use_imag, mask_index):
+    """Unit-RMS scale a complex-pair volume's real or imaginary part and gather the mask voxels.
+
+    The scale ``sqrt(nxyz / sum(v**2))`` is computed over every voxel of the (cropped) grid, as
+    3dClustSim does, then applied to the in-mask voxels only (the others are never used).
+    """
+    flat = volume.ravel()
+    total = 0.0
+    if use_imag:
+        for i in range(flat.size):
+            x = flat[i].imag
+            total += x * x
+    else:
+        for i in range(flat.size):
+            x = flat[i].real
+            total += x * x
+    scale = np.float32(np.sqrt(flat.size / total)) if total > 0 else np.float32(0.0)
+    out = np.empty(mask_index.size, dtype=np.float32)
+    for i in range(mask_index.size):
+        z = flat[mask_index[i]]
+        out[i] = (z.imag if use_imag else z.real) * scale
+    return out
+
+
+@njit(nogil=True, cache=True)
+def volume_max_sizes(
+    values, neighbours, z1, z2, parent, size, stamp, stamp_base, out_1sided, out_2sided, out_bi
+):
+    """Largest cluster per NN and p for the 1-sided, 2-sided and bi-sided rules of one volume.
+
+    ``z1``/``z2`` are the 1-sided and 2-sided thresholds in decreasing order (one per p, same
+    order as the outputs). Outputs are int32 arrays (3, n_p), rows NN1, NN2, NN3. Uses three
+    passes (stamps ``stamp_base`` .. ``stamp_base + 2``): positive values (1-sided at z1 and
+    positive bi-sided at z2), negative values (bi-sided at z2), absolute values (2-sided at z2).
+    """
+    n_p = z1.size
+    # positive tail: thresholds z1 and z2 merged into one decreasing list
+    pos_thr = np.concatenate((z1, z2))
+    pos_slots = np.argsort(-pos_thr, kind="mergesort")
+    pos_sorted = pos_thr[pos_slots]
+    pos_out = np.zeros((3, 2 * n_p), dtype=np.int32)
+    cand = np.flatnonzero(values > pos_sorted[-1])
+    descending_max_cluster_sizes(
+        values, cand, neighbours, pos_sorted, pos_slots, parent, size, stamp, stamp_base, pos_out
+    )
+    slots = np.argsort(-z2, kind="mergesort")
+    z2_sorted = z2[slots]
+    neg = -values
+    neg_out = np.zeros((3, n_p), dtype=np.int32)
+    cand = np.flatnonzero(neg > z2_sorted[-1])
+    descending_max_cluster_sizes(
+        neg, cand, neighbours, z2_sorted, slots, parent, size, stamp, stamp_base + 1, neg_out
+    )
+    mag = np.abs(values)
+    cand = np.flatnonzero(mag > z2_sorted[-1])
+    descending_max_cluster_sizes(
+        mag, cand, neighbours, z2_sorted, slots, parent, size, stamp, stamp_base + 2, out_2sided
+    )
+    for nn in range(3):
+        for p in range(n_p):
+            out_1sided[nn, p] = pos_out[nn, p]
+            a = pos_out[nn, n_p + p]
+            b = neg_out[nn, p]
+            out_bi[nn, p] = a if a > b else b

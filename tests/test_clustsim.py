@@ -1,0 +1,341 @@
+"""Native 3dClustSim: grid, noise, all-thresholds clustering, tables and file layouts (spec 05)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from afni_group.engines.native import clustsim as cs
+from afni_group.engines.native.clustsim_kernels import gather_scaled, neighbour_table
+from afni_group.errors import InputDataError, UsageError
+
+EX = Path("/work/shared/spec/testdata/afni_examples")
+GROUP = EX / "pipeline" / "derivatives" / "afni" / "GROUP_LEVEL"
+PIPE_ACF = (0.742692, 2.93065, 10.6363)
+needs_data = pytest.mark.skipif(not GROUP.is_dir(), reason="AFNI example data not available")
+
+
+# ---------------------------------------------------------------- grid and kernel (spec §3.2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "d", "acf", "radius", "fwhm", "padded", "kernel"),
+    [
+        ((97, 115, 97), 2.0, (0.74, 2.93, 10.64), 27.29, 7.61, (128, 160, 128), (63, 79, 63)),
+        ((64, 64, 32), 3.5, (0.738202, 3.2154, 11.9615), 30.76, 8.38, (96, 96, 60), (47, 47, 29)),
+        ((16, 8, 4), 3.0, (0.7, 3, 3), 9.23, 6.39, (24, 16, 16), (11, 7, 7)),
+        ((14, 16, 12), 2.5, PIPE_ACF, 27.17, 7.61, (40, 40, 40), (19, 19, 19)),
+    ],
+)
+def test_padded_grid_matches_afni(shape, d, acf, radius, fwhm, padded, kernel):
+    grid = cs.noise_grid(shape, (d, d, d), acf)
+    assert round(grid.radius, 2) == radius
+    assert round(grid.fwhm, 2) == fwhm
+    assert grid.padded == padded
+    assert cs.spectral_weights(grid)[1] == kernel
+
+
+def test_fft_lengths():
+    seq = sorted({cs.fft_length(n) for n in range(16, 257)})
+    assert seq == [16, 20, 24, 30, 32, 40, 48, 60, 64, 80, 96, 120, 128, 160, 192, 240, 256]
+    assert [cs.fft_length(n) for n in (16, 17, 21, 25, 31, 33, 41, 97, 121, 161)] == [
+        16, 20, 24, 30, 32, 40, 48, 120, 128, 192,
+    ]  # fmt: skip
+
+
+def test_weights_are_mirrored_and_zero_at_dc_and_nyquist():
+    grid = cs.noise_grid((14, 16, 12), (2.5, 2.5, 2.5), PIPE_ACF)
+    w, kernel = cs.spectral_weights(grid)
+    n = grid.padded[0]
+    assert w[0, 0, 0] == 0
+    assert np.all(w[n // 2] == 0) and np.all(w[:, n // 2] == 0) and np.all(w[:, :, n // 2] == 0)
+    np.testing.assert_array_equal(w[1:, 1:, 1:], w[1:, 1:, 1:][::-1, ::-1, ::-1])
+    assert np.count_nonzero(w[: kernel[0], : kernel[1], : kernel[2]]) > 0.9 * np.prod(kernel)
+
+
+# ---------------------------------------------------------------- noise (spec §3.4–3.6)
+
+
+def test_noise_unit_variance_and_acf_follows_model():
+    shape, d, acf = (40, 40, 40), 2.5, (0.6, 3.0, 6.0)
+    grid = cs.noise_grid(shape, (d, d, d), acf)
+    w, _ = cs.spectral_weights(grid)
+    src = cs.NoiseSource(grid, w, np.random.default_rng(5))
+    everything = np.arange(np.prod(shape))
+    lags = [1, 2, 4]
+    corr = {lag: [] for lag in lags}
+    variances = []
+    for _ in range(6):
+        pair = src.pair()
+        for imag in (False, True):
+            v = gather_scaled(pair, imag, everything).reshape(shape).astype(np.float64)
+            assert np.mean(v * v) == pytest.approx(1.0, rel=1e-5)  # unit RMS by construction
+            variances.append(v.var())
+            for lag in lags:
+                for axis in range(3):
+                    a = np.moveaxis(v, axis, 0)
+                    corr[lag].append(np.mean(a[:-lag] * a[lag:]) / np.mean(v * v))
+    assert np.mean(variances) == pytest.approx(1.0, abs=0.05)
+    for lag in lags:
+        model = float(cs.acf_value(lag * d, acf))
+        assert np.mean(corr[lag]) == pytest.approx(model, abs=0.06), lag
+
+
+def test_real_and_imaginary_fields_are_independent():
+    grid = cs.noise_grid((24, 24, 24), (3.0, 3.0, 3.0), (0.7, 3, 3))
+    w, _ = cs.spectral_weights(grid)
+    src = cs.NoiseSource(grid, w, np.random.default_rng(1))
+    idx = np.arange(24**3)
+    r = [np.corrcoef(gather_scaled(p, False, idx), gather_scaled(p, True, idx))[0, 1]
+         for p in (src.pair() for _ in range(8))]  # fmt: skip
+    assert abs(np.mean(r)) < 0.05
+
+
+# ---------------------------------------------------------------- clustering (spec §4–5.1)
+
+
+def _naive_max(binary, nn):
+    labels, n = ndimage.label(binary, ndimage.generate_binary_structure(3, nn))
+    return int(np.bincount(labels.ravel())[1:].max()) if n else 0
+
+
+def test_all_thresholds_pass_equals_naive_labelling():
+    rng = np.random.default_rng(11)
+    shape = (18, 16, 14)
+    x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
+    mask = (x / 8.5) ** 2 + (y / 7.5) ** 2 + (z / 6.5) ** 2 <= 1
+    index = np.flatnonzero(mask)
+    work = cs._ClusterWork(index, neighbour_table(mask))
+    pthr = cs.LOTS_PTHR
+    z1, z2 = cs.z_thresholds(pthr)
+    out = np.zeros((3, 3, len(pthr)), np.int32)
+    for trial in range(4):
+        vol = ndimage.gaussian_filter(rng.standard_normal(shape), 0.8 + 0.4 * trial)
+        vol = (vol / vol.std()).astype(np.float32)
+        vol[~mask] = 0
+        work.max_sizes(vol.ravel()[index], z1, z2, out)
+        for nn in (1, 2, 3):
+            for k in range(len(pthr)):
+                one = _naive_max(vol > z1[k], nn)
+                two = _naive_max(np.abs(vol) > z2[k], nn)
+                bi = max(_naive_max(vol > z2[k], nn), _naive_max(vol < -z2[k], nn))
+                assert out[:, nn - 1, k].tolist() == [one, two, bi], (trial, nn, k)
+
+
+def test_z_thresholds():
+    z1, z2 = cs.z_thresholds([0.001])
+    assert "%.6f %.6f" % (z1[0], z2[0]) == "3.090232 3.290527"
+    assert z1.dtype == np.float32
+
+
+# ---------------------------------------------------------------- tables (spec §5.2)
+
+
+def _spec_histogram():
+    return np.concatenate([np.zeros(220, int)] + [np.full(40 - s, s) for s in range(1, 40)])
+
+
+def test_table_spec_test_vector():
+    sizes = _spec_histogram()[:, None]
+    table = cs.cluster_table(sizes, [0.10, 0.05, 0.02, 0.01], 1000)
+    np.testing.assert_allclose(table[0], [26.3418, 30.4756, 34.1452, 36.0], atol=5e-5)
+    assert table[0, 3] == np.float32(36.0)
+    nodec = cs.cluster_table(sizes, [0.10, 0.05, 0.02, 0.01], 1000, nodec=True)
+    assert nodec[0].tolist() == [27, 31, 35, 36]
+
+
+def test_too_rare_alpha_uses_size_one_and_warns():
+    sizes = np.array([0] * 95 + [1] * 5)[:, None]
+    warnings = []
+    table = cs.cluster_table(sizes, [0.10, 0.01], 100, warnings=warnings, pthr=[0.0001])
+    assert table[0, 0] == 1.0
+    assert len(warnings) == 1 and warnings[0].max_alpha == pytest.approx(0.05)
+
+
+def test_monotone_fixups():
+    t = np.array([[3.0, 2.0], [5.0, 1.0], [4.0, 6.0]], np.float32)
+    fixed = cs.monotone_table(t)
+    assert np.all(np.diff(fixed, axis=0) <= 0) and np.all(np.diff(fixed, axis=1) >= 0)
+    assert fixed.tolist() == [[5.0, 6.0], [5.0, 6.0], [4.0, 6.0]]
+
+
+# ---------------------------------------------------------------- file layouts (spec §6)
+
+
+def _read_niml_values(path):
+    body = path.read_text().split(" >\n", 1)[1].split("</")[0]
+    return np.array([[float(v) for v in line.split()] for line in body.strip().splitlines()],
+                    dtype=np.float32)  # fmt: skip
+
+
+def _pipeline_info():
+    return cs.TableInfo(
+        command_line="3dClustSim -both -mask mask.nii.gz -acf 0.742692 2.93065 10.6363 "
+        "-iter 2000 -prefix ClustSim",
+        shape=(14, 16, 12),
+        voxel_sizes=(2.5, 2.5, 2.5),
+        mask_count=890,
+        iterations=2000,
+        pthr=cs.LOTS_PTHR,
+        athr=cs.LOTS_ATHR,
+        mask_idcode="XYZ_64WvHsHqXHKZcnEl9h9Lrg",
+        mask_name="/scratch/afx/bids/derivatives/afni/GROUP_LEVEL/mask.nii.gz",
+    )
+
+
+@needs_data
+@pytest.mark.parametrize("sided", cs.SIDEDNESS)
+@pytest.mark.parametrize("nn", [1, 2, 3])
+def test_1d_and_niml_text_byte_identical_to_afni(nn, sided):
+    """AFNI's own cell values, formatted by us, reproduce both files byte for byte."""
+    stem = GROUP / f"ClustSim.NN{nn}_{sided}"
+    table = _read_niml_values(Path(str(stem) + ".niml"))
+    info = _pipeline_info()
+    assert cs.format_1d_table(table, nn, sided, info) == Path(str(stem) + ".1D").read_text()
+    assert cs.format_niml_table(table, nn, sided, info) == Path(str(stem) + ".niml").read_text()
+
+
+def test_row_and_header_labels():
+    assert cs._prob9(0.001) == " 0.001000" and cs._prob9(7e-5) == " 7.000e-5"
+    assert cs._prob9(1.5e-5) == " 1.500e-5"
+    assert cs._prob6(0.05) == ".05000" and cs._prob6(7e-5) == "7.0e-5"
+    assert cs._cell(24.36, False) == "   24.4" and cs._cell(12345.4, False) == "  12345"
+    assert cs._niml_list([0.05, 0.05, 0.05, 0.01]) == "3@0.05,0.01"
+
+
+@needs_data
+def test_cmd_text_matches_afni():
+    assert cs.format_cmd("ClustSim") == (GROUP / "3dClustSim.cmd").read_text()
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("nii", "mask_file"),
+    [("m256.nii", "S256.mask"), ("m1000.nii", "S1000.mask"), (None, None)],
+)
+def test_mask_encoding_byte_identical(nii, mask_file):
+    if nii is None:
+        info = cs.load_mask(GROUP / "mask.nii.gz")
+        expected = (GROUP / "ClustSim.mask").read_text()
+    else:
+        info = cs.load_mask(EX / "clustsim_mask" / nii)
+        expected = (EX / "clustsim_mask" / mask_file).read_text()
+    text = cs.encode_mask(info.mask)
+    assert text == expected
+    np.testing.assert_array_equal(cs.decode_mask(text, info.mask.shape), info.mask)
+
+
+def test_command_line_quoting_and_prefix_check():
+    assert cs.quote_command_line(["-mask", "m.nii.gz[0]", "-acf", "0.7"]) == (
+        "3dClustSim -mask 'm.nii.gz[0]' -acf 0.7"
+    )
+    assert not cs.filename_ok("a b") and not cs.filename_ok("x;y") and cs.filename_ok("Clust-1.x")
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("acf", "msg"), [((1.2, 3, 3), "'a' value"), ((0.5, 0, 3), "'b' value"), ((0.5, 3, -1), "'c'")]
+)
+def test_acf_ranges(acf, msg):
+    with pytest.raises(UsageError, match=msg):
+        cs.validate_acf(acf)
+
+
+def test_grid_and_mask_size_checks():
+    with pytest.raises(InputDataError, match="minimum grid is 4x4x4"):
+        cs.check_simulation_grid(np.ones((3, 20, 20), bool))
+    with pytest.raises(InputDataError, match="Only 64 voxels"):
+        cs.check_simulation_grid(np.ones((4, 4, 4), bool))
+    small = np.zeros((8, 8, 8), bool)
+    small.flat[:100] = True
+    with pytest.raises(InputDataError, match="only 100 nonzero voxels"):
+        cs.check_simulation_grid(small)
+    assert cs.check_simulation_grid(small, ok_small_mask=True) == 100
+    with pytest.raises(InputDataError, match="no nonzero"):
+        cs.check_simulation_grid(np.zeros((8, 8, 8), bool))
+
+
+def test_bad_prefix_and_pthr(tmp_path):
+    with pytest.raises(UsageError, match="forbidden character"):
+        cs.run_clustsim(GROUP / "mask.nii.gz", PIPE_ACF, tmp_path / "a;b", progress=False)
+    with pytest.raises(UsageError, match="illegal"):
+        cs._validate_plist([0.6], "-pthr")
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _small_mask():
+    shape = (20, 18, 16)
+    x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
+    return (x / 9) ** 2 + (y / 8) ** 2 + (z / 7) ** 2 <= 1
+
+
+def test_same_seed_same_result_any_thread_count():
+    mask = _small_mask()
+    kw = {"mask": mask, "voxel_sizes": (3, 3, 3), "acf": (0.7, 3, 8), "pthr": (0.01, 0.001),
+          "iterations": 150}  # fmt: skip
+    a = cs.simulate_max_cluster_sizes(**kw, seed=7, n_jobs=1)
+    b = cs.simulate_max_cluster_sizes(**kw, seed=7, n_jobs=2)
+    c = cs.simulate_max_cluster_sizes(**kw, seed=8, n_jobs=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # larger p never gives a smaller cluster; NN3 clusters contain NN1 clusters
+    assert np.all(a[..., 0] >= a[..., 1])
+    assert np.all(a[:, :, 2, :] >= a[:, :, 0, :])
+    # bi-sided is between 1-sided at z2 and 2-sided
+    assert np.all(a[:, 2] <= a[:, 1])
+
+
+@needs_data
+def test_run_clustsim_files_and_agreement_with_afni(tmp_path):
+    written = cs.run_clustsim(
+        GROUP / "mask.nii.gz", PIPE_ACF, tmp_path / "ClustSim", iterations=2000, n_jobs=2,
+        progress=False,
+    )  # fmt: skip
+    names = [p.name for p in written]
+    expected = sorted(p.name for p in GROUP.glob("ClustSim.*")) + ["3dClustSim.cmd"]
+    assert sorted(names) == sorted(expected)
+    assert names[:3] == ["ClustSim.NN1_1sided.1D", "ClustSim.NN1_1sided.niml", "ClustSim.mask"]
+    assert (tmp_path / "3dClustSim.cmd").read_text() == (GROUP / "3dClustSim.cmd").read_text()
+    assert (tmp_path / "ClustSim.mask").read_text() == (GROUP / "ClustSim.mask").read_text()
+    ours_1d = (tmp_path / "ClustSim.NN1_bisided.1D").read_text().splitlines()
+    theirs_1d = (GROUP / "ClustSim.NN1_bisided.1D").read_text().splitlines()
+    assert ours_1d[:8] == theirs_1d[:8]
+    assert [ln[:9] for ln in ours_1d[8:]] == [ln[:9] for ln in theirs_1d[8:]]
+    niml = (tmp_path / "ClustSim.NN1_bisided.niml").read_text()
+    assert re.search(r'mask_dset_idcode="XYZ_64WvHsHqXHKZcnEl9h9Lrg"', niml)
+    assert f'mask_dset_name="{(GROUP / "mask.nii.gz").resolve()}"' in niml
+    # statistical agreement: cells that are not tiny, moderate alpha (AFNI's own rtol is 0.15)
+    rel = []
+    for nn in (1, 2, 3):
+        for sided in cs.SIDEDNESS:
+            ours = _read_niml_values(tmp_path / f"ClustSim.NN{nn}_{sided}.niml")
+            theirs = _read_niml_values(GROUP / f"ClustSim.NN{nn}_{sided}.niml")
+            assert np.all(np.diff(ours, axis=0) <= 0) and np.all(np.diff(ours, axis=1) >= 0)
+            sel = theirs[:, :8] >= 3.0  # alpha 0.10 .. 0.03
+            rel.append(np.abs(ours[:, :8][sel] / theirs[:, :8][sel] - 1))
+    rel = np.concatenate(rel)
+    assert np.median(rel) < 0.06
+    assert np.quantile(rel, 0.95) < 0.20
+
+
+@needs_data
+def test_cli_drop_in(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copy(GROUP / "mask.nii.gz", tmp_path / "mask.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    argv = "-both -mask mask.nii.gz -acf 0.742692 2.93065 10.6363 -iter 2000 -prefix ClustSim"
+    assert cs.cli_main([*argv.split(), "-quiet", "--n-cpus", "2"]) == 0
+    head = (tmp_path / "ClustSim.NN2_2sided.1D").read_text().splitlines()[0]
+    assert head == f"# 3dClustSim {argv} -quiet"
+    assert (tmp_path / "3dClustSim.cmd").read_text() == (GROUP / "3dClustSim.cmd").read_text()
+    with pytest.raises(UsageError, match="cannot follow -pthr"):
+        cs.cli_main(["-pthr", "0.01", "-both", "-mask", "mask.nii.gz", "-acf", "0.7", "3", "3"])

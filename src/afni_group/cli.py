@@ -345,17 +345,27 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return pipeline.run(plan, args, command_line)
 
 
+def configure_logging(verbose: int) -> None:
+    """Messages of the ``afni_group`` loggers go to the current stderr, one plain line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
+    )
+    logger = logging.getLogger("afni_group")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     special = _pre_parse_special(argv)
     if special is not None:
         return special
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-        format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     logging.getLogger("bids").setLevel(logging.WARNING)
     try:
         return run(args, argv)

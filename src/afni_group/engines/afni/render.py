@@ -1,0 +1,327 @@
+"""Render an :class:`~afni_group.plan.AnalysisPlan` into one bash script of AFNI commands.
+
+The script follows the tutorial's ``group_analysis.sh`` step by step (3dMEMA, 3dmask_tool, the
+ACF average, 3dClustSim, 1d_tool.py, p2dsetstat, 3dClusterize) and is saved with the results so
+a user can rerun it by hand. File names come from the plan only, so both engines write the same
+outputs. The template is ``templates/group_analysis.sh.j2``; this module prepares its context
+(every path and label already shell-quoted) so the template stays declarative.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import jinja2
+
+from afni_group import __version__
+from afni_group.errors import UsageError
+from afni_group.plan import (
+    CLUSTSIM_PREFIX,
+    MASK_FILE,
+    MEMA_FILE,
+    MEMA_SCRIPT,
+    Analysis,
+    AnalysisPlan,
+)
+
+TEMPLATE = "group_analysis.sh.j2"
+SCRIPT_NAME = "group_analysis.sh"
+#: Written by the script into each analysis folder: ``name=value`` lines read by the runner.
+VALUES_FILE = "afni_values.txt"
+#: 3dMEMA ``-covariates`` table written by the script into the analysis folder.
+COVARIATES_FILE = "covariates.txt"
+#: Marker line printed by the script at the start of every step.
+STEP_MARKER = "++ afni-group step: "
+
+# Words bash reads literally without quotes (no glob, expansion or word splitting).
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_./+:=,%@-]+")
+# Characters that keep a special meaning inside double quotes.
+_DQ_SPECIAL = re.compile(r'([$`"\\])')
+
+
+def _escape(text: str) -> str:
+    """Escape what keeps a special meaning inside double quotes."""
+    return _DQ_SPECIAL.sub(r"\\\1", text)
+
+
+def double_quote(value: object) -> str:
+    """``value`` as one double-quoted bash word (``$``, backquote, ``"`` and ``\\`` escaped).
+
+    Double quotes (rather than single) keep the script readable like the tutorial's, and protect
+    the ``#``, ``[`` and ``]`` of sub-brick selectors.
+    """
+    return '"' + _escape(str(value)) + '"'
+
+
+def shell_word(value: object) -> str:
+    """``value`` as one bash word: bare when it is plainly safe, else double-quoted."""
+    text = str(value)
+    if _SAFE_WORD.fullmatch(text):
+        return text
+    return double_quote(text)
+
+
+def continued(lines: Iterable[str]) -> str:
+    """Join the lines of one command with `` \\`` line continuations."""
+    return " \\\n".join(lines)
+
+
+def number(value: float) -> str:
+    """A float as Python writes it (``0.001``, ``1.0``, ``1e-05``).
+
+    1d_tool.py compares ``-csim_pthr`` with the table by exact float equality, so the text must
+    round-trip to the plan's value; ``repr`` does.
+    """
+    return repr(float(value))
+
+
+def proc_path(path: Path, afni_dir: Path, suffix: str = "") -> str:
+    """A quoted input path, written below ``$path_proc`` when it is inside the afni_proc folder.
+
+    ``suffix`` (e.g. a sub-brick selector ``[label]``) is appended inside the quotes.
+    """
+    try:
+        rel = Path(path).relative_to(afni_dir)
+    except ValueError:
+        return double_quote(f"{path}{suffix}")
+    return '"${path_proc}/' + _escape(f"{rel.as_posix()}{suffix}") + '"'
+
+
+def check_supported(plan: AnalysisPlan) -> None:
+    """Refuse options the AFNI programs cannot do as asked (rather than silently differing).
+
+    Raises
+    ------
+    UsageError
+        For the corrected-DOF option, and for gen_group_command.py with a paired design or
+        covariates.
+    """
+    if plan.correct_dof:
+        raise UsageError(
+            "--mema-correct-dof changes 3dMEMA's DOF re-mapping, which only the native engine "
+            "can do: use --engine native or leave the option out"
+        )
+    if not plan.analyses:
+        raise UsageError("the plan has no analysis to run")
+    if plan.via_gen_group_command:
+        for a in plan.analyses:
+            if a.design == "conditions":
+                raise UsageError(
+                    "--via-gen-group-command cannot write a paired (--design conditions) "
+                    "3dMEMA: gen_group_command.py only writes -groups; leave the option out"
+                )
+        if plan.covariates:
+            raise UsageError(
+                "--via-gen-group-command cannot be combined with --covariates: the subject IDs "
+                "gen_group_command.py derives depend on the AFNI version and must match the "
+                "covariate table; leave the option out"
+            )
+
+
+def mema_options(plan: AnalysisPlan) -> list[str]:
+    """3dMEMA options after the sets and the design, in the tutorial's order."""
+    options = []
+    if plan.missing_data is not None:
+        options.append(f"-missing_data {int(plan.missing_data)}")
+    if not plan.hktest:
+        options.append("-no_HKtest")
+    if plan.covariates:
+        options.append(f"-covariates {shell_word(COVARIATES_FILE)}")
+    return options
+
+
+def design_option(analysis: Analysis) -> str | None:
+    """``-groups A B`` (unpaired, what gen_group_command.py writes) or ``-conditions A B``."""
+    labels = " ".join(shell_word(s.label) for s in analysis.sets)
+    if analysis.design == "groups":
+        return f"-groups {labels}"
+    if analysis.design == "conditions":
+        return f"-conditions {labels}"
+    return None
+
+
+def mema_command(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
+    """The lines of the direct 3dMEMA command, with explicit ``sub-XX`` subject IDs.
+
+    Explicit IDs because gen_group_command.py changed how it derives them (spec 03 §3).
+    """
+    lines = ["3dMEMA", '    -prefix "$omema"', '    -jobs "$mema_jobs"']
+    for s in analysis.sets:
+        lines.append(f"    -set {shell_word(s.label)}")
+        for subj in plan.subjects:
+            beta = proc_path(subj.stats, plan.afni_dir, f"[{s.beta}]")
+            tstat = proc_path(subj.stats, plan.afni_dir, f"[{s.tstat}]")
+            # gen_group_command.py's layout: SID and beta, then the t-stat aligned below
+            sid = shell_word(subj.subject_id)
+            lines.append(f"        {sid} {beta}")
+            lines.append(f"        {' ' * len(sid)} {tstat}")
+    design = design_option(analysis)
+    if design:
+        lines.append(f"    {design}")
+    lines.extend(f"    {opt}" for opt in mema_options(plan))
+    return lines
+
+
+def ggc_command(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
+    """The lines of the tutorial's ``gen_group_command.py -command 3dMEMA`` call.
+
+    The dataset list is explicit (the plan's subjects) instead of the tutorial's glob.
+    """
+    lines = [
+        "gen_group_command.py",
+        "    -command 3dMEMA",
+        '    -write_script "${adir}/${script_mema}"',
+        '    -prefix "${adir}/${omema}"',
+        "    -dsets",
+    ]
+    lines.extend(f"        {proc_path(s.stats, plan.afni_dir)}" for s in plan.subjects)
+    for option, attr in (
+        ("-set_labels", "label"),
+        ("-subs_betas", "beta"),
+        ("-subs_tstats", "tstat"),
+    ):
+        words = " ".join(double_quote(getattr(s, attr)) for s in analysis.sets)
+        lines.append(f"    {option} {words}")
+    options = " ".join([*mema_options(plan), '-jobs "$mema_jobs"'])
+    lines.append(f"    -options {options}")
+    return lines
+
+
+def covariate_rows(plan: AnalysisPlan) -> list[str]:
+    """The 3dMEMA ``-covariates`` table: a ``subj`` header, then one row per subject ID."""
+    if not plan.covariates:
+        return []
+    columns = sorted(plan.covariates)
+    rows = ["\t".join(["subj", *columns])]
+    for subj in plan.subjects:
+        values = [number(plan.covariates[c][subj.label]) for c in columns]
+        rows.append("\t".join([subj.subject_id, *values]))
+    return rows
+
+
+def tested_sets(plan: AnalysisPlan, analysis: Analysis) -> list[dict]:
+    """Per clustered set: its label, 3dMEMA brick labels and the plan's output names."""
+    tested = []
+    for label in analysis.tested_labels():
+        files = plan.cluster_files(label)
+        tbrick, bbrick = f"{label}:t", f"{label}:b"
+        tested.append(
+            {
+                "label": label,
+                "tbrick": tbrick,
+                "bbrick": bbrick,
+                "tbrick_spec": '"${omema}' + _escape(f"[{tbrick}]") + '"',
+                "map": files["map"],
+                "ee": files["ee"],
+                "report": files["report"],
+            }
+        )
+    return tested
+
+
+def _analysis_summary(analysis: Analysis) -> str:
+    sets = " and ".join(f"set {s.label}" for s in analysis.sets)
+    return {
+        "one": f"one-sample 3dMEMA of {sets}",
+        "groups": f"two-group (unpaired) 3dMEMA of {sets}",
+        "conditions": f"paired 3dMEMA of {sets}",
+    }.get(analysis.design, f"3dMEMA of {sets}")
+
+
+def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:
+    """Template values of one analysis."""
+    return {
+        "name": analysis.name,
+        "dirname": analysis.dirname,
+        "adir": '"${outdir}/' + _escape(analysis.dirname) + '"',
+        "summary": _analysis_summary(analysis),
+        "sets": analysis.sets,
+        "mema_command": mema_command(plan, analysis),
+        "ggc_command": ggc_command(plan, analysis) if plan.via_gen_group_command else [],
+        "covariates": covariate_rows(plan),
+        "covariates_file": COVARIATES_FILE,
+        "tested": tested_sets(plan, analysis),
+    }
+
+
+def _one_line(text: str) -> str:
+    """Text safe for a ``#`` comment line."""
+    return " ".join(text.split())
+
+
+def _path_proc(plan: AnalysisPlan) -> str:
+    """``$path_proc`` as the tutorial sets it when the afni_proc folder is the default one."""
+    if Path(plan.afni_dir) == Path(plan.bids_dir) / "derivatives" / "afni":
+        return '"${bids_dir}/derivatives/afni"'
+    return double_quote(plan.afni_dir)
+
+
+def render_context(plan: AnalysisPlan, command_line: str | None = None) -> dict:
+    """Everything the template needs, already quoted for bash."""
+    t = plan.thresholds
+    return {
+        "version": __version__,
+        "command_line": _one_line(command_line) if command_line else "",
+        "bids_dir": double_quote(plan.bids_dir),
+        "path_proc": _path_proc(plan),
+        # inside "${AFNI_GROUP_OUTDIR:-...}": escape what double quotes would expand
+        "output_dir": _escape(str(plan.output_dir)).replace("}", "\\}"),
+        "mask_files": [proc_path(p, plan.afni_dir) for p in plan.mask_inputs],
+        "blur_files": [proc_path(p, plan.afni_dir) for p in plan.blur_files],
+        "mema_file": MEMA_FILE,
+        "mema_script": MEMA_SCRIPT,
+        "mask_file": MASK_FILE,
+        "clustsim_prefix": CLUSTSIM_PREFIX,
+        "n_cpus": max(int(plan.n_cpus or 1), 1),
+        "via_gen_group_command": plan.via_gen_group_command,
+        "mask_frac": number(plan.mask_frac),
+        "clustsim_iter": int(plan.clustsim_iter),
+        "seed": None if plan.seed is None else int(plan.seed),
+        "nn": int(t.nn),
+        "sided": t.sided,
+        "pthr": number(t.pthr),
+        "alpha": number(t.alpha),
+        "analyses": [analysis_context(plan, a) for a in plan.analyses],
+    }
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("afni_group", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["q"] = shell_word
+    env.filters["dq"] = double_quote
+    env.filters["continued"] = continued
+    return env
+
+
+def render_script(plan: AnalysisPlan, command_line: str | None = None) -> str:
+    """The bash script that runs ``plan`` with AFNI, as text.
+
+    Parameters
+    ----------
+    plan : AnalysisPlan
+        Subjects, analyses, thresholds and output names.
+    command_line : str, optional
+        The afni-group command line, recorded in the header comment.
+
+    Returns
+    -------
+    str
+        The script; it writes into ``${AFNI_GROUP_OUTDIR:-plan.output_dir}``.
+
+    Raises
+    ------
+    UsageError
+        For options the AFNI programs cannot honour (see :func:`check_supported`).
+    """
+    check_supported(plan)
+    template = _environment().get_template(TEMPLATE)
+    return template.render(**render_context(plan, command_line))

@@ -1,0 +1,803 @@
+"""Native 3dMEMA: read the subjects' beta/t sub-bricks, fit, write ``mema_results``.
+
+The statistics live in :mod:`mema_model` (pure array code). This module is the dataset-level
+step the pipeline calls (:func:`run_mema`) and the ``afni-native 3dMEMA`` drop-in command
+(:func:`cli_main`) accepting the options gen_group_command.py's scripts use. Behaviour follows
+spec 02-mema.md (AFNI ≥ 25.1.09 output layout: ``…, I2, tau, QE:Chisq``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from afni_group import afni_io
+from afni_group.engines.native.mema_model import (
+    MemaDesign,
+    MemaResult,
+    center_covariates,
+    mema,
+)
+from afni_group.errors import (
+    AfniGroupError,
+    InputDataError,
+    MissingInputError,
+    OutputError,
+    UsageError,
+)
+from afni_group.progress import Progress
+
+__all__ = ["MemaSet", "run_mema", "cli_main", "read_covariate_file"]
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_AFNI_VIEW_SUFFIX = re.compile(r"\+(orig|acpc|tlrc)(\.(HEAD|BRIK(\.gz)?))?$")
+
+
+@dataclass(frozen=True)
+class MemaSet:
+    """One ``-set`` of 3dMEMA.
+
+    Parameters
+    ----------
+    label : str
+        Set name (``-set NAME``).
+    subjects : list of str
+        Subject labels, in order.
+    beta_specs, tstat_specs : list of str
+        AFNI dataset specs with a one-brick selector per subject, e.g.
+        ``.../stats.sub-01_REML+tlrc.HEAD[left_vs_right_chx#0_Coef]``.
+    """
+
+    label: str
+    subjects: list[str]
+    beta_specs: list[str] = field(default_factory=list)
+    tstat_specs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.subjects)
+        if n == 0:
+            raise UsageError(f"-set {self.label}: no subjects given")
+        if len(self.beta_specs) != n or len(self.tstat_specs) != n:
+            raise UsageError(
+                f"-set {self.label}: {n} subjects but {len(self.beta_specs)} beta and "
+                f"{len(self.tstat_specs)} t-statistic datasets; give one of each per subject"
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# output naming and history
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_nifti(prefix: str) -> bool:
+    return prefix.endswith(_NIFTI_SUFFIXES)
+
+
+def output_path(prefix: str | os.PathLike, view: str) -> Path:
+    """File 3dMEMA writes for ``-prefix``: the NIfTI name itself, or ``PREFIX+VIEW.HEAD``.
+
+    A plain prefix takes the view of the first beta dataset (``+orig`` given in the prefix is
+    replaced, as 3dMEMA strips the ``+orig`` it appends internally).
+    """
+    text = os.fspath(prefix)
+    if _is_nifti(text):
+        return Path(text)
+    text = _AFNI_VIEW_SUFFIX.sub("", text)
+    return Path(f"{text}+{view}.HEAD")
+
+
+def _existing_output(path: Path) -> Path | None:
+    """The file that makes 3dMEMA refuse to write (for HEAD/BRIK: any view)."""
+    if _is_nifti(str(path)):
+        return path if path.exists() else None
+    stem = _AFNI_VIEW_SUFFIX.sub("", str(path))
+    for view in ("orig", "acpc", "tlrc"):
+        for suffix in (".HEAD", ".BRIK", ".BRIK.gz"):
+            candidate = Path(f"{stem}+{view}{suffix}")
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def _quote(arg: str) -> str:
+    """Quote an argument for the history the way 3dMEMA shows it (``'…'`` if shell-special)."""
+    return shlex.quote(arg) if arg else "''"
+
+
+def mema_history(args: Sequence[str], start_time: float, end_time: float | None = None) -> str:
+    """3dMEMA's HISTORY_NOTE entry: ``[u@h: <write>] [u@h: <start>] 3dMEMA <args>``."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in some containers
+        user = "user"
+    host = socket.gethostname().split(".")[0] or "host"
+    stamp = f"{user}@{host}"
+    end = time.ctime(end_time if end_time is not None else time.time())
+    command = " ".join(["3dMEMA", *(_quote(a) for a in args)])
+    return f"[{stamp}: {end}] [{stamp}: {time.ctime(start_time)}] {command}"
+
+
+def _equivalent_args(
+    sets: Sequence[MemaSet],
+    prefix: str,
+    design: str,
+    group_names: Sequence[str],
+    missing_data: int | Sequence[str] | None,
+    hktest: bool,
+    mask: str | None,
+    covariates: dict[str, dict[str, float]] | None,
+    correct_dof: bool,
+    n_jobs: int,
+) -> list[str]:
+    """The 3dMEMA command line that :func:`run_mema` is equivalent to (for the history)."""
+    args = ["-prefix", prefix]
+    if n_jobs > 1:
+        args += ["-jobs", str(n_jobs)]
+    for s in sets:
+        args += ["-set", s.label]
+        for sid, b, t in zip(s.subjects, s.beta_specs, s.tstat_specs, strict=True):
+            args += [sid, b, t]
+    if design == "groups":
+        args += ["-groups", *group_names]
+    elif design == "conditions":
+        args += ["-conditions", *(s.label for s in sets)]
+    if missing_data is not None:
+        args += ["-missing_data"] + (
+            [str(missing_data)] if isinstance(missing_data, int) else [str(f) for f in missing_data]
+        )
+    if not hktest:
+        args.append("-no_HKtest")
+    if mask is not None:
+        args += ["-mask", str(mask)]
+    if covariates:
+        args += ["-covariates", "participants.tsv[" + ",".join(covariates) + "]"]
+    if correct_dof:
+        args.append("-correct_dof")  # afni-native extension: not an AFNI option
+    return args
+
+
+# ----------------------------------------------------------------------------------------------
+# reading inputs
+# ----------------------------------------------------------------------------------------------
+
+
+def _open_dataset(path_text: str, subject: str, what: str, spec: str) -> afni_io.AfniDataset:
+    try:
+        return afni_io.read_dataset(path_text)
+    except FileNotFoundError:
+        raise MissingInputError(
+            f"subject {subject} {what}: dataset {path_text} not found"
+        ) from None
+    except AfniGroupError as err:
+        raise type(err)(f"subject {subject} {what} '{spec}': {err}") from None
+
+
+def _select_one_brick(
+    dset: afni_io.AfniDataset, selector: str | None, spec: str, subject: str, what: str
+) -> afni_io.AfniDataset:
+    try:
+        one = dset if selector is None else dset.select(f"[{selector}]")
+    except AfniGroupError as err:
+        raise type(err)(f"subject {subject} {what} '{spec}': {err}") from None
+    if one.nvals != 1:
+        raise InputDataError(
+            f"subject {subject} {what} '{spec}' selects {one.nvals} sub-bricks; 3dMEMA needs "
+            f"exactly one (add a selector such as [label]); labels are: {', '.join(dset.labels)}"
+        )
+    return one
+
+
+def _brick_values(dset: afni_io.AfniDataset, spec: str, subject: str, what: str) -> np.ndarray:
+    values = np.asarray(dset.data[..., 0], dtype=np.float32).reshape(-1)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputDataError(
+            f"subject {subject} {what} '{spec}' has {int(bad.sum())} NaN/Inf voxel(s); "
+            "3dMEMA cannot handle them: fix or zero those voxels first"
+        )
+    return values
+
+
+def _read_sets(
+    sets: Sequence[MemaSet],
+) -> tuple[list[np.ndarray], list[np.ndarray], afni_io.AfniDataset]:
+    """Per-set (n_subjects, n_voxels) float32 betas and t's, plus the first beta (geometry).
+
+    Each file is read once and all the sub-bricks the sets select from it are taken together
+    (the tutorial takes 4 bricks from every subject's stats dataset).
+    """
+    # (set index, row, 0 = beta / 1 = t, spec, subject) grouped by file, in first-use order
+    wanted: dict[str, list[tuple[int, int, int, str, str]]] = {}
+    for k, s in enumerate(sets):
+        for row, (sid, b_spec, t_spec) in enumerate(
+            zip(s.subjects, s.beta_specs, s.tstat_specs, strict=True)
+        ):
+            for kind, spec in ((0, b_spec), (1, t_spec)):
+                path_text, _ = afni_io.split_selector(spec)
+                wanted.setdefault(path_text, []).append((k, row, kind, spec, sid))
+    first_path = afni_io.split_selector(sets[0].beta_specs[0])[0]
+    first_sid = sets[0].subjects[0]
+    arrays: list[list[np.ndarray | None]] = [[None] * (2 * len(s.subjects)) for s in sets]
+    first: afni_io.AfniDataset | None = None
+    for path_text in [first_path, *(p for p in wanted if p != first_path)]:
+        uses = wanted[path_text]
+        dset = _open_dataset(
+            path_text, uses[0][4], "beta" if uses[0][2] == 0 else "t-statistic", uses[0][3]
+        )
+        if first is None:
+            first = dset
+        elif dset.shape != first.shape:
+            k, _, kind, spec, sid = uses[0]
+            what = "beta" if kind == 0 else "t-statistic"
+            raise InputDataError(
+                f"Dimension mismatch: subject {sid} {what} '{spec}' has grid {dset.shape} but "
+                f"the first beta ({first_sid}) has {first.shape}; resample all inputs to one grid"
+            )
+        elif not afni_io.same_grid(dset, first):
+            # 3dMEMA compares dimensions only; say so rather than stop.
+            print(
+                f"*+ WARNING: 3dMEMA: {path_text} (subject {uses[0][4]}) has the same "
+                "dimensions but a different grid (origin/voxel size/orientation) than the first "
+                "beta; using the first beta's grid as 3dMEMA does",
+                file=sys.stderr,
+            )
+        for k, row, kind, spec, sid in uses:
+            what = "beta" if kind == 0 else "t-statistic"
+            one = _select_one_brick(dset, afni_io.split_selector(spec)[1], spec, sid, what)
+            arrays[k][2 * row + kind] = _brick_values(one, spec, sid, what)
+        del dset
+    assert first is not None
+    first = _select_one_brick(
+        first,
+        afni_io.split_selector(sets[0].beta_specs[0])[1],
+        sets[0].beta_specs[0],
+        first_sid,
+        "beta",
+    )
+    betas = [np.stack(a[0::2]) for a in arrays]
+    tstats = [np.stack(a[1::2]) for a in arrays]
+    return betas, tstats, first
+
+
+def _read_volume(spec: str | os.PathLike, shape: tuple[int, ...], what: str) -> np.ndarray:
+    try:
+        dset = afni_io.read_dataset(spec)
+    except FileNotFoundError:
+        raise MissingInputError(f"{what} dataset {spec} not found") from None
+    if dset.shape != tuple(shape):
+        raise InputDataError(
+            f"{what} {spec} has grid {dset.shape} but the inputs have {tuple(shape)} "
+            "(3dMEMA: dimensions don't match the input files!)"
+        )
+    return np.asarray(dset.data[..., 0], dtype=np.float64).reshape(-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# covariates
+# ----------------------------------------------------------------------------------------------
+
+
+def read_covariate_file(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Read a 3dMEMA ``-covariates`` table: header row, first column subject labels.
+
+    Returns ``{column: {subject: value}}``. Whitespace or tab separated; values must be numeric.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"-covariates file {path} not found")
+    rows = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(rows) < 2:
+        raise InputDataError(f"-covariates {path}: need a header row and one row per subject")
+    header = rows[0]
+    table: dict[str, dict[str, float]] = {name: {} for name in header[1:]}
+    for row in rows[1:]:
+        if len(row) != len(header):
+            raise InputDataError(
+                f"-covariates {path}: row for '{row[0]}' has {len(row)} fields, header has "
+                f"{len(header)}"
+            )
+        for name, text in zip(header[1:], row[1:], strict=True):
+            try:
+                table[name][row[0]] = float(text)
+            except ValueError:
+                raise InputDataError(
+                    f"-covariates {path}: value '{text}' of '{name}' for subject {row[0]} is "
+                    "not a number (code categories as numbers, e.g. 0/1)"
+                ) from None
+    return table
+
+
+def _covariate_matrix(
+    covariates: dict[str, dict[str, float]],
+    row_subjects: list[str],
+    center: str | Sequence[float],
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    names = tuple(covariates)
+    values = np.empty((len(row_subjects), len(names)))
+    for j, name in enumerate(names):
+        column = covariates[name]
+        for i, sid in enumerate(row_subjects):
+            if sid not in column:
+                raise InputDataError(
+                    f"covariate '{name}' has no value for subject {sid}; add it to the table or "
+                    "drop the subject"
+                )
+            value = float(column[sid])
+            if not np.isfinite(value):
+                raise InputDataError(f"covariate '{name}' of subject {sid} is {value}")
+            values[i, j] = value
+    return center_covariates(values, row_subjects, center), names
+
+
+# ----------------------------------------------------------------------------------------------
+# the step
+# ----------------------------------------------------------------------------------------------
+
+
+def _resolve_design(sets: Sequence[MemaSet], design: str) -> str:
+    if len(sets) not in (1, 2):
+        raise UsageError(f"3dMEMA takes one or two -set options, got {len(sets)}")
+    if design == "auto":
+        return "one" if len(sets) == 1 else "groups"
+    if design not in ("one", "groups", "conditions"):
+        raise UsageError(f"design must be auto, one, groups or conditions, got {design!r}")
+    if design == "one" and len(sets) != 1:
+        raise UsageError(
+            "two -set options need -groups A B (unpaired) or -conditions C1 C2 (paired); "
+            "3dMEMA stops with 'bad length for subjLab'"
+        )
+    if design != "one" and len(sets) != 2:
+        raise UsageError(f"design '{design}' needs two -set options, got {len(sets)}")
+    if design == "conditions" and list(sets[0].subjects) != list(sets[1].subjects):
+        raise UsageError(
+            "paired design (-conditions): both -set options must list the same subjects in the "
+            f"same order (3dMEMA: mismatch in subject labels for within group test); got "
+            f"{', '.join(sets[0].subjects)} vs {', '.join(sets[1].subjects)}"
+        )
+    return design
+
+
+def run_mema(
+    sets: list[MemaSet],
+    prefix: str | Path,
+    *,
+    design: str = "auto",
+    group_names: Sequence[str] | None = None,
+    missing_data: int | Sequence[str | Path] | None = None,
+    n_nonzero: int = -1,
+    hktest: bool = True,
+    mask: str | Path | None = None,
+    covariates: dict[str, dict[str, float]] | None = None,
+    covariates_center: str | Sequence[float] = "mean",
+    correct_dof: bool = False,
+    n_jobs: int = 1,
+    progress: bool = True,
+    history: str | None = None,
+    overwrite: bool = False,
+    chunk_size: int = 16384,
+) -> Path:
+    """Run 3dMEMA natively and write its output dataset.
+
+    Parameters
+    ----------
+    sets : list of MemaSet
+        One set (one-sample) or two (``design`` "groups" or "conditions").
+    prefix : str or Path
+        ``.nii``/``.nii.gz`` → that file; otherwise AFNI ``PREFIX+VIEW.HEAD/BRIK`` with the view
+        of the first beta dataset.
+    design : {"auto", "one", "groups", "conditions"}
+        "auto": "one" for one set, "groups" (unpaired, as gen_group_command writes) for two.
+    group_names : two str, optional
+        ``-groups`` names used in labels for "groups" (default: the set labels).
+    missing_data : 0, or one file per set, optional
+        ``-missing_data 0`` counts exact-zero betas; files give per-voxel missing counts.
+    n_nonzero : int
+        ``-n_nonzero`` minimum non-zero betas (ignored with ``missing_data``).
+    hktest : bool
+        Hartung–Knapp (default on, ``-no_HKtest`` = False).
+    mask : path, optional
+        Voxels where |mask| <= 1e-16 are all zero in the output.
+    covariates : {column: {subject: value}}, optional
+        Numeric covariates, centered by ``covariates_center`` ("mean" over unique subjects, or
+        one value per column).
+    correct_dof : bool
+        Use the intended two-group DOF re-mapping instead of AFNI's (recorded in the history
+        as ``-correct_dof``).
+    n_jobs : int
+        Threads over voxel chunks (results identical).
+    progress : bool
+        Progress lines on stderr.
+    history : str, optional
+        3dMEMA arguments for HISTORY_NOTE; default: an equivalent 3dMEMA command line.
+    overwrite : bool
+        3dMEMA refuses to overwrite; True replaces an existing output.
+
+    Returns
+    -------
+    Path
+        The written file (``.nii.gz`` or ``.HEAD``).
+    """
+    start = time.time()
+    sets = list(sets)
+    kind = _resolve_design(sets, design)
+    if kind == "groups":
+        names = tuple(group_names) if group_names is not None else (sets[0].label, sets[1].label)
+        if len(names) != 2:
+            raise UsageError(f"-groups needs two names for two sets, got {list(names)}")
+    elif kind == "conditions":
+        names = (sets[0].label, sets[1].label)
+    else:
+        names = (sets[0].label,)
+    if isinstance(missing_data, bool):
+        raise UsageError("missing_data must be 0 or a list of files, not a bool")
+    if isinstance(missing_data, int) and missing_data != 0:
+        raise UsageError(
+            f"-missing_data {missing_data}: only 0 (count zero betas) or one file per set is "
+            "supported"
+        )
+    if missing_data is not None and not isinstance(missing_data, int):
+        missing_data = [str(f) for f in missing_data]
+        if len(missing_data) != len(sets):
+            raise UsageError(
+                f"-missing_data needs one file per set ({len(sets)}), got {len(missing_data)}"
+            )
+    if n_jobs < 1:
+        raise UsageError(f"-jobs must be at least 1, got {n_jobs}")
+
+    # Refuse an existing output before reading anything, like 3dMEMA (view not known yet).
+    prefix_text = os.fspath(prefix)
+    existing = _existing_output(
+        Path(prefix_text if _is_nifti(prefix_text) else prefix_text + "+orig")
+    )
+    if existing is not None and not overwrite:
+        shown = prefix_text if _is_nifti(prefix_text) else _AFNI_VIEW_SUFFIX.sub("", prefix_text)
+        raise OutputError(f"File {shown} exists! Try a different name (or remove it).")
+    parent = Path(prefix_text).parent
+    if not parent.is_dir():
+        raise OutputError(f"-prefix {prefix_text}: folder {parent} does not exist")
+
+    cov_matrix, cov_names = None, ()
+    if covariates:
+        rows = (
+            [*sets[0].subjects, *sets[1].subjects] if kind == "groups" else list(sets[0].subjects)
+        )
+        cov_matrix, cov_names = _covariate_matrix(covariates, rows, covariates_center)
+    try:
+        model = MemaDesign(
+            kind,
+            tuple(len(s.subjects) for s in sets),
+            names,
+            covariates=cov_matrix,
+            covariate_names=cov_names,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if model.n_rows <= model.matrix().shape[1]:
+        raise UsageError(
+            f"Too few subjects for options selected: {model.n_rows} model rows for "
+            f"{model.matrix().shape[1]} parameters"
+        )
+
+    betas, tstats, first = _read_sets(sets)
+    grid = first.shape
+    n_vox = int(np.prod(grid))
+    mask_values = _read_volume(mask, grid, "-mask") if mask is not None else None
+    zero_counts = None
+    if isinstance(missing_data, list):
+        zero_counts = np.stack(
+            [_read_volume(f, grid, "-missing_data").round().astype(np.int64) for f in missing_data]
+        )
+
+    bar: list[Progress] = []
+
+    def on_start(n_chunks: int) -> None:
+        bar.append(Progress("3dMEMA", n_chunks, "chunks", enabled=progress))
+
+    try:
+        result: MemaResult = mema(
+            betas,
+            tstats,
+            model,
+            missing_data=missing_data is not None,
+            zero_counts=zero_counts,
+            n_nonzero=n_nonzero,
+            hktest=hktest,
+            mask=mask_values,
+            correct_dof=correct_dof,
+            chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            on_start=on_start,
+            on_chunk=lambda k: bar[0].update(k),
+        )
+    except ValueError as err:
+        raise InputDataError(f"3dMEMA: {err}") from None
+    finally:
+        if bar:
+            bar[0].close()
+    del betas, tstats
+
+    out_path = output_path(prefix_text, first.view)
+    data = result.bricks.reshape(*grid, len(result.labels))
+    dset = afni_io.AfniDataset(
+        data=data,
+        affine=first.affine,
+        labels=result.labels,
+        stat_codes=result.stat_codes,
+        stat_params=result.stat_params,
+        space=first.space,
+        view=first.view,
+        history="",
+    )
+    if history is None:
+        args = _equivalent_args(
+            sets,
+            prefix_text,
+            kind,
+            names,
+            missing_data,
+            hktest,
+            None if mask is None else str(mask),
+            covariates,
+            correct_dof,
+            n_jobs,
+        )
+        history_text = mema_history(args, start)
+    else:
+        history_text = f"{mema_history([], start).rstrip()} {history}".rstrip()
+    target = out_path if _is_nifti(str(out_path)) else Path(str(out_path)[: -len(".HEAD")])
+    written = afni_io.write_dataset(dset, target, history=history_text, style="mema")
+    assert n_vox == result.bricks.shape[0]
+    return Path(written)
+
+
+# ----------------------------------------------------------------------------------------------
+# afni-native 3dMEMA
+# ----------------------------------------------------------------------------------------------
+
+# option -> (min args, max args or None for unbounded); 0/0 = flag
+_OPTIONS: dict[str, tuple[int, int | None]] = {
+    "-prefix": (1, 1),
+    "-jobs": (1, 1),
+    "-set": (4, None),
+    "-groups": (1, 2),
+    "-conditions": (1, 2),
+    "-HKtest": (0, 0),
+    "-no_HKtest": (0, 0),
+    "-missing_data": (1, 2),
+    "-n_nonzero": (1, 1),
+    "-max_zeros": (1, 1),
+    "-mask": (1, 1),
+    "-model_outliers": (0, 0),
+    "-no_model_outliers": (0, 0),
+    "-residual_Z": (0, 0),
+    "-no_residual_Z": (0, 0),
+    "-unequal_variance": (0, 0),
+    "-equal_variance": (0, 0),
+    "-covariates": (1, 1),
+    "-covariates_center": (1, None),
+    "-covariates_model": (1, None),
+    "-covariates_name": (1, None),
+    "-verb": (1, 1),
+    "-dbgArgs": (0, 0),
+    "-cio": (0, 0),
+    "-Rio": (0, 0),
+    "-help": (0, 0),
+    "-h": (0, 0),
+    "-show_allowed_options": (0, 0),
+    # afni-native extensions (not AFNI options)
+    "-correct_dof": (0, 0),
+    "-quiet": (0, 0),
+}
+
+_UNSUPPORTED = {
+    "-model_outliers": "the Laplace outlier model (spec 02 §6.6 is not fully specified)",
+    "-residual_Z": "the residual Z / lambda datasets",
+    "-unequal_variance": "separate τ² per group (3dMEMA type 4)",
+    "-covariates_name": "renaming covariates",
+}
+
+_HELP = """\
+afni-native 3dMEMA: numpy implementation of AFNI's 3dMEMA (mixed-effects meta-analysis).
+
+  -prefix P  -set NAME SUBJ BETA TSTAT [SUBJ BETA TSTAT ...] (once or twice)
+  [-groups A B | -conditions C1 C2]  [-missing_data 0 | -missing_data F1 [F2]]
+  [-n_nonzero NN]  [-HKtest | -no_HKtest]  [-mask M]  [-jobs N]
+  [-covariates FILE [-covariates_center mean|V1 ...] [-covariates_model center=same slope=same]]
+  afni-native only: -correct_dof (intended two-group DOF re-mapping), -quiet (no progress)
+Not supported: -model_outliers, -residual_Z, -unequal_variance, -covariates_name.
+Output bricks (two groups): A:b A:t B:b B:t B-A:b B-A:t I2 tau QE:Chisq.
+"""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_argv(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[list[str]]]:
+    """Split argv into options (AFNI R parser rules) and the list of ``-set`` argument lists."""
+    options: dict[str, list[str]] = {}
+    set_args: list[list[str]] = []
+    current: list[str] | None = None
+    name = ""
+    order: list[tuple[str, list[str]]] = []
+    for word in argv:
+        if word in _OPTIONS:
+            name, current = word, []
+            order.append((name, current))
+            continue
+        if word.startswith("-") and not _is_number(word):
+            raise UsageError(
+                f"unknown option '{word}' (see 'afni-native 3dMEMA -help' for the options "
+                "supported)"
+            )
+        if current is None:
+            raise UsageError(f"Illegal parameters on command line: '{word}' before any option")
+        current.append(word)
+    for name, args in order:
+        lo, hi = _OPTIONS[name]
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise UsageError(f"option {name} takes {want} argument(s), got {len(args)}: {args}")
+        if name == "-set":
+            if (len(args) - 1) % 3:
+                raise UsageError(
+                    f"-set {args[0]}: after the set name give SUBJ BETA TSTAT triplets; "
+                    f"got {len(args) - 1} words"
+                )
+            set_args.append(args)
+            continue
+        if name in options:
+            raise UsageError(f"option {name} already specified")
+        options[name] = args
+    return options, set_args
+
+
+def cli_main(argv: list[str]) -> int:
+    """``afni-native 3dMEMA …``: 3dMEMA's command line (see ``-help``)."""
+    argv = list(argv)
+    if not argv or "-help" in argv or "-h" in argv:
+        print(_HELP, end="")
+        return 0
+    if "-show_allowed_options" in argv:
+        print(" ".join(o for o in _OPTIONS if o not in _UNSUPPORTED))
+        return 0
+    options, set_args = _parse_argv(argv)
+    for opt, what in _UNSUPPORTED.items():
+        if opt in options:
+            raise UsageError(f"option {opt} ({what}) is not supported by afni-native 3dMEMA")
+    if "-prefix" not in options:
+        raise UsageError("-prefix is required")
+    if not set_args:
+        raise UsageError("give at least one -set NAME SUBJ BETA TSTAT ...")
+    names_seen: set[str] = set()
+    sets = []
+    for args in set_args:
+        label = args[0]
+        if label in names_seen:
+            raise UsageError(f"-set {label} given twice; set names must differ")
+        names_seen.add(label)
+        triplets = args[1:]
+        sets.append(MemaSet(label, triplets[0::3], list(triplets[1::3]), list(triplets[2::3])))
+    if "-n_nonzero" in options and "-max_zeros" in options:
+        raise UsageError("Cannot set both of -n_nonzero and -max_zeros")
+    if "-HKtest" in options and "-no_HKtest" in options:
+        raise UsageError("give only one of -HKtest and -no_HKtest")
+
+    groups = options.get("-groups")
+    conditions = options.get("-conditions")
+    if groups and conditions and len(groups) == 2 and len(conditions) == 2:
+        raise UsageError("Could not set analysis type: -groups and -conditions both have two names")
+    if groups and len(groups) == 2:
+        design = "groups"
+        if len(sets) != 2:
+            raise UsageError(f"-groups {' '.join(groups)} needs two -set options, got {len(sets)}")
+    elif conditions and len(conditions) == 2:
+        design = "conditions"
+        if len(sets) != 2:
+            raise UsageError(f"-conditions needs two -set options, got {len(sets)}")
+    else:
+        design = "one"
+        if len(sets) != 1:
+            raise UsageError(
+                "two -set options need -groups A B (unpaired) or -conditions C1 C2 (paired); "
+                "3dMEMA stops with 'bad length for subjLab'"
+            )
+
+    missing: int | list[str] | None = None
+    if "-missing_data" in options:
+        words = options["-missing_data"]
+        if all(_is_number(w) for w in words):
+            if len(words) != 1 or float(words[0]) != 0:
+                raise UsageError(
+                    f"-missing_data {' '.join(words)}: use 0 (count zero betas) or one file per set"
+                )
+            missing = 0
+        else:
+            missing = words
+
+    def int_option(name: str, default: int) -> int:
+        if name not in options:
+            return default
+        try:
+            return int(options[name][0])
+        except ValueError:
+            raise UsageError(f"{name} needs an integer, got '{options[name][0]}'") from None
+
+    covariates = None
+    center: str | list[float] = "mean"
+    if "-covariates" in options:
+        covariates = read_covariate_file(options["-covariates"][0])
+        if "-covariates_center" in options:
+            center = _parse_centers(options["-covariates_center"], list(covariates))
+        model_words = options.get("-covariates_model", [])
+        for w in model_words:
+            key, _, value = w.replace(" ", "").partition("=")
+            if key not in ("center", "slope") or value not in ("same", "different"):
+                raise UsageError(
+                    f"-covariates_model: expected center=same|different slope=same|different, got '{w}'"
+                )
+            if value == "different":
+                raise UsageError(
+                    f"-covariates_model {w} is not supported by afni-native 3dMEMA (only "
+                    "center=same slope=same)"
+                )
+    elif any(k in options for k in ("-covariates_center", "-covariates_model")):
+        raise UsageError("-covariates_center / -covariates_model need -covariates FILE")
+
+    history = " ".join(_quote(a) for a in argv)
+    run_mema(
+        sets,
+        options["-prefix"][0],
+        design=design,
+        group_names=groups if design == "groups" else None,
+        missing_data=missing,
+        n_nonzero=int_option("-n_nonzero", -1),
+        hktest="-no_HKtest" not in options,
+        mask=options["-mask"][0] if "-mask" in options else None,
+        covariates=covariates,
+        covariates_center=center,
+        correct_dof="-correct_dof" in options,
+        n_jobs=int_option("-jobs", 1),
+        progress="-quiet" not in options,
+        history=history,
+    )
+    return 0
+
+
+def _parse_centers(words: list[str], names: list[str]) -> str | list[float]:
+    """``-covariates_center mean`` | ``V1 V2 …`` | ``NAME = V …`` (one per covariate)."""
+    if words == ["mean"]:
+        return "mean"
+    text = " ".join(words).replace("=", " = ")
+    tokens = text.split()
+    if all(_is_number(t) for t in tokens):
+        values = [float(t) for t in tokens]
+    else:
+        pairs = dict(re.findall(r"(\S+)\s*=\s*(\S+)", text))
+        try:
+            values = [float(pairs[n]) for n in names]
+        except (KeyError, ValueError):
+            raise UsageError(
+                f"-covariates_center: give 'mean', one number per covariate ({', '.join(names)}) "
+                "or NAME = VALUE for each"
+            ) from None
+    if len(values) != len(names):
+        raise UsageError(
+            f"-covariates_center: {len(values)} value(s) for {len(names)} covariate(s) "
+            f"({', '.join(names)})"
+        )
+    return values

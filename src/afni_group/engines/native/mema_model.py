@@ -1,0 +1,739 @@
+"""Voxel-wise mixed-effects meta-analysis statistics of AFNI's 3dMEMA, over arrays.
+
+Implements spec 02-mema.md (3dMEMA.R as of AFNI_26.2.x): per-voxel random-effects
+meta-regression of subject effect estimates ``b`` with known variances ``v = (b/t)**2``,
+τ² by DerSimonian–Laird method of moments, re-estimated by REML Fisher scoring only when a
+method-of-moments statistic exceeds 1.3, Hartung–Knapp scaled standard errors, then AFNI's
+missing-data DOF re-mapping (with its sign slip, by default).
+
+Everything here works on blocks of voxels at once: arrays are ``(n_voxels, n_rows)`` with one
+row per subject (per set), the design matrix ``X`` is shared by all voxels, and the REML
+iterations run on the whole block of not-yet-converged voxels together. No file I/O here; see
+``mema.py`` for the dataset-level step and the ``3dMEMA`` command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+#: |value| below this counts as zero (beta, t, mask, root of se difference).
+ZERO_TOL = 1e-16
+#: variance given to a subject with zero beta or zero t: weight ~1e-8, i.e. weighted out.
+MISSING_VARIANCE = 1e8
+#: REML is run only when some method-of-moments |statistic| exceeds this.
+REML_TRIGGER = 1.3
+#: REML stops when |Δτ²| / (|τ²| + 1e-8) is at most this.
+REML_REL_TOL = 1e-3
+REML_MAX_ITER = 200
+#: a standard error at or below this gives statistic 0.
+SE_FLOOR = 1e-8
+
+DESIGNS = ("one", "groups", "conditions")
+
+
+# ----------------------------------------------------------------------------------------------
+# design
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemaDesign:
+    """What 3dMEMA fits and how its output is laid out.
+
+    Parameters
+    ----------
+    kind : {"one", "groups", "conditions"}
+        3dMEMA analysis type 1 (one sample), 2 (two groups, common τ², ``-groups A B``) or
+        3 (paired, ``-conditions``: contrast second set minus first).
+    n_per_set : tuple of int
+        Subjects in each ``-set`` (1 set for "one", 2 otherwise).
+    test_names : tuple of str
+        "one": (set name,); "groups": the two ``-groups`` names (A, B);
+        "conditions": (set1 name, set2 name). Labels use ``B-A`` / ``S2-S1``.
+    covariates : ndarray, shape (n_rows, n_cov), optional
+        Centered covariate columns, rows in model order (set 1 subjects, then set 2 subjects for
+        "groups"; one row per subject for "one"/"conditions").
+    covariate_names : tuple of str
+    """
+
+    kind: str
+    n_per_set: tuple[int, ...]
+    test_names: tuple[str, ...]
+    covariates: np.ndarray | None = None
+    covariate_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in DESIGNS:
+            raise ValueError(f"design must be one of {DESIGNS}, got {self.kind!r}")
+        n_sets = 1 if self.kind == "one" else 2
+        if len(self.n_per_set) != n_sets:
+            raise ValueError(
+                f"design {self.kind!r} needs {n_sets} set(s), got {len(self.n_per_set)}"
+            )
+        if len(self.test_names) != n_sets:
+            raise ValueError(f"design {self.kind!r} needs {n_sets} test name(s)")
+        if self.kind == "conditions" and self.n_per_set[0] != self.n_per_set[1]:
+            raise ValueError(
+                "paired design (-conditions) needs the same subjects in both sets, got "
+                f"{self.n_per_set[0]} and {self.n_per_set[1]} subjects"
+            )
+        cov = self.covariates
+        if cov is not None:
+            cov = np.asarray(cov, dtype=np.float64)
+            if (
+                cov.ndim != 2
+                or cov.shape[0] != self.n_rows
+                or cov.shape[1] != len(self.covariate_names)
+            ):
+                raise ValueError(
+                    f"covariates must have shape ({self.n_rows}, {len(self.covariate_names)}), "
+                    f"got {cov.shape}"
+                )
+            if not np.all(np.isfinite(cov)):
+                raise ValueError("covariates contain non-finite values")
+            object.__setattr__(self, "covariates", cov)
+        elif self.covariate_names:
+            raise ValueError("covariate_names given without covariates")
+
+    @property
+    def n_groups(self) -> int:
+        """Number of ``-groups`` names (nGrp)."""
+        return 2 if self.kind == "groups" else 1
+
+    @property
+    def n_cov(self) -> int:
+        return len(self.covariate_names)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the model: all subjects of both sets for "groups", else one set's subjects."""
+        return sum(self.n_per_set) if self.kind == "groups" else self.n_per_set[0]
+
+    @property
+    def n_total(self) -> int:
+        """Sum of subjects over the sets (what the full DOF counts)."""
+        return sum(self.n_per_set)
+
+    @property
+    def full_dof(self) -> int:
+        """nDF = total subjects - groups - covariates (types 1, 2); N - 1 - nCov for paired."""
+        if self.kind == "conditions":
+            return self.n_per_set[0] - 1 - self.n_cov
+        return self.n_total - self.n_groups - self.n_cov
+
+    @property
+    def min_nonzero(self) -> int:
+        """Minimum non-zero betas for a voxel to be analysed with ``-missing_data``."""
+        return 1 + self.n_groups + self.n_cov
+
+    def matrix(self) -> np.ndarray:
+        """Design matrix X (n_rows, p): intercept, group dummy (type 2), covariates."""
+        cols = [np.ones(self.n_rows)]
+        if self.kind == "groups":
+            cols.append(np.r_[np.zeros(self.n_per_set[0]), np.ones(self.n_per_set[1])])
+        x = np.column_stack(cols)
+        if self.covariates is not None:
+            x = np.column_stack([x, self.covariates])
+        return x
+
+    @property
+    def n_bricks(self) -> int:
+        """nBrick0 = 4·nGrp + 2·nCov + 1."""
+        return 4 * self.n_groups + 2 * self.n_cov + 1
+
+    def labels(self) -> list[str]:
+        """Sub-brick labels in output order (current AFNI, with ``I2``)."""
+        if self.kind == "groups":
+            a, b = self.test_names
+            labels = [f"{a}:b", f"{a}:t", f"{b}:b", f"{b}:t", f"{b}-{a}:b", f"{b}-{a}:t"]
+        elif self.kind == "conditions":
+            s1, s2 = self.test_names
+            labels = [f"{s2}-{s1}:b", f"{s2}-{s1}:t"]
+        else:
+            labels = [f"{self.test_names[0]}:b", f"{self.test_names[0]}:t"]
+        for name in self.covariate_names:
+            labels += [f"{name}:b", f"{name}:t"]
+        return labels + ["I2", "tau", "QE:Chisq"]
+
+    def t_brick_indices(self) -> list[int]:
+        """0-based indices of the ``:t`` bricks (all get fitt(nDF) and the DOF re-mapping)."""
+        n_t = (3 if self.kind == "groups" else 1) + self.n_cov
+        return [2 * k + 1 for k in range(n_t)]
+
+    def stat_aux(self) -> tuple[list[int], list[tuple[float, ...]]]:
+        """Per-brick AFNI stat codes and parameters: t bricks fitt(nDF), QE fict(nDF)."""
+        codes = [0] * self.n_bricks
+        params: list[tuple[float, ...]] = [()] * self.n_bricks
+        for i in self.t_brick_indices():
+            codes[i], params[i] = 3, (float(self.full_dof),)
+        codes[-1], params[-1] = 6, (float(self.full_dof),)
+        return codes, params
+
+
+def center_covariates(
+    values: np.ndarray, row_subjects: Sequence[str], center: str | Sequence[float] = "mean"
+) -> np.ndarray:
+    """Center covariate columns as 3dMEMA does (``-covariates_center``).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_rows, n_cov)
+        Covariate value of the subject on each model row.
+    row_subjects : sequence of str
+        Subject label of each row; a subject appearing on several rows (both sets) counts once
+        in the mean, as 3dMEMA matches the table rows to the unique subject labels.
+    center : "mean" or sequence of float
+        Subtract each column's mean over unique subjects, or the given values.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if isinstance(center, str):
+        if center != "mean":
+            raise ValueError(f"covariate center must be 'mean' or numbers, got {center!r}")
+        _, first = np.unique(np.asarray(row_subjects), return_index=True)
+        centers = values[np.sort(first)].mean(axis=0)
+    else:
+        centers = np.asarray(center, dtype=np.float64)
+        if centers.shape != (values.shape[1],):
+            raise ValueError(f"need {values.shape[1]} covariate centers, got {centers.size}")
+    return values - centers
+
+
+# ----------------------------------------------------------------------------------------------
+# per-subject variance and block fits
+# ----------------------------------------------------------------------------------------------
+
+
+def within_subject_variance(beta: np.ndarray, tstat: np.ndarray) -> np.ndarray:
+    """v = (b/t)², with 0 for |b| or |t| < 1e-16, then any v < 1e-16 replaced by 1e8.
+
+    A zero beta, a zero t or a vanishing ratio all weight the subject out (weight ~1e-8) while
+    the beta itself stays in the model.
+    """
+    beta = np.asarray(beta, dtype=np.float64)
+    tstat = np.asarray(tstat, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = (beta / tstat) ** 2
+    v[(np.abs(beta) < ZERO_TOL) | (np.abs(tstat) < ZERO_TOL)] = 0.0
+    v[v < ZERO_TOL] = MISSING_VARIANCE
+    return v
+
+
+def _invert_small(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched inverse of (V, p, p) matrices and whether each is usable.
+
+    A matrix is unusable where R's ``solve`` would stop: exactly singular or reciprocal
+    1-norm condition number below machine epsilon.
+    """
+    p = m.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if p == 1:
+            inv = 1.0 / m
+            ok = np.isfinite(inv[:, 0, 0]) & (m[:, 0, 0] != 0)
+            return inv, ok
+        if p == 2:
+            a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+            det = a * d - b * c
+            inv = np.empty_like(m)
+            inv[:, 0, 0], inv[:, 0, 1] = d / det, -b / det
+            inv[:, 1, 0], inv[:, 1, 1] = -c / det, a / det
+        else:
+            det = np.linalg.det(m)
+            safe = np.where((det != 0)[:, None, None] & np.isfinite(m), m, np.eye(p))
+            inv = np.linalg.inv(safe)
+        norm_m = np.abs(m).sum(axis=1).max(axis=1)
+        norm_inv = np.abs(inv).sum(axis=1).max(axis=1)
+        rcond = 1.0 / (norm_m * norm_inv)
+    ok = (det != 0) & np.isfinite(rcond) & (rcond >= np.finfo(np.float64).eps)
+    return inv, ok
+
+
+@dataclass
+class _Fit:
+    """Weighted least squares at one τ² per voxel (arrays over a block of V voxels)."""
+
+    weights: np.ndarray  # (V, n)
+    coef: np.ndarray  # (V, p)
+    cov: np.ndarray  # (V, p, p)  V_b = (XᵀWX)⁻¹
+    resid: np.ndarray  # (V, n)
+    ypy: np.ndarray  # (V,)  YᵀPY = Σ w r²
+    ok: np.ndarray  # (V,)  XᵀWX invertible
+
+
+def _outer_columns(x: np.ndarray) -> np.ndarray:
+    """(n, p·p) products of design columns, so that XᵀWX = (w @ XX) per voxel (one GEMM)."""
+    n, p = x.shape
+    return (x[:, :, None] * x[:, None, :]).reshape(n, p * p)
+
+
+def _xtwx(weights: np.ndarray, xx: np.ndarray, p: int) -> np.ndarray:
+    return (weights @ xx).reshape(-1, p, p)
+
+
+def _wls(y: np.ndarray, weights: np.ndarray, x: np.ndarray, xx: np.ndarray) -> _Fit:
+    p = x.shape[1]
+    cov, ok = _invert_small(_xtwx(weights, xx, p))
+    xtwy = (weights * y) @ x
+    coef = np.einsum("vpq,vq->vp", cov, xtwy)
+    resid = y - coef @ x.T
+    ypy = np.einsum("vn,vn->v", weights * resid, resid)
+    return _Fit(weights, coef, cov, resid, ypy, ok)
+
+
+def _vb_times(fit: _Fit, weights_k: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """V_b XᵀW^k X for the given W^k (V, n)."""
+    p = fit.cov.shape[-1]
+    return fit.cov @ _xtwx(weights_k, xx, p)
+
+
+def _statistics(fit: _Fit, n_minus_p: int, hktest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled coefficient covariance and statistics b/se (0 where se <= 1e-8)."""
+    cov = fit.cov
+    if hktest:
+        cov = cov * np.maximum(fit.ypy / n_minus_p, 0.0)[:, None, None]
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+        stat = np.where(se > SE_FLOOR, fit.coef / np.where(se > SE_FLOOR, se, 1.0), 0.0)
+    return cov, stat
+
+
+@dataclass
+class BlockFit:
+    """Per-voxel results of the random-effects fit of one block."""
+
+    coef: np.ndarray  # (V, p)
+    cov: np.ndarray  # (V, p, p) after HK scaling (if on)
+    stat: np.ndarray  # (V, p)
+    tau2: np.ndarray  # (V,)
+    qe: np.ndarray  # (V,)
+    trp0: np.ndarray  # (V,)
+    ok: np.ndarray  # (V,) False: fixed-effects system singular -> all outputs 0
+    used_reml: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    reml_iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+
+
+def _halve_until_nonnegative(tau2: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Halve Δ until τ² + Δ >= 0, as 3dMEMA's REML step does (elementwise)."""
+    delta = delta.copy()
+    neg = tau2 + delta < 0
+    # From τ² = 0 a negative step only stops when it underflows to -0.0.
+    delta[neg & (tau2 == 0)] = -0.0
+    todo = np.flatnonzero(tau2 + delta < 0)
+    while todo.size:
+        delta[todo] *= 0.5
+        todo = todo[tau2[todo] + delta[todo] < 0]
+    return delta
+
+
+def _reml(
+    y: np.ndarray, v: np.ndarray, x: np.ndarray, xx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """REML Fisher scoring for τ² on a block; returns (tau2, converged, iterations)."""
+    n_vox, _ = y.shape
+    with np.errstate(invalid="ignore"):
+        tau2 = np.maximum(0.0, y.var(axis=1, ddof=1) - v.mean(axis=1))
+    converged = np.zeros(n_vox, bool)
+    iterations = np.zeros(n_vox, int)
+    active = np.arange(n_vox)
+    for iteration in range(1, REML_MAX_ITER + 1):
+        if active.size == 0:
+            break
+        t2 = tau2[active]
+        fit = _wls(y[active], 1.0 / (v[active] + t2[:, None]), x, xx)
+        w = fit.weights
+        w2 = w * w
+        wr = w * fit.resid
+        u_sq = np.einsum("vn,vn->v", wr, wr)  # uᵀu with u = PY = W r
+        vb_m2 = _vb_times(fit, w2, xx)
+        vb_m3 = _vb_times(fit, w2 * w, xx)
+        tr_p = w.sum(axis=1) - np.trace(vb_m2, axis1=1, axis2=2)
+        tr_pp = (
+            w2.sum(axis=1)
+            - 2.0 * np.trace(vb_m3, axis1=1, axis2=2)
+            + np.einsum("vij,vji->v", vb_m2, vb_m2)
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = (u_sq - tr_p) / tr_pp
+        bad = ~fit.ok | ~np.isfinite(delta)
+        delta[bad] = 0.0
+        delta = _halve_until_nonnegative(t2, delta)
+        new = t2 + delta
+        rel = np.abs(delta) / (np.abs(new) + 1e-8)
+        tau2[active] = new
+        iterations[active] = iteration
+        done = (rel <= REML_REL_TOL) & ~bad
+        converged[active[done]] = True
+        active = active[~done & ~bad]
+    return tau2, converged, iterations
+
+
+def fit_block(y: np.ndarray, v: np.ndarray, x: np.ndarray, *, hktest: bool = True) -> BlockFit:
+    """Random-effects meta-regression of every voxel of a block (3dMEMA ``rmaB``).
+
+    Parameters
+    ----------
+    y : ndarray, shape (V, n)
+        Effect estimates (betas), one row per voxel.
+    v : ndarray, shape (V, n)
+        Within-subject variances (see :func:`within_subject_variance`).
+    x : ndarray, shape (n, p)
+        Design matrix shared by all voxels.
+    hktest : bool
+        Hartung–Knapp scaling of the coefficient covariance (3dMEMA default).
+
+    Returns
+    -------
+    BlockFit
+    """
+    n, p = x.shape
+    n_minus_p = n - p
+    # Fixed effects: QE, trace(P0), then τ² by the method of moments.
+    xx = _outer_columns(x)
+    fe = _wls(y, 1.0 / v, x, xx)
+    trp0 = fe.weights.sum(axis=1) - np.trace(
+        _vb_times(fe, fe.weights * fe.weights, xx), axis1=1, axis2=2
+    )
+    qe = fe.ypy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2 = np.maximum(0.0, (qe - n_minus_p) / trp0)
+    tau2 = np.where(np.isfinite(tau2), tau2, 0.0)
+    ok = fe.ok.copy()
+
+    mom = _wls(y, 1.0 / (v + tau2[:, None]), x, xx)
+    ok &= mom.ok
+    cov, stat = _statistics(mom, n_minus_p, hktest)
+    coef = mom.coef
+
+    used_reml = np.zeros(len(y), bool)
+    iterations = np.zeros(len(y), int)
+    need = np.flatnonzero(ok & (np.abs(stat) > REML_TRIGGER).any(axis=1))
+    if need.size:
+        reml_tau2, converged, its = _reml(y[need], v[need], x, xx)
+        iterations[need] = its
+        good = need[converged]
+        if good.size:
+            final = _wls(y[good], 1.0 / (v[good] + reml_tau2[converged][:, None]), x, xx)
+            final_ok = final.ok
+            good = good[final_ok]
+            if good.size:
+                f_cov, f_stat = _statistics(final, n_minus_p, hktest)
+                tau2[good] = reml_tau2[converged][final_ok]
+                coef = coef.copy()
+                coef[good] = final.coef[final_ok]
+                cov[good] = f_cov[final_ok]
+                stat[good] = f_stat[final_ok]
+                used_reml[good] = True
+    return BlockFit(coef, cov, stat, tau2, qe, trp0, ok, used_reml, iterations)
+
+
+def assemble_bricks(design: MemaDesign, fit: BlockFit) -> np.ndarray:
+    """Place a block's estimates into 3dMEMA's output vector (V, nBrick0), float64.
+
+    Voxels whose fixed-effects system is singular get all zeros.
+    """
+    n, p = design.n_rows, design.matrix().shape[1]
+    out = np.zeros((len(fit.tau2), design.n_bricks))
+    coef, stat, cov = fit.coef, fit.stat, fit.cov
+    if design.kind == "groups":
+        out[:, 0], out[:, 1] = coef[:, 0], stat[:, 0]
+        out[:, 4], out[:, 5] = coef[:, 1], stat[:, 1]
+        mean2 = coef[:, 0] + coef[:, 1]
+        with np.errstate(invalid="ignore"):
+            root = np.sqrt(cov[:, 1, 1] - cov[:, 0, 0])
+            # NaN root (negative difference) compares False, like a failed test -> 0.
+            out[:, 2] = mean2
+            out[:, 3] = np.where(root > ZERO_TOL, mean2 / np.where(root > ZERO_TOL, root, 1.0), 0.0)
+        first_cov = 2
+        cov_pos = 6
+    else:
+        out[:, 0], out[:, 1] = coef[:, 0], stat[:, 0]
+        first_cov = 1
+        cov_pos = 2
+    for k in range(design.n_cov):
+        out[:, cov_pos + 2 * k] = coef[:, first_cov + k]
+        out[:, cov_pos + 2 * k + 1] = stat[:, first_cov + k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, -3] = 1.0 / (1.0 + (n - p - 1) / (fit.trp0 * fit.tau2))
+        out[:, -2] = np.sqrt(fit.tau2)
+    out[:, -1] = fit.qe
+    out[~fit.ok] = 0.0
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# DOF re-mapping (-missing_data)
+# ----------------------------------------------------------------------------------------------
+
+
+def voxel_dof(
+    design: MemaDesign, zero_counts: np.ndarray, *, correct_dof: bool = False
+) -> np.ndarray:
+    """Per-voxel DOF of 3dMEMA's ``-missing_data`` correction.
+
+    Parameters
+    ----------
+    zero_counts : ndarray, shape (n_sets, V)
+        Subjects with an exactly-zero beta in each set (or read from ``-missing_data`` files).
+    correct_dof : bool
+        False (default) reproduces AFNI's sign slip for two groups (z1 is *added*:
+        n1 + n2 + z1 - z2 - 2 - nCov); True uses the intended n1 + n2 - z1 - z2 - 2 - nCov.
+    """
+    z = np.asarray(zero_counts, dtype=np.int64)
+    if design.kind == "one":
+        return design.n_per_set[0] - z[0] - 1 - design.n_cov
+    if design.kind == "conditions":
+        return design.n_per_set[0] - np.maximum(z[0], z[1]) - 1 - design.n_cov
+    sign = -1 if correct_dof else 1
+    return design.n_total + sign * z[0] - z[1] - 2 - design.n_cov
+
+
+def t_cdf(t: np.ndarray, dof: float) -> np.ndarray:
+    """Lower-tail Student t CDF, rounded the way R's ``pt`` rounds it.
+
+    For t > 0, R returns ``(0.5 - tail) + 0.5``; that double rounding differs from ``1 - tail``
+    by one ulp now and then, which moves re-mapped t values near 20-50 by ~1e-5 relative.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t_sq = t * t
+        central = dof > t_sq
+        tail = np.where(
+            central,
+            special.betaincc(0.5, dof / 2.0, t_sq / (dof + t_sq)),
+            special.betainc(dof / 2.0, 0.5, 1.0 / (1.0 + (t / dof) * t)),
+        )
+    tail = tail / 2.0
+    return np.where(t > 0, (0.5 - tail) + 0.5, tail)
+
+
+def t_quantile(p: np.ndarray, dof: float) -> np.ndarray:
+    """Student t quantile of a lower-tail probability (R's ``qt``; ±Inf at p = 1 or 0)."""
+    p = np.asarray(p, dtype=np.float64)
+    upper = p > 0.5
+    tail = np.where(upper, 1.0 - p, p)  # exact for p in [0.5, 1] (Sterbenz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = special.betaincinv(dof / 2.0, 0.5, 2.0 * tail)
+        t = np.sqrt(dof * (1.0 / x - 1.0))
+    return np.where(upper, t, -t)
+
+
+def remap_t(t: np.ndarray, dof: np.ndarray, full_dof: int) -> np.ndarray:
+    """t' = Tinv_full(Tcdf_dof(t)) where dof != full; t where equal; 0 where dof < 1.
+
+    Uses the lower-tail CDF as R's ``pt``/``qt`` do, so large positive t can become +Inf
+    (kept as Inf, as 3dMEMA writes it) while large negative t stays finite.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    out = t.copy()
+    dof = np.broadcast_to(dof, t.shape)
+    out[dof < 1] = 0.0
+    for df in np.unique(dof[(dof >= 1) & (dof != full_dof)]):
+        sel = dof == df
+        out[sel] = t_quantile(t_cdf(t[sel], float(df)), float(full_dof))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# whole analysis over arrays
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemaResult:
+    """3dMEMA output over voxels.
+
+    Attributes
+    ----------
+    bricks : ndarray, shape (n_voxels, n_bricks), float32
+        Output sub-bricks after DOF re-mapping, NaN -> 0 and the float32 cast.
+    labels, stat_codes, stat_params
+        Per-brick label and AFNI statistic code/parameters.
+    full_dof : int
+    n_analyzed : int
+        Voxels that entered the fit (passed the non-zero count rule and the mask).
+    n_reml : int
+        Voxels whose final τ² came from REML.
+    """
+
+    bricks: np.ndarray
+    labels: list[str]
+    stat_codes: list[int]
+    stat_params: list[tuple[float, ...]]
+    full_dof: int
+    n_analyzed: int = 0
+    n_reml: int = 0
+
+
+def _model_rows(
+    design: MemaDesign, betas: Sequence[np.ndarray], tstats: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Y and v (V, n) for the model, from per-set (n_subj, V) float arrays (a voxel block)."""
+    vs = [within_subject_variance(b, t) for b, t in zip(betas, tstats, strict=True)]
+    bs = [np.asarray(b, dtype=np.float64) for b in betas]
+    if design.kind == "conditions":
+        y = bs[1] - bs[0]
+        v = vs[0] + vs[1]
+        y[v >= MISSING_VARIANCE] = 0.0
+    else:
+        y = np.concatenate(bs, axis=0)
+        v = np.concatenate(vs, axis=0)
+    return np.ascontiguousarray(y.T), np.ascontiguousarray(v.T)
+
+
+def _validate_inputs(
+    design: MemaDesign, betas: Sequence[np.ndarray], tstats: Sequence[np.ndarray]
+) -> int:
+    if len(betas) != len(design.n_per_set) or len(tstats) != len(design.n_per_set):
+        raise ValueError(f"design {design.kind!r} needs {len(design.n_per_set)} beta and t arrays")
+    n_vox = None
+    for k, (b, t) in enumerate(zip(betas, tstats, strict=True)):
+        if b.ndim != 2 or b.shape != t.shape:
+            raise ValueError(
+                f"set {k + 1}: betas {b.shape} and t-statistics {t.shape} must both be "
+                "(n_subjects, n_voxels)"
+            )
+        if b.shape[0] != design.n_per_set[k]:
+            raise ValueError(
+                f"set {k + 1}: {b.shape[0]} subjects, design says {design.n_per_set[k]}"
+            )
+        if n_vox is None:
+            n_vox = b.shape[1]
+        elif b.shape[1] != n_vox:
+            raise ValueError(f"set {k + 1} has {b.shape[1]} voxels, set 1 has {n_vox}")
+    n, p = design.matrix().shape
+    if n <= p:
+        raise ValueError("Too few subjects for options selected.")
+    return int(n_vox)
+
+
+def mema(
+    betas: Sequence[np.ndarray],
+    tstats: Sequence[np.ndarray],
+    design: MemaDesign,
+    *,
+    missing_data: bool = False,
+    zero_counts: np.ndarray | None = None,
+    n_nonzero: int = -1,
+    hktest: bool = True,
+    mask: np.ndarray | None = None,
+    correct_dof: bool = False,
+    chunk_size: int = 16384,
+    n_jobs: int = 1,
+    on_chunk: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    dtype: type = np.float32,
+) -> MemaResult:
+    """Run 3dMEMA over voxels.
+
+    Parameters
+    ----------
+    betas, tstats : sequence of ndarray, each (n_subjects, n_voxels)
+        One array per ``-set`` (float32 or float64; float32 is promoted as 3dMEMA does).
+        Must be finite.
+    design : MemaDesign
+    missing_data : bool
+        ``-missing_data``: analyse only voxels with at least 1 + nGrp + nCov non-zero betas,
+        then re-map the t bricks by the voxel DOF.
+    zero_counts : ndarray (n_sets, n_voxels), optional
+        Missing subjects per set (``-missing_data F1 F2`` files); default: count of betas == 0.
+    n_nonzero : int
+        ``-n_nonzero`` (used without ``missing_data``; -1 analyses every voxel).
+    hktest : bool
+        Hartung–Knapp test (default on; ``-no_HKtest`` turns it off).
+    mask : ndarray (n_voxels,), optional
+        Voxels with |mask| <= 1e-16 get all-zero outputs.
+    correct_dof : bool
+        Apply the intended two-group DOF formula instead of AFNI's.
+    chunk_size, n_jobs
+        Voxels per block and threads working on blocks (results do not depend on either).
+    on_start, on_chunk
+        Progress callbacks: number of chunks, then 1 per finished chunk.
+    dtype
+        Output type; float32 as 3dMEMA writes (float64 to compare with R's doubles).
+
+    Returns
+    -------
+    MemaResult
+    """
+    betas = [np.asarray(b) for b in betas]
+    tstats = [np.asarray(t) for t in tstats]
+    n_vox = _validate_inputs(design, betas, tstats)
+    for k, arr in enumerate([*betas, *tstats]):
+        if not np.all(np.isfinite(arr)):
+            kind = "betas" if k < len(betas) else "t-statistics"
+            raise ValueError(f"set {k % len(betas) + 1} {kind} contain NaN or Inf values")
+    x = design.matrix()
+    n_sets = len(betas)
+
+    # Voxel eligibility: count non-zero model values (contrasts for the paired design).
+    if design.kind == "conditions":
+        with np.errstate(invalid="ignore"):
+            nonzero = np.zeros(n_vox, np.int64)
+            for lo in range(0, n_vox, chunk_size):
+                y, _ = _model_rows(
+                    design,
+                    [b[:, lo : lo + chunk_size] for b in betas],
+                    [t[:, lo : lo + chunk_size] for t in tstats],
+                )
+                nonzero[lo : lo + chunk_size] = (np.abs(y) > ZERO_TOL).sum(axis=1)
+    else:
+        nonzero = sum((np.abs(b) > ZERO_TOL).sum(axis=0) for b in betas)
+    need = design.min_nonzero if missing_data else n_nonzero
+    analyse = nonzero >= need
+    if mask is not None:
+        mask = np.asarray(mask).reshape(-1)
+        if mask.shape[0] != n_vox:
+            raise ValueError("Mask dimensions don't match the input files!")
+        analyse &= np.abs(mask) > ZERO_TOL
+    voxels = np.flatnonzero(analyse)
+
+    out = np.zeros((n_vox, design.n_bricks), np.float64)
+    chunks = [voxels[lo : lo + chunk_size] for lo in range(0, voxels.size, chunk_size)]
+    if on_start is not None:
+        on_start(len(chunks))
+    n_reml = 0
+
+    def work(idx: np.ndarray) -> tuple[np.ndarray, int]:
+        y, v = _model_rows(design, [b[:, idx] for b in betas], [t[:, idx] for t in tstats])
+        fit = fit_block(y, v, x, hktest=hktest)
+        return assemble_bricks(design, fit), int(fit.used_reml.sum())
+
+    if n_jobs > 1 and len(chunks) > 1:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            for idx, (block, k) in zip(chunks, pool.map(work, chunks), strict=True):
+                out[idx] = block
+                n_reml += k
+                if on_chunk is not None:
+                    on_chunk(1)
+    else:
+        for idx in chunks:
+            block, k = work(idx)
+            out[idx] = block
+            n_reml += k
+            if on_chunk is not None:
+                on_chunk(1)
+
+    if missing_data:
+        if zero_counts is None:
+            zero_counts = np.stack([(b == 0).sum(axis=0) for b in betas])
+        zero_counts = np.asarray(zero_counts).reshape(n_sets, -1)
+        if zero_counts.shape[1] != n_vox:
+            raise ValueError("zero counts do not match the number of voxels")
+        dof = voxel_dof(design, zero_counts, correct_dof=correct_dof)
+        for i in design.t_brick_indices():
+            out[:, i] = remap_t(out[:, i], dof, design.full_dof)
+    out[np.isnan(out)] = 0.0
+    codes, params = design.stat_aux()
+    return MemaResult(
+        out.astype(dtype),
+        design.labels(),
+        codes,
+        params,
+        design.full_dof,
+        n_analyzed=int(voxels.size),
+        n_reml=n_reml,
+    )

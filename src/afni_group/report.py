@@ -1,0 +1,779 @@
+"""HTML report of a finished afni-group run, built only from the files in OUTPUT_DIR.
+
+The report reads ``params.json``, ``inventory.tsv`` and the ``analysis-*/`` outputs (design.md),
+so it is the same for the native and the AFNI engine. It writes ``OUTPUT_DIR/report.html`` with
+every figure embedded as a PNG data URI (the page can be mailed or archived alone), and the same
+PNGs under ``OUTPUT_DIR/report/`` for reuse in slides and papers. Nothing is fetched from the
+network; there is no JavaScript.
+
+Entry points: :func:`write_report` (called by the pipeline) and ``python -m afni_group.report
+OUTPUT_DIR`` (:func:`main`) to rebuild the report by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import datetime as _dt
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from afni_group import __version__
+from afni_group.errors import AfniGroupError, InputDataError, MissingInputError, OutputError
+
+REPORT_HTML = "report.html"
+FIGURE_DIR = "report"
+TEMPLATE = "report.html.j2"
+
+# clusters.tsv columns (docs/design.md)
+CLUSTER_COLUMNS = (
+    "cluster_id n_voxels volume_mm3 tail cm_x_rai cm_y_rai cm_z_rai peak_x_rai peak_y_rai "
+    "peak_z_rai cm_x_lpi cm_y_lpi cm_z_lpi peak_x_lpi peak_y_lpi peak_z_lpi mean sem peak_value"
+).split()
+
+SIDED_TEXT = {
+    "bisided": "bi-sided (positive and negative tails clustered separately)",
+    "2sided": "2-sided (both tails clustered together)",
+    "1sided": "1-sided (positive tail)",
+}
+
+
+# ============================================================================ ClustSim tables
+
+
+@dataclass
+class ClustSimTable:
+    """One 3dClustSim cluster-size table (one NN and sidedness).
+
+    Attributes
+    ----------
+    pthr : numpy.ndarray
+        Voxelwise p values, one per row.
+    alpha : numpy.ndarray
+        Corrected alpha values, one per column, in the file's (descending) order.
+    sizes : numpy.ndarray
+        (len(pthr), len(alpha)) minimum cluster sizes in voxels (fractional).
+    """
+
+    pthr: np.ndarray
+    alpha: np.ndarray
+    sizes: np.ndarray
+
+
+def _parse_clustsim_1d(text: str) -> ClustSimTable:
+    alphas: list[float] | None = None
+    rows: list[list[float]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            # header line: '#  pthr  | .10000 .09000 ...'
+            m = re.match(r"#\s*pthr\s*\|(.*)$", stripped)
+            if m:
+                alphas = [float(a) for a in m.group(1).split()]
+            continue
+        if stripped:
+            rows.append([float(v) for v in stripped.split()])
+    if alphas is None or not rows:
+        raise ValueError("no 'pthr | alpha' header or no table rows")
+    table = np.asarray(rows, dtype=float)
+    if table.shape[1] != len(alphas) + 1:
+        raise ValueError("row length does not match the alpha header")
+    return ClustSimTable(table[:, 0], np.asarray(alphas), table[:, 1:])
+
+
+def _parse_clustsim_niml(text: str) -> ClustSimTable:
+    def attr(name: str) -> list[float]:
+        m = re.search(rf'\b{name}="([^"]*)"', text)
+        if not m:
+            raise ValueError(f"no {name} attribute")
+        return [float(v) for v in m.group(1).split(",")]
+
+    pthr, alpha = attr("pthr"), attr("athr")
+    body = re.search(r">\s*(.*?)\s*</", text, re.S)
+    if not body:
+        raise ValueError("no table body")
+    values = np.asarray(body.group(1).split(), dtype=float)
+    if values.size != len(pthr) * len(alpha):
+        raise ValueError("table body does not match pthr x athr")
+    return ClustSimTable(np.asarray(pthr), np.asarray(alpha), values.reshape(len(pthr), -1))
+
+
+def read_clustsim_table(path: str | Path) -> ClustSimTable:
+    """Read a 3dClustSim table, preferring the unrounded ``.niml`` twin of a ``.1D`` file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``ClustSim.NN?_*.1D`` or ``.niml``.
+
+    Returns
+    -------
+    ClustSimTable
+
+    Raises
+    ------
+    MissingInputError, InputDataError
+    """
+    path = Path(path)
+    niml = path.with_suffix(".niml")
+    candidates = [niml, path] if path.suffix == ".1D" else [path]
+    for candidate in candidates:
+        if not candidate.exists():
+            continue
+        text = candidate.read_text(errors="replace")
+        try:
+            if candidate.suffix == ".niml":
+                return _parse_clustsim_niml(text)
+            return _parse_clustsim_1d(text)
+        except ValueError as err:
+            raise InputDataError(f"{candidate}: not a 3dClustSim table ({err})") from err
+    raise MissingInputError(f"ClustSim table {path} not found")
+
+
+def _gumbel(alpha: np.ndarray | float) -> np.ndarray:
+    # 3dClustSim interpolates its tables in this coordinate, where log-size is close to linear
+    return np.log(-np.log1p(-np.asarray(alpha, dtype=float)))
+
+
+@dataclass(frozen=True)
+class CorrectedAlpha:
+    """A cluster's corrected alpha: ``relation`` is '=' (interpolated), '<' or '>' (off the table)."""
+
+    value: float
+    relation: str = "="
+
+    def __str__(self) -> str:
+        if self.relation == "=":
+            return f"{self.value:.3f}"
+        return f"{self.relation} {self.value:.2f}"
+
+
+def corrected_alpha(table: ClustSimTable, pthr: float, n_voxels: float) -> CorrectedAlpha | None:
+    """FWE-corrected alpha of a cluster of ``n_voxels`` at voxelwise ``pthr``.
+
+    The row of ``pthr`` gives cluster sizes s_j for alphas a_j (a_j decreasing, s_j increasing).
+    Between two columns the alpha is interpolated linearly in size against log(-log(1 - a)), the
+    coordinate 3dClustSim uses to build the table. Beyond the table the bound is returned.
+
+    Parameters
+    ----------
+    table : ClustSimTable
+    pthr : float
+        Voxelwise p; must be one of the table rows (relative tolerance 1e-6).
+    n_voxels : float
+        Cluster size in voxels.
+
+    Returns
+    -------
+    CorrectedAlpha or None
+        None when ``pthr`` is not a row of the table.
+    """
+    rows = np.flatnonzero(np.isclose(table.pthr, pthr, rtol=1e-6, atol=0.0))
+    if rows.size == 0:
+        return None
+    order = np.argsort(-table.alpha)  # largest alpha (smallest size) first
+    alphas = table.alpha[order]
+    sizes = np.maximum.accumulate(table.sizes[rows[0], order])  # guard against non-monotone cells
+    if n_voxels < sizes[0]:
+        return CorrectedAlpha(float(alphas[0]), ">")
+    if n_voxels > sizes[-1]:
+        return CorrectedAlpha(float(alphas[-1]), "<")
+    j = int(np.flatnonzero(sizes <= n_voxels)[-1])  # smallest alpha whose size is reached
+    if j == len(sizes) - 1 or sizes[j] == n_voxels:
+        return CorrectedAlpha(float(alphas[j]))
+    frac = (n_voxels - sizes[j]) / (sizes[j + 1] - sizes[j])
+    g = _gumbel(alphas[j]) + frac * (_gumbel(alphas[j + 1]) - _gumbel(alphas[j]))
+    return CorrectedAlpha(float(-np.expm1(-np.exp(g))))
+
+
+# ============================================================================ small readers
+
+
+def acf_fwhm(a: float, b: float, c: float) -> float:
+    """FWHM (mm) of the mixed ACF a*exp(-r^2/(2 b^2)) + (1-a)*exp(-r/c): 2 r where ACF(r) = 1/2."""
+
+    def acf(r: float) -> float:
+        return a * math.exp(-0.5 * r * r / (b * b)) + (1.0 - a) * math.exp(-r / c)
+
+    lo, hi = 0.0, 3.0 * b + 6.0 * c + 1.0
+    for _ in range(100):  # bisection: ACF is strictly decreasing in r
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if acf(mid) > 0.5 else (lo, mid)
+    return 2.0 * 0.5 * (lo + hi)
+
+
+def read_tsv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a tab-separated file with a header line, as dicts of strings ([] if absent)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return [dict(row) for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_clusters_tsv(path: str | Path) -> list[dict]:
+    """Cluster rows of ``clust_*_clusters_<set>.tsv`` with numbers parsed (header-only -> [])."""
+    rows = []
+    for raw in read_tsv(path):
+        row: dict = {k: _num(raw.get(k)) for k in CLUSTER_COLUMNS if k != "tail"}
+        row["tail"] = raw.get("tail", "") or ""
+        row["cluster_id"] = int(row["cluster_id"] or len(rows) + 1)
+        row["n_voxels"] = int(row["n_voxels"] or 0)
+        rows.append(row)
+    return rows
+
+
+def parse_clusterize_report(text: str, sided: str = "bisided") -> list[dict]:
+    """Cluster rows from 3dClusterize's text report (RAI order), for runs without clusters.tsv.
+
+    LPI values are derived (x and y negated); volume uses the report's single-voxel volume.
+    """
+    m = re.search(r"Single voxel volume = ([0-9.eE+-]+)", text)
+    voxel_volume = float(m.group(1)) if m else float("nan")
+    rows = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = [float(v) for v in line.split()]
+        if len(f) < 16:
+            continue
+        n, cm, mean, sem, peak, mi = int(f[0]), f[1:4], f[10], f[11], f[12], f[13:16]
+        row = {
+            "cluster_id": len(rows) + 1,
+            "n_voxels": n,
+            "volume_mm3": n * voxel_volume,
+            "tail": "both" if sided == "2sided" else ("pos" if peak >= 0 else "neg"),
+            "mean": mean,
+            "sem": sem,
+            "peak_value": peak,
+        }
+        for prefix, xyz in (("cm", cm), ("peak", mi)):
+            for axis, value, flip in zip("xyz", xyz, (-1, -1, 1), strict=True):
+                row[f"{prefix}_{axis}_rai"] = value
+                row[f"{prefix}_{axis}_lpi"] = flip * value + 0.0
+        rows.append(row)
+    return rows
+
+
+# ============================================================================ context
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "set"
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value + 0.0:.{digits}f}"
+
+
+def _fmt_p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:g}"
+
+
+@dataclass
+class _Figure:
+    file: str  # relative to OUTPUT_DIR
+    data_uri: str
+    width: int
+    height: int
+    alt: str
+    caption: str
+
+
+def _save_figure(fig, figure_dir: Path, name: str, alt: str, caption: str) -> _Figure:
+    from afni_group import report_figures as rf
+
+    path = figure_dir / f"{name}.png"
+    width, height = rf.save_png(fig, path)
+    data = path.read_bytes()
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return _Figure(f"{FIGURE_DIR}/{path.name}", uri, width, height, alt, caption)
+
+
+def _largest_suprathreshold_cluster(
+    stat: np.ndarray, mask: np.ndarray, threshold: float, sided: str, nn: int
+) -> int:
+    """Size of the largest cluster of voxels passing the voxelwise threshold (any size)."""
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(3, int(nn))
+    if sided == "1sided":
+        tails = [stat >= threshold]
+    elif sided == "2sided":
+        tails = [np.abs(stat) >= threshold]
+    else:
+        tails = [stat >= threshold, stat <= -threshold]
+    best = 0
+    for tail in tails:
+        labels, n = ndimage.label(tail & mask, structure=structure)
+        if n:
+            best = max(best, int(np.bincount(labels.ravel())[1:].max()))
+    return best
+
+
+def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float) -> list[dict]:
+    out = []
+    for c in clusters:
+        alpha = corrected_alpha(table, pthr, c["n_voxels"]) if table is not None else None
+        row = {
+            "id": c["cluster_id"],
+            "tail": {"pos": "+", "neg": "\u2212", "both": "\u00b1"}.get(c["tail"], c["tail"]),
+            "tail_word": {"pos": "positive", "neg": "negative", "both": "both signs"}.get(
+                c["tail"], c["tail"]
+            ),
+            "n_voxels": c["n_voxels"],
+            "volume": _fmt(c.get("volume_mm3"), 1),
+            "mean": _fmt(c.get("mean"), 4),
+            "sem": _fmt(c.get("sem"), 4),
+            "peak_value": _fmt(c.get("peak_value"), 4),
+            "alpha": str(alpha) if alpha is not None else "n/a",
+        }
+        for space in ("lpi", "rai"):
+            row[f"cm_{space}"] = [_fmt(c.get(f"cm_{a}_{space}")) for a in "xyz"]
+            row[f"peak_{space}"] = [_fmt(c.get(f"peak_{a}_{space}")) for a in "xyz"]
+        out.append(row)
+    return out
+
+
+def _set_context(
+    adir: Path,
+    analysis: dict,
+    result: dict,
+    table: ClustSimTable | None,
+    mask_vol,
+    figure_dir: Path,
+) -> dict:
+    from afni_group import report_figures as rf
+
+    cs = analysis.get("clustsim") or {}
+    label = result.get("set", "?")
+    sided, nn = cs.get("sided", "bisided"), int(cs.get("nn") or 1)
+    pthr = cs.get("pthr")
+    threshold = result.get("voxel_threshold")
+    slug = f"{_slug(analysis.get('name', 'analysis'))}_{_slug(label)}"
+    ctx: dict = {
+        "label": label,
+        "anchor": f"set-{slug}",
+        "tbrick": result.get("tbrick"),
+        "bbrick": result.get("bbrick"),
+        "dof": result.get("dof"),
+        "threshold": _fmt(threshold, 3) if threshold is not None else "n/a",
+        "figures": [],
+        "clusters": [],
+        "rai_available": False,
+        "warnings": [],
+        "files": [],
+    }
+    for key in ("report", "clusters_tsv", "map", "ee"):
+        name = result.get(key)
+        if name:
+            exists = (adir / name).exists()
+            ctx["files"].append(
+                {"name": name, "href": f"{adir.name}/{name}", "exists": exists, "kind": key}
+            )
+
+    clusters: list[dict] = []
+    tsv = adir / result["clusters_tsv"] if result.get("clusters_tsv") else None
+    report_txt = adir / result["report"] if result.get("report") else None
+    if tsv is not None and tsv.exists():
+        clusters = read_clusters_tsv(tsv)
+    elif report_txt is not None and report_txt.exists():
+        clusters = parse_clusterize_report(report_txt.read_text(errors="replace"), sided)
+        ctx["warnings"].append(
+            f"{tsv.name if tsv else 'clusters.tsv'} not found; table read from {report_txt.name}."
+        )
+    n_clusters = int(result.get("n_clusters") or len(clusters))
+    ctx["n_clusters"] = n_clusters
+    ctx["clusters"] = _cluster_rows(clusters, table, pthr) if pthr is not None else []
+    ctx["rai_available"] = any(c.get("cm_x_rai") is not None for c in clusters)
+    if table is None and clusters:
+        ctx["warnings"].append("ClustSim table not found: corrected alphas are not available.")
+
+    # figures ---------------------------------------------------------------------------
+    mema = adir / "mema_results.nii.gz"
+    stat_vol = None
+    if mema.exists() and result.get("tbrick") and threshold:
+        try:
+            stat_vol = rf.load_volume(mema, result["tbrick"])
+        except AfniGroupError as err:
+            ctx["warnings"].append(str(err))
+    map_vol = ee_vol = None
+    if n_clusters and result.get("map") and (adir / result["map"]).exists():
+        map_vol = rf.load_volume(adir / result["map"])
+        if result.get("ee") and (adir / result["ee"]).exists():
+            ee_vol = rf.load_volume(adir / result["ee"])
+    elif n_clusters:
+        ctx["warnings"].append("cluster map file missing: the figures show no clusters.")
+
+    if stat_vol is not None and mask_vol is not None:
+        dof = result.get("dof")
+        stat_label = f"t statistic (df = {dof:g})" if dof else "t statistic"
+        p_text = f"p < {_fmt_p(pthr)}, {sided}"
+        fig = rf.plot_stat_montage(
+            stat_vol,
+            mask_vol,
+            float(threshold),
+            map_vol,
+            ee=ee_vol,
+            stat_label=f"{stat_label}; |t| \u2265 {float(threshold):.3f} ({p_text})",
+        )
+        ctx["figures"].append(
+            _save_figure(
+                fig,
+                figure_dir,
+                f"{slug}_tmap",
+                alt=f"Axial, sagittal and coronal slices of the {label} t map ({result.get('tbrick')}) "
+                f"inside the group mask; {n_clusters} surviving cluster(s) opaque and outlined, "
+                "other voxels faded by |t|.",
+                caption=f"t map {result.get('tbrick')} over the group mask (outlined). Highlight, "
+                "don't hide: voxels in surviving clusters are opaque with white outlines; every "
+                "other in-mask voxel keeps its colour but is faded, the more the smaller |t| "
+                f"(at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at the voxelwise "
+                f"threshold |t| = {float(threshold):.3f}). Neurological convention (left is "
+                "left); slice positions in mm (RAS+/LPI, as MNI).",
+            )
+        )
+        if not n_clusters:
+            inside = mask_vol.data > 0
+            t_in = np.nan_to_num(stat_vol.data)
+            ctx["largest_suprathreshold"] = _largest_suprathreshold_cluster(
+                t_in, inside, float(threshold), sided, nn
+            )
+            ctx["max_abs_t"] = f"{float(np.abs(t_in[inside]).max(initial=0.0)):.3f}"
+    if map_vol is not None and ee_vol is not None and mask_vol is not None:
+        info = [
+            {"cluster_id": c["cluster_id"], "n_voxels": c["n_voxels"], "tail": c["tail"]}
+            for c in clusters
+        ]
+        fig = rf.plot_cluster_maps(map_vol, ee_vol, mask_vol, info)
+        ctx["figures"].append(
+            _save_figure(
+                fig,
+                figure_dir,
+                f"{slug}_clusters",
+                alt=f"Cluster-index map and effect-estimate map of {label} on the axial slices "
+                "that contain clusters.",
+                caption=f"Top: cluster map ({result.get('map')}), numbered by size. Bottom: effect "
+                f"estimate {result.get('bbrick')} inside the clusters ({result.get('ee')}), in "
+                "percent signal change (afni_proc.py scaled betas).",
+            )
+        )
+    return ctx
+
+
+def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
+    from afni_group import report_figures as rf
+
+    adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
+    cs = analysis.get("clustsim") or {}
+    mask_info = analysis.get("mask") or {}
+    mask_path = adir / (mask_info.get("file") or "mask.nii.gz")
+    ctx: dict = {
+        "name": analysis.get("name", adir.name),
+        "dir": adir.name,
+        "anchor": f"analysis-{_slug(analysis.get('name', adir.name))}",
+        "design": analysis.get("design"),
+        "correct_dof": analysis.get("correct_dof"),
+        "set_defs": analysis.get("sets") or [],
+        "clustsim": cs,
+        "sided_text": SIDED_TEXT.get(cs.get("sided"), cs.get("sided")),
+        "k": analysis.get("cluster_size_threshold"),
+        "warnings": [],
+        "sets": [],
+    }
+    mask_vol = None
+    if mask_path.exists():
+        mask_vol = rf.load_volume(mask_path)
+        inside = mask_vol.data > 0
+        n_vox = int(mask_info.get("n_voxels") or inside.sum())
+        voxel_mm3 = float(np.prod(mask_vol.voxel_sizes))
+        ctx["mask"] = {
+            "file": mask_path.name,
+            "frac": mask_info.get("frac"),
+            "n_voxels": n_vox,
+            "volume_ml": n_vox * voxel_mm3 / 1000.0,
+            "grid": "\u00d7".join(str(n) for n in mask_vol.shape),
+            "voxel": "\u00d7".join(f"{v:g}" for v in np.round(mask_vol.voxel_sizes, 3)),
+            "grid_pct": 100.0 * n_vox / inside.size,
+        }
+    else:
+        ctx["warnings"].append(f"group mask {mask_path.name} not found.")
+    acf = analysis.get("acf")
+    if acf and len(acf) == 3 and all(v is not None for v in acf):
+        ctx["acf"] = {"abc": [f"{v:g}" for v in acf], "fwhm": acf_fwhm(*map(float, acf))}
+    table = None
+    if cs.get("table"):
+        try:
+            table = read_clustsim_table(adir / cs["table"])
+        except AfniGroupError as err:
+            ctx["warnings"].append(str(err))
+    results = analysis.get("results") or []
+    if not results:
+        ctx["warnings"].append("no results recorded for this analysis (did a step fail?).")
+    for result in results:
+        ctx["sets"].append(_set_context(adir, analysis, result, table, mask_vol, figure_dir))
+    return ctx
+
+
+def _inventory_context(out: Path, params: dict) -> dict:
+    rows = read_tsv(out / "inventory.tsv")
+    dropped = {d.get("subject"): d.get("reason", "") for d in params.get("dropped") or []}
+    subjects = []
+    for row in rows:
+        sid = row.get("participant_id") or row.get("subject") or next(iter(row.values()), "")
+        label = sid.removeprefix("sub-")
+        status = row.get("status") or ("dropped" if label in dropped else "included")
+        files = {
+            k: ("MISSING" if v == "MISSING" else Path(v).name)
+            for k, v in row.items()
+            if k in ("stats", "mask", "blur_est") and v
+        }
+        subjects.append(
+            {
+                "id": sid,
+                "status": status,
+                "reason": row.get("reason") or dropped.get(label, ""),
+                "files": files,
+                "missing": [k for k, v in files.items() if v == "MISSING"],
+                "found_with": row.get("found_with", ""),
+            }
+        )
+    included = params.get("subjects") or [s["id"] for s in subjects if s["status"] != "dropped"]
+    return {
+        "rows": subjects,
+        "n_included": len(included),
+        "included": included,
+        "dropped": [
+            {"subject": d.get("subject"), "reason": d.get("reason", "")}
+            for d in params.get("dropped") or []
+        ],
+    }
+
+
+def _ordered_versions(versions: dict) -> list[tuple[str, str | None]]:
+    first = ["afni-group", "AFNI", "R", "python"]
+    rest = sorted((k for k in versions if k not in first), key=str.lower)
+    return [(k, versions[k]) for k in first + rest if k in versions]
+
+
+def _methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
+    """A draft methods paragraph; plain text, the user edits it."""
+    versions = params.get("versions") or {}
+    afni = versions.get("AFNI")
+    if afni:  # 'afni -ver' prints a long line; keep the version token when there is one
+        m = re.search(r"AFNI_[0-9][0-9.]*[0-9]", afni)
+        afni = m.group(0) if m else afni
+    tool = (
+        f"AFNI ({afni})"
+        if afni
+        else f"afni-group {params.get('afni_group_version', '')} "
+        + ("(native re-implementation of AFNI programs)")
+    )
+    parts = [
+        f"Group analysis of {inventory['n_included']} participants was performed with {tool}, "
+        "following the AFNI group-analysis workflow."
+    ]
+    for a in analyses:
+        cs = a["clustsim"]
+        design = a.get("design") or "group"
+        sets = ", ".join(s["label"] for s in a["sets"])
+        text = (
+            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
+            f"for {sets} from each participant's β and t statistics. "
+        )
+        if a.get("mask"):
+            text += (
+                f"Analyses were restricted to a group mask of {a['mask']['n_voxels']} voxels "
+                f"(voxels present in \u2265 {100 * float(a['mask']['frac'] or 1):g} % of participant "
+                "masks). "
+            )
+        if a.get("acf"):
+            abc = ", ".join(a["acf"]["abc"])
+            text += (
+                f"Spatial smoothness was modelled with the mixed ACF averaged over participants "
+                f"(a, b, c = {abc}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm). "
+            )
+        if cs:
+            text += (
+                f"Cluster-size thresholds were obtained with 3dClustSim "
+                f"({cs.get('iterations')} iterations): at a voxelwise threshold of "
+                f"p < {_fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters of at least "
+                f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
+                f"family-wise error rate of \u03b1 = {_fmt_p(cs.get('alpha'))}."
+            )
+        parts.append(text)
+    return " ".join(parts)
+
+
+def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
+    """Everything the template needs; figures are written into ``figure_dir`` on the way.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        A finished afni-group OUTPUT_DIR.
+    figure_dir : str or Path
+        Existing directory that receives the PNG files.
+
+    Returns
+    -------
+    dict
+        Template context.
+    """
+    out = Path(output_dir)
+    params = load_params(out)
+    inventory = _inventory_context(out, params)
+    analyses = [_analysis_context(out, a, Path(figure_dir)) for a in params.get("analyses") or []]
+    sets = [s for a in analyses for s in a["sets"]]
+    options = params.get("options") or {}
+    first_cs = analyses[0]["clustsim"] if analyses else {}
+    ks = {a.get("k") for a in analyses}
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = (
+        _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        if epoch and epoch.isdigit()
+        else _dt.datetime.now(_dt.timezone.utc)
+    )
+    description = {}
+    if (out / "dataset_description.json").exists():
+        try:
+            description = json.loads((out / "dataset_description.json").read_text())
+        except ValueError:
+            description = {}
+    return {
+        "title": "afni-group report",
+        "output_dir": str(out.resolve()),
+        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "report_version": __version__,
+        "description": description,
+        "params": params,
+        "options": options,
+        "versions": _ordered_versions(params.get("versions") or {}),
+        "inventory": inventory,
+        "analyses": analyses,
+        "n_sets": len(sets),
+        "n_sets_with_clusters": sum(1 for s in sets if s["n_clusters"]),
+        "clustsim": first_cs,
+        "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
+        "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
+        "timings": params.get("timings_s") or {},
+        "methods": _methods_text(params, analyses, inventory),
+        "fmt_p": _fmt_p,
+    }
+
+
+def load_params(output_dir: str | Path) -> dict:
+    """Read ``OUTPUT_DIR/params.json``; clear errors when it is missing or unreadable."""
+    path = Path(output_dir) / "params.json"
+    if not path.exists():
+        raise MissingInputError(
+            f"{path} not found: the report is built from a finished run's params.json"
+        )
+    try:
+        params = json.loads(path.read_text())
+    except ValueError as err:
+        raise InputDataError(f"{path}: invalid JSON ({err})") from err
+    if not isinstance(params, dict):
+        raise InputDataError(f"{path}: expected a JSON object")
+    return params
+
+
+def render_html(context: dict) -> str:
+    """Render the jinja2 template (autoescaped) with ``context``."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("afni_group", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template(TEMPLATE).render(**context)
+
+
+# ============================================================================ entry points
+
+
+def write_report(output_dir: str | Path) -> Path:
+    """Build ``OUTPUT_DIR/report.html`` and ``OUTPUT_DIR/report/*.png`` from the run's files.
+
+    Works on the outputs alone, so it is the same for both engines and can be re-run any time.
+    The new report replaces the old one atomically: everything is built in a temporary folder
+    inside OUTPUT_DIR and moved into place at the end, so a failure leaves the old report intact.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        A finished afni-group OUTPUT_DIR (with params.json).
+
+    Returns
+    -------
+    Path
+        The written ``report.html``.
+
+    Raises
+    ------
+    MissingInputError, InputDataError
+        params.json missing or unreadable.
+    OutputError
+        OUTPUT_DIR is not writable.
+    """
+    out = Path(output_dir)
+    load_params(out)  # fail early, before creating anything
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    except OSError as err:
+        raise OutputError(f"cannot write the report in {out}: {err.strerror}") from err
+    try:
+        figure_dir = tmp / FIGURE_DIR
+        figure_dir.mkdir()
+        html = render_html(build_context(out, figure_dir))
+        (tmp / REPORT_HTML).write_text(html, encoding="utf-8")
+        final_dir = out / FIGURE_DIR
+        if final_dir.exists():
+            final_dir.rename(tmp / "old-figures")
+        figure_dir.rename(final_dir)
+        os.replace(tmp / REPORT_HTML, out / REPORT_HTML)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / REPORT_HTML
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m afni_group.report OUTPUT_DIR``: rebuild the HTML report of a finished run."""
+    parser = argparse.ArgumentParser(
+        prog="python -m afni_group.report",
+        description="Rebuild report.html (and report/*.png) from a finished afni-group OUTPUT_DIR.",
+    )
+    parser.add_argument("output_dir", type=Path, help="afni-group OUTPUT_DIR (with params.json)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_report(args.output_dir)
+    except AfniGroupError as err:
+        print(f"** ERROR: {err}", file=sys.stderr)
+        return err.exit_code
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

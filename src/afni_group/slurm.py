@@ -1,0 +1,333 @@
+"""``--write-sbatch JOB.sh``: an sbatch script that runs this command inside the container.
+
+The script binds BIDS_DIR read-only at ``/data``, OUTPUT_DIR at ``/out`` and the work folder at
+``/work``, runs ``apptainer exec --cleanenv IMAGE afni-group /data /out group ...`` with every
+analysis option the user gave (paths rewritten to their place in the container), and sets
+``OMP_NUM_THREADS`` and ``--n-cpus`` from ``SLURM_CPUS_PER_TASK``. It writes the script and
+submits nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from afni_group import __version__
+from afni_group.errors import OutputError, UsageError
+
+LOG = logging.getLogger(__name__)
+
+#: Options that say how to launch the job, not what to analyse: never passed into the container.
+LAUNCH_ONLY = frozenset(
+    {"write_sbatch", "image", "cpus", "mem", "time", "mail_user", "bids_exec_spec"}
+)
+# Handled by the script itself (positionals, and --n-cpus which follows Slurm's allocation).
+# --work-dir is always passed as /work, the bind of the host work folder.
+_SPECIAL = frozenset(
+    {"bids_dir", "output_dir", "analysis_level", "n_cpus", "work_dir", "help", "version"}
+)
+
+# Where the fixed folders live in the container (the BIDS-Apps habit of /data and /out).
+DATA, OUT, WORK = "/data", "/out", "/work"
+
+_MEM = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)B?", re.IGNORECASE)
+# Slurm --time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
+_TIME = re.compile(r"(?:(\d+)-(\d+)(?::(\d+))?(?::(\d+))?|(\d+)(?::(\d+))?(?::(\d+))?)")
+_MAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*(,[\w.+-]+@[\w-]+(\.[\w-]+)*)*")
+
+
+def parse_walltime(text: str) -> int:
+    """Slurm ``--time`` text → seconds.
+
+    Parameters
+    ----------
+    text
+        ``minutes``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` or ``D-H:M:S``.
+
+    Raises
+    ------
+    ValueError
+        When the text is none of these.
+    """
+    match = _TIME.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a Slurm time ([D-]HH:MM:SS, HH:MM:SS or minutes)")
+    d, dh, dm, ds, a, b, c = (int(g) if g else 0 for g in match.groups())
+    if match.group(1) is not None:  # D-H[:M[:S]]
+        return d * 86400 + dh * 3600 + dm * 60 + ds
+    if match.group(7) is not None:  # H:M:S
+        return a * 3600 + b * 60 + c
+    if match.group(6) is not None:  # M:S
+        return a * 60 + b
+    return a * 60  # minutes
+
+
+def parse_mem_gb(text: str) -> float:
+    """Slurm ``--mem`` text (``16G``, ``16000M``, ``16000`` = MB) → GB."""
+    match = _MEM.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a Slurm memory size (e.g. 16G or 16000M)")
+    unit = (match.group(2) or "M").upper()
+    return float(match.group(1)) * {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}[unit]
+
+
+def check_launch_options(args: argparse.Namespace) -> None:
+    """Refuse launch options that would make a broken job script (one clear line each)."""
+    if not args.image:
+        from afni_group.boutiques import CONTAINER_IMAGE
+
+        raise UsageError(
+            "--write-sbatch needs --image IMAGE.sif, the Apptainer image to run (build it once "
+            f"with: apptainer build afni-group.sif docker://{CONTAINER_IMAGE})"
+        )
+    try:
+        parse_mem_gb(args.mem)
+    except ValueError as err:
+        raise UsageError(f"--mem: {err}") from None
+    try:
+        parse_walltime(args.time)
+    except ValueError as err:
+        raise UsageError(f"--time: {err}") from None
+    # #SBATCH lines are read by sbatch, not by a shell: nothing can be quoted there
+    if args.mail_user and not _MAIL.fullmatch(args.mail_user):
+        raise UsageError(f"--mail-user {args.mail_user!r} is not an e-mail address")
+
+
+def _host_path(path: Path | str) -> Path:
+    """Absolute host path (the job may start in another folder), symlinks resolved."""
+    return Path(path).expanduser().resolve()
+
+
+def _check_bindable(path: Path, option: str) -> None:
+    # Apptainer splits -B specs on ',' and ':'; such a path cannot be bound.
+    if any(c in str(path) for c in ",:\n"):
+        raise UsageError(
+            f"{option} {path}: a path containing ':' or ',' cannot be bound into the container; "
+            "rename it or use a symlink without those characters"
+        )
+
+
+@dataclass
+class Mounts:
+    """Host folders bound into the container and how host paths map to container paths."""
+
+    bids_dir: Path
+    output_dir: Path
+    work_dir: Path
+    extra: list[tuple[Path, str, bool]] = field(default_factory=list)  # host, target, read-only
+
+    def _fixed(self) -> list[tuple[Path, str]]:
+        return [(self.bids_dir, DATA), (self.output_dir, OUT), (self.work_dir, WORK)] + [
+            (h, t) for h, t, _ in self.extra
+        ]
+
+    def container_path(self, host: Path, option: str, target: str, *, is_file: bool) -> str:
+        """Where ``host`` is seen in the container, adding a read-only bind when needed.
+
+        A path under an existing bind is reached through it (the deepest bind wins);
+        otherwise its folder (or itself, for a folder) is bound at ``target``.
+        """
+        best = None
+        for mount_host, mount_target in self._fixed():
+            if host == mount_host or mount_host in host.parents:
+                if best is None or len(mount_host.parts) > len(best[0].parts):
+                    best = (mount_host, mount_target)
+        if best is not None:
+            rel = host.relative_to(best[0]).as_posix()
+            return best[1] if rel == "." else f"{best[1]}/{rel}"
+        bind_host = host.parent if is_file else host
+        _check_bindable(bind_host, option)
+        self.extra.append((bind_host, target, True))
+        return f"{target}/{host.name}" if is_file else target
+
+    def bind_specs(self) -> list[str]:
+        """The ``-B`` values of the extra binds (the fixed three are written in the template)."""
+        return [f"{h}:{t}:ro" if ro else f"{h}:{t}" for h, t, ro in self.extra]
+
+
+def _long_flag(action: argparse.Action) -> str:
+    longs = [s for s in action.option_strings if s.startswith("--")]
+    return (longs or action.option_strings)[0]
+
+
+def _map_value(action: argparse.Action, value: object, mounts: Mounts) -> str:
+    """One option value as the container sees it (host paths rewritten)."""
+    if isinstance(value, Path):
+        host = _host_path(value)
+        return mounts.container_path(host, _long_flag(action), f"/mnt/{action.dest}", is_file=False)
+    return str(value)
+
+
+def _participant_values(values: list[str], mounts: Mounts) -> list[str]:
+    """--participant-label takes labels or one file of labels: a file is bound read-only."""
+    if len(values) == 1 and Path(values[0]).expanduser().is_file():
+        host = _host_path(values[0])
+        return [mounts.container_path(host, "--participant-label", "/mnt/labels", is_file=True)]
+    return values
+
+
+def _option_tokens(action: argparse.Action, value: object, mounts: Mounts) -> list[list[str]]:
+    """The tokens that reproduce ``value`` for one option, one list per use (none if default)."""
+    flag = _long_flag(action)
+    if isinstance(action, argparse._StoreConstAction | argparse._AppendConstAction):
+        return [[flag]] if value != action.default else []  # incl. store_true/store_false
+    if isinstance(action, argparse._CountAction):
+        return [[action.option_strings[0]] * int(value or 0)] if value else []
+    if value is None or value == action.default:
+        return []
+    if isinstance(action, argparse._AppendAction):
+        uses = []
+        for item in value:  # type: ignore[union-attr]
+            items = item if isinstance(item, list | tuple) else [item]
+            uses.append([flag, *(_map_value(action, v, mounts) for v in items)])
+        return uses
+    if isinstance(action, argparse._StoreAction):
+        if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+            if action.dest == "participant_label":
+                values = _participant_values([str(v) for v in value], mounts)  # type: ignore[union-attr]
+            else:
+                values = [_map_value(action, v, mounts) for v in value]  # type: ignore[union-attr]
+            return [[flag, *values]]
+        # --flag=value: safe for values that start with '-' (e.g. --missing-data=-1)
+        return [[f"{flag}={_map_value(action, value, mounts)}"]]
+    raise TypeError(f"slurm: no rule to pass {type(action).__name__} {flag} into the container")
+
+
+def container_arguments(argv: list[str], mounts: Mounts) -> tuple[list[list[str]], int | None]:
+    """The analysis options of ``argv`` for the container command.
+
+    Parameters
+    ----------
+    argv
+        The user's command line (without the program name).
+    mounts
+        The binds; gains read-only binds for paths outside BIDS_DIR/OUTPUT_DIR.
+
+    Returns
+    -------
+    options, n_cpus
+        The options as token lists (unquoted; one list per use of an option), launch-only
+        options and ``--n-cpus`` left out, and the ``--n-cpus`` the user gave (None: the
+        script uses Slurm's allocation).
+    """
+    from afni_group.cli import build_parser
+
+    parser = build_parser()
+    # A fresh parse: the caller's namespace already has defaults filled in (e.g. n_cpus).
+    given = parser.parse_args(argv)
+    options: list[list[str]] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in LAUNCH_ONLY | _SPECIAL:
+            continue
+        options += _option_tokens(action, getattr(given, action.dest, None), mounts)
+    return options, given.n_cpus
+
+
+def _comment(text: str) -> str:
+    """``text`` as shell comment lines (a newline in an argument must not end the comment)."""
+    return "\n".join(f"#   {line}" for line in text.splitlines() or [""])
+
+
+def _slurm_path(path: Path) -> str:
+    """A path for an #SBATCH line: no spaces (not quotable there), '%' escaped."""
+    if any(c.isspace() for c in str(path)):
+        raise UsageError(
+            f"--write-sbatch: the log folder {path} has a space in its path, which #SBATCH "
+            "lines cannot quote; write the job script in a folder without spaces"
+        )
+    return str(path).replace("%", "%%")
+
+
+def _image(text: str) -> str:
+    """A local image becomes an absolute path; ``docker://...`` style URIs stay as given."""
+    if "://" in text:
+        return text
+    path = _host_path(text)
+    if not path.exists():
+        LOG.warning("afni-group: --image %s does not exist (yet); the job needs it", path)
+    return str(path)
+
+
+def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> str:
+    """The text of the sbatch script (see the module docstring)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    check_launch_options(args)
+    bids_dir = _host_path(args.bids_dir)
+    output_dir = _host_path(args.output_dir)
+    work_dir = _host_path(args.work_dir) if args.work_dir else output_dir / ".work"
+    for option, path in (
+        ("BIDS_DIR", bids_dir),
+        ("OUTPUT_DIR", output_dir),
+        ("--work-dir", work_dir),
+    ):
+        _check_bindable(path, option)
+    mounts = Mounts(bids_dir, output_dir, work_dir)
+    options, n_cpus = container_arguments(argv, mounts)
+
+    env = Environment(
+        loader=PackageLoader("afni_group", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # a shell script: values are quoted with shlex, not HTML-escaped
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    return env.get_template("sbatch.sh.j2").render(
+        version=__version__,
+        script=script,
+        command=_comment(shlex.join(["afni-group", *argv])),
+        job_name="afni-group",
+        cpus=args.cpus,
+        mem=args.mem,
+        time=args.time,
+        mail_user=args.mail_user,
+        log=_slurm_path(script.parent / "logs") + "/afni-group-%j.out",
+        image=_image(args.image),
+        bids_dir=bids_dir,
+        output_dir=output_dir,
+        work_dir=work_dir,
+        extra_binds=mounts.bind_specs(),
+        analysis_level=args.analysis_level,
+        data=DATA,
+        out=OUT,
+        work=WORK,
+        options=[shlex.join(tokens) for tokens in options],
+        n_cpus=n_cpus,
+    )
+
+
+def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
+    """Write the sbatch script named by ``--write-sbatch`` (and its ``logs/`` folder).
+
+    Parameters
+    ----------
+    args
+        The parsed command line.
+    argv
+        The same command line as a list (without the program name).
+
+    Returns
+    -------
+    Path
+        The script written (executable). Nothing is submitted.
+    """
+    script = _host_path(args.write_sbatch)
+    text = render_sbatch(args, argv, script)
+    try:
+        # Slurm does not create the --output folder: a job whose log folder is missing dies
+        # without a word, so make it now.
+        (script.parent / "logs").mkdir(parents=True, exist_ok=True)
+        tmp = script.with_name(f".{script.name}.tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)
+        tmp.replace(script)
+    except OSError as err:
+        raise OutputError(f"--write-sbatch {script}: cannot write it ({err.strerror})") from None
+    return script

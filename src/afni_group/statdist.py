@@ -1,0 +1,173 @@
+"""p-value ↔ statistic conversions for AFNI statistic codes (spec 06 b.3–b.4, 07 §3.2).
+
+AFNI stores a per-brick statistic code (3 = t-test, 4 = F-test, 5 = z-score, ...) and its
+parameters (degrees of freedom ...). ``p2dsetstat`` and ``3dClusterize p=P`` turn a p-value into
+a threshold on that statistic with the rules implemented here:
+
+- t, z and correlation are *two-sided* stats: the given p is the two-tailed probability, and
+  ``-1sided`` doubles it first;
+- F, chi², beta, binomial, gamma and Poisson are upper-tail only; p is never doubled;
+- the p-value and the parameters are float32 in AFNI, so they are rounded to float32 here too
+  (this matters at the last printed digit, spec 06 b.4);
+- the result is float32.
+
+scipy's inverse distributions are exact in double precision and reproduce AFNI's printed
+``%.6f`` values for every DOF ≥ 2 (1,010 real runs in the test data). AFNI's own inverse
+incomplete beta loses accuracy at DOF = 1 (e.g. two-sided p = 1e-4: AFNI 12980.69, exact 6366.20);
+that case is *not* imitated here (it never occurs in a group analysis, DOF = 2N - 2 ≥ 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special, stats
+
+#: AFNI statistic codes (identical to NIfTI intent codes 2..10).
+STAT_CORREL, STAT_TTEST, STAT_FTEST, STAT_ZSCORE, STAT_CHISQ = 2, 3, 4, 5, 6
+STAT_BETA, STAT_BINOM, STAT_GAMMA, STAT_POISSON = 7, 8, 9, 10
+
+#: Names used by ``NI_stat_encode`` / BRICK_STATSYM, e.g. ``Ttest(22)``.
+STAT_SYMBOLS: dict[int, str] = {
+    STAT_CORREL: "Correl",
+    STAT_TTEST: "Ttest",
+    STAT_FTEST: "Ftest",
+    STAT_ZSCORE: "Zscore",
+    STAT_CHISQ: "Chisq",
+    STAT_BETA: "Beta",
+    STAT_BINOM: "Binom",
+    STAT_GAMMA: "Gamma",
+    STAT_POISSON: "Poisson",
+}
+
+#: Number of auxiliary parameters of each code.
+STAT_NPARAMS: dict[int, int] = {2: 3, 3: 1, 4: 2, 5: 0, 6: 1, 7: 2, 8: 2, 9: 2, 10: 1}
+
+#: Codes whose p-values are two-sided in AFNI (``STAT_nsides`` = 2).
+TWO_SIDED_CODES = frozenset({STAT_CORREL, STAT_TTEST, STAT_ZSCORE})
+
+SIDEDNESS = ("1sided", "2sided", "bisided")
+
+
+def stat_nsides(code: int) -> int:
+    """Number of sides of a statistic as 3dClusterize sees it (07 §2 step 3).
+
+    Returns 2 for t, z and correlation, 1 for the other statistics, 0 for a non-stat brick.
+    """
+    if code in TWO_SIDED_CODES:
+        return 2
+    return 1 if code in STAT_SYMBOLS else 0
+
+
+def format_stat_param(value: float) -> str:
+    """Format one statistic parameter as AFNI's ``NI_fval_to_char`` does.
+
+    Integers (|v| < 1e8) are written ``%d``; other values get a fixed-point format whose number of
+    decimals falls with the magnitude, with trailing zeros stripped (21.5 → ``21.5``,
+    float32(116.24) → ``116.24``).
+    """
+    value = float(value)
+    if value == int(value) and abs(value) < 1e8:
+        return "%d" % int(value)
+    magnitude = abs(value)
+    # Decimals per decade, from the spec (0.0001–10: 6, 10–100: 5, ...); beyond the listed
+    # decades AFNI switches to exponent notation (rare for DOFs; format chosen here).
+    for upper, decimals in ((10.0, 6), (100.0, 5), (1e3, 4), (1e4, 3), (1e5, 2), (1e6, 1)):
+        if 1e-4 <= magnitude < upper:
+            text = "%.*f" % (decimals, value)
+            return text.rstrip("0").rstrip(".") if "." in text else text
+    return "%g" % value
+
+
+def stat_symbol(code: int, params: tuple[float, ...] | list[float]) -> str:
+    """AFNI's text form of a statistic, e.g. ``Ttest(22)``, ``Zscore()``, ``Ftest(1,20)``."""
+    name = STAT_SYMBOLS.get(int(code))
+    if name is None:
+        return "none"
+    nparams = STAT_NPARAMS[int(code)]
+    values = list(params)[:nparams]
+    return f"{name}({','.join(format_stat_param(v) for v in values)})"
+
+
+def pval_to_stat(
+    pval: float, code: int, params: tuple[float, ...] | list[float], sided: str
+) -> float:
+    """Statistic threshold for a p-value, as ``p2dsetstat`` computes it (06 b.4).
+
+    Parameters
+    ----------
+    pval : float
+        The user's p-value; rounded to float32 as AFNI's ``atof`` into a float does.
+    code : int
+        AFNI statistic code of the brick (2..10).
+    params : sequence of float
+        The brick's statistic parameters (DOF ...), rounded to float32 as stored by AFNI.
+    sided : {"1sided", "2sided", "bisided"}
+        ``2sided`` and ``bisided`` are the same computation.
+
+    Returns
+    -------
+    float
+        The float32 threshold as a Python float. ``-1.0`` when p is not inside (0, 1) (AFNI's
+        error value), ``0.0`` when the effective p is ≥ 0.999999 or the parameters are invalid
+        (e.g. t with DOF < 1).
+
+    Raises
+    ------
+    ValueError
+        For an unknown sidedness or a code that is not a statistic.
+    """
+    if sided not in SIDEDNESS:
+        raise ValueError(f"sided must be one of {SIDEDNESS}, not {sided!r}")
+    code = int(code)
+    if code not in STAT_SYMBOLS:
+        raise ValueError(f"statistic code {code} is not an AFNI statistic (2..10)")
+    p32 = np.float32(pval)
+    if not (0.0 < p32 < 1.0):  # checked before any doubling
+        return -1.0
+    if sided == "1sided" and code in TWO_SIDED_CODES:
+        p32 = np.float32(p32 * np.float32(2.0))
+    if p32 >= 0.999999:
+        return 0.0
+    p = float(p32)
+    par = [float(np.float32(v)) for v in params]
+    if len(par) < STAT_NPARAMS[code]:
+        # AFNI quirk: a missing parameter array returns p itself (06 b.4 step 4).
+        return float(np.float32(p))
+    value = _inverse_upper(p, code, par)
+    if not math.isfinite(value) or value < 0:
+        return -1.0
+    return float(np.float32(value))
+
+
+def _inverse_upper(p: float, code: int, par: list[float]) -> float:
+    """Threshold in double precision; p is already the tail probability AFNI uses."""
+    if code == STAT_TTEST:
+        dof = par[0]
+        if dof < 1:
+            return 0.0
+        return float(stats.t.isf(p / 2.0, dof))
+    if code == STAT_ZSCORE:
+        return float(stats.norm.isf(p / 2.0))
+    if code == STAT_CORREL:
+        nsam, nfit, nort = par[:3]
+        a = 0.5 * (nsam - nfit - nort)
+        if nsam <= nfit + nort or nfit < 1 or nort < 1:
+            return 0.0
+        x = float(special.betaincinv(a, 0.5 * nfit, p))
+        return math.sqrt(max(0.0, 1.0 - x))
+    if code == STAT_FTEST:
+        dfn, dfd = par[:2]
+        if dfn <= 0 or dfd <= 0:
+            return 0.0
+        return float(stats.f.isf(p, dfn, dfd))
+    if code == STAT_CHISQ:
+        return float(stats.chi2.isf(p, par[0])) if par[0] > 0 else 0.0
+    if code == STAT_BETA:
+        return float(stats.beta.isf(p, par[0], par[1]))
+    if code == STAT_BINOM:
+        return float(stats.binom.isf(p, int(par[0]), par[1]))
+    if code == STAT_GAMMA:
+        return float(stats.gamma.isf(p, par[0], scale=1.0 / par[1] if par[1] else 1.0))
+    return float(stats.poisson.isf(p, par[0]))

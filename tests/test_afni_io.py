@@ -424,6 +424,20 @@ def test_header_fields_spec_table(tmp_path):
     assert 'NIfTI_nums="14,16,12,1,1,16"' in ext_text(t)
     b = write_dataset(d.select([0]), tmp_path / "b.nii")
     assert int(header(b)["intent_code"]) == 0
+    # an anatomical-type dataset gets no intent (AFNI: only ISFUNC datasets)
+    a = write_dataset(
+        d.select([1]), tmp_path / "a.nii", attributes={"TYPESTRING": "3DIM_HEAD_ANAT"}
+    )
+    assert int(header(a)["intent_code"]) == 0
+    assert read_dataset(a).stat_codes == [3]  # the extension still carries BRICK_STATAUX
+
+
+def test_view_follows_space():
+    assert AfniDataset(np.zeros((2, 2, 2)), np.eye(4), space="MNI").view == "tlrc"
+    assert AfniDataset(np.zeros((2, 2, 2)), np.eye(4)).view == "orig"
+    assert AfniDataset(np.zeros((2, 2, 2)), np.eye(4), space="acpc").view == "acpc"
+    d = AfniDataset(np.zeros((2, 2, 2)), np.eye(4), space="TLRC", view="orig")
+    assert d.view == "orig" and d.data.shape == (2, 2, 2, 1) and d.labels == ["#0"]
 
 
 def test_space_codes(tmp_path):

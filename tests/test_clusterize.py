@@ -438,3 +438,17 @@ def test_cli_writes_report_to_stdout(spec_example, capsys):
     assert "neighborhood type" in capsys.readouterr().err
     assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-NN", "1", "-bogus"]) == 1
     assert "Bad option '-bogus'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("orient", ["LPI", "SAL", "RAI", "PIR"])
+def test_reorient_stats_equals_recomputing(orient):
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=40).astype(np.float32)
+    rai = (rng.integers(-5, 6, size=(40, 3)) * 2.5).astype(np.float32) + np.float32(0.0)
+    rai[:, 2] = 0.0  # exact zeros: their sign must come out as AFNI's
+    direct = cz.cluster_stats(values, cz.reorient_coordinates(rai, orient))
+    derived = cz.reorient_stats(cz.cluster_stats(values, rai), orient)
+    for name in ("sum_mx", "cm", "bbox_min", "bbox_max", "peak_xyz"):
+        a, b = getattr(direct, name), getattr(derived, name)
+        assert np.array_equal(a, b) and np.array_equal(np.signbit(a), np.signbit(b)), name
+    assert cz.cluster_table_row(direct) == cz.cluster_table_row(derived)

@@ -124,3 +124,15 @@ def test_real_pipeline_clusters_tsv(group_copy):
     assert float(first["cm_x_lpi"]) == -float(first["cm_x_rai"])
     assert float(first["peak_x_rai"]) == -6.25 and float(first["peak_x_lpi"]) == 6.25
     assert float(first["peak_value"]) == pytest.approx(1.6878, abs=1e-4)
+
+
+def test_scaled_short_brick_factor_applied_only_with_idat(small_copy):
+    """exs+tlrc is a short brick with factor 0.000153 (07 §5.4 quirk)."""
+    raw = cz.run_clusterize("exs+tlrc", "0", None, thresholds=("-3.0", "3.0"))
+    scaled = cz.run_clusterize("exs+tlrc", "0", "0", thresholds=("-3.0", "3.0"))
+    factor = float(afni_io.read_dataset("exs+tlrc").attributes["BRICK_FLOAT_FACS"][0])
+    assert [c.n_voxels for c in raw.clusters] == [c.n_voxels for c in scaled.clusters] == [3, 2, 1]
+    assert raw.clusters[0].stats.mean == 23374.0  # stored integers, as AFNI reports them
+    assert scaled.clusters[0].stats.mean == pytest.approx(23374.0 * factor, rel=1e-6)
+    assert scaled.clusters[1].stats.peak_value == pytest.approx(-32767 * factor, rel=1e-6)
+    assert "#[ Voxel datum type    = short ]" in scaled.report_text

@@ -309,3 +309,16 @@ def test_cli_structure_errors(tmp_path, capsys):
     assert native_main(["3dMEMA", *base, "-set", "a", "s1", "b", "t", "-nope"]) == 64
     assert "-nope" in capsys.readouterr().err
     assert cli_main(["-help"]) == 0 and "-missing_data" in capsys.readouterr().out
+
+
+def test_missing_data_files_equal_zero_counting(tmp_path, reference):
+    files = []
+    for k, cond in enumerate(("chx", "press")):
+        zeros = sum(
+            (afni_io.read_dataset(f"{_stats(s)}[left_vs_right_{cond}#0_Coef]").data[..., 0] == 0)
+            for s in SUBJECTS
+        )
+        files.append(_nifti(tmp_path / f"missing{k}.nii", zeros.astype(np.float32)))
+    out = run_mema(_sets(), tmp_path / "m.nii.gz", missing_data=files, progress=False)
+    _assert_matches_afni(afni_io.read_dataset(out), reference)
+    assert "-missing_data " + files[0] in afni_io.read_dataset(out).history

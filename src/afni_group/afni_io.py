@@ -1138,7 +1138,7 @@ def _read_afni(head: Path, brik: Path | None, view: str | None) -> AfniDataset:
             out_dtype = np.result_type(*[_AFNI_TYPES[t] for t in types], np.float32)
     else:
         out_dtype = np.result_type(*[_AFNI_TYPES[t] for t in types])
-    data = np.empty((nx, ny, nz, nvals), dtype=out_dtype)
+    data = np.empty((nx, ny, nz, nvals), dtype=out_dtype, order="F")  # AFNI layout
     for b, (arr, f) in enumerate(zip(bricks, facs, strict=True)):
         if f > 0 and f != 1.0:
             data[..., b] = (arr.astype(np.float32) * np.float32(f)).astype(out_dtype)
@@ -1482,9 +1482,8 @@ def _build_attributes(
         typestring, func_type, label_name = "3DIM_GEN_FUNC", _FUNC_BUCK_TYPE, "Viggo!"
     else:
         typestring, func_type, label_name = "3DIM_HEAD_ANAT", _FUNC_BUCK_TYPE, "zyxt"
-    if extra and "TYPESTRING" in extra:
-        ts = str(extra["TYPESTRING"]).rstrip("\0")
-        typestring = ts
+    if extra and extra.get("TYPESTRING"):
+        typestring = str(extra["TYPESTRING"]).rstrip("\0")
     ts_index = _TYPESTRINGS.index(typestring) if typestring in _TYPESTRINGS else 0
     values: dict[str, Any] = {
         "HISTORY_NOTE": history if history else None,
@@ -1688,7 +1687,12 @@ def _time_axis_of(dset: AfniDataset):
 
 
 def _nifti_header(
-    data: np.ndarray, dset: AfniDataset, esize: int, time_axis: bool, tr: float = 0.0
+    data: np.ndarray,
+    dset: AfniDataset,
+    esize: int,
+    time_axis: bool,
+    tr: float = 0.0,
+    is_func: bool = True,
 ) -> bytes:
     import nibabel as nib
 
@@ -1707,8 +1711,9 @@ def _nifti_header(
     hdr["dim"] = dim
     hdr["datatype"] = code
     hdr["bitpix"] = bitpix
-    # intent only for a single stat brick
-    if nvals == 1 and _FIRST_STAT <= dset.stat_codes[0] <= _LAST_STAT:
+    # intent only for a single stat brick of a functional dataset (AFNI: ISFUNC); a caller that
+    # passes an ANAT TYPESTRING gets none
+    if nvals == 1 and _FIRST_STAT <= dset.stat_codes[0] <= _LAST_STAT and is_func:
         hdr["intent_code"] = dset.stat_codes[0]
         p = list(dset.stat_params[0]) + [0.0, 0.0, 0.0]
         hdr["intent_p1"], hdr["intent_p2"], hdr["intent_p3"] = p[0], p[1], p[2]
@@ -1873,7 +1878,8 @@ def write_dataset(
         tr = float(taxis[1][1]) if (time_axis and taxis is not None) else 0.0
         if time_axis and taxis is not None and int(taxis[0][2]) == 77001:
             tr /= 1000.0  # ms -> s
-        header = _nifti_header(data, dset, esize, time_axis, tr)
+        ts = str((attributes or {}).get("TYPESTRING") or "3DIM_HEAD_FUNC").rstrip("\0")
+        header = _nifti_header(data, dset, esize, time_axis, tr, is_func="FUNC" in ts)
         body = np.asarray(data, dtype=data.dtype.newbyteorder("<")).tobytes(order="F")
         payload = header + b"\x01\x00\x00\x00" + ext + body
 

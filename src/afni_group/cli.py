@@ -162,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--clustsim-iter", type=_positive_int, default=10000, help="3dClustSim -iter (10000)"
     )
-    a.add_argument("--seed", type=int, default=None, help="3dClustSim -seed (default: random)")
+    a.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="3dClustSim -seed (default: AFNI's fixed seed 123456789; 0 = from the clock)",
+    )
     a.add_argument(
         "--drop-incomplete",
         action="store_true",

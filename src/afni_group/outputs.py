@@ -25,11 +25,19 @@ BIDS_VERSION = "1.10.0"
 STATE_DIR = ".afni-group"
 
 
+def _default_mode() -> int:
+    """File mode a plain ``open()`` would give (mkstemp's files are private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _default_mode())
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
@@ -45,6 +53,7 @@ def atomic_copy(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     os.close(fd)
+    os.chmod(tmp, _default_mode())
     try:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)

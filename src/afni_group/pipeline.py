@@ -19,13 +19,17 @@ LOG = logging.getLogger(__name__)
 SCRIPT_NAME = "group_analysis.sh"
 
 
-def choose_engine(requested: str) -> tuple[str, str]:
+def choose_engine(plan: AnalysisPlan, requested: str) -> tuple[str, str]:
     """The engine to use and why (``auto`` prefers AFNI when every program is on PATH)."""
     if requested == "native":
         return "native", "requested with --engine native"
+    if plan.correct_dof:
+        if requested == "afni":
+            raise UsageError("--mema-correct-dof needs --engine native (AFNI's 3dMEMA cannot)")
+        return "native", "auto: --mema-correct-dof is only available in the native engine"
     from afni_group.engines.afni.runner import afni_available
 
-    available, reason = afni_available()
+    available, reason = afni_available(plan.via_gen_group_command)
     if requested == "afni":
         if not available:
             raise UsageError(f"--engine afni: {reason}; install AFNI and R or use --engine native")
@@ -35,10 +39,10 @@ def choose_engine(requested: str) -> tuple[str, str]:
     return "native", f"auto: {reason}"
 
 
-def render_script(plan: AnalysisPlan) -> str:
+def render_script(plan: AnalysisPlan, command_line: str) -> str:
     from afni_group.engines.afni.render import render_script as render
 
-    return render(plan)
+    return render(plan, command_line=command_line)
 
 
 def params_document(
@@ -107,14 +111,20 @@ def _mask_voxels(path: Path) -> int | None:
 
 def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
     """Run the plan (or only write it with ``--dry-run``); returns the exit code."""
-    plan.engine, plan.engine_reason = choose_engine(args.engine)
+    plan.engine, plan.engine_reason = choose_engine(plan, args.engine)
     print(plan.describe(), file=sys.stderr)
     outputs.prepare_output_dir(plan, overwrite=args.overwrite, resume=args.resume)
     out = plan.output_dir
     outputs.write_json(out / "dataset_description.json", outputs.dataset_description(plan))
     outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))
-    script = outputs.atomic_write_text(out / SCRIPT_NAME, render_script(plan))
-    script.chmod(0o755)
+    script = out / SCRIPT_NAME
+    try:
+        outputs.atomic_write_text(script, render_script(plan, command_line)).chmod(0o755)
+    except UsageError as err:
+        if plan.engine == "afni":
+            raise
+        # the native engine can run plans AFNI cannot express (e.g. --mema-correct-dof)
+        LOG.warning("++ no %s written: %s", SCRIPT_NAME, err)
 
     if args.dry_run:
         outputs.write_json(
@@ -132,6 +142,9 @@ def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
         from afni_group.engines.afni.runner import run_afni
 
         results = run_afni(plan, script, out / outputs.STATE_DIR / "staging", out / "logs")
+        for entry in results:  # same params.json keys as the native engine
+            entry.pop("voxel_thresholds", None)
+            entry.pop("n_clusters", None)
     else:
         from afni_group.engines.native.runner import run_native
 

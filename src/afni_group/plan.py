@@ -92,7 +92,13 @@ class Analysis:
         return [s.label for s in self.sets]
 
     def tested_labels(self) -> list[str]:
-        """Set labels whose t-brick is clustered (the seed clusters each set, not the contrast)."""
+        """Labels whose ``:t`` brick is clustered.
+
+        The seed clusters each set's own t-brick; a paired (``conditions``) 3dMEMA writes only
+        the difference ``S2-S1``, so that is what gets clustered there.
+        """
+        if self.design == "conditions":
+            return [f"{self.sets[1].label}-{self.sets[0].label}"]
         return [s.label for s in self.sets]
 
 

@@ -340,7 +340,7 @@ def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float
                 c["tail"], c["tail"]
             ),
             "n_voxels": c["n_voxels"],
-            "volume": _fmt(c.get("volume_mm3"), 1),
+            "volume": "n/a" if c.get("volume_mm3") is None else f"{c['volume_mm3']:,.1f}",
             "mean": _fmt(c.get("mean"), 4),
             "sem": _fmt(c.get("sem"), 4),
             "peak_value": _fmt(c.get("peak_value"), 4),
@@ -368,7 +368,8 @@ def _set_context(
     sided, nn = cs.get("sided", "bisided"), int(cs.get("nn") or 1)
     pthr = cs.get("pthr")
     threshold = result.get("voxel_threshold")
-    slug = f"{_slug(analysis.get('name', 'analysis'))}_{_slug(label)}"
+    name = analysis.get("name", "analysis")
+    slug = _slug(label) if name == label else f"{_slug(name)}_{_slug(label)}"
     ctx: dict = {
         "label": label,
         "anchor": f"set-{slug}",
@@ -423,8 +424,10 @@ def _set_context(
     elif n_clusters:
         ctx["warnings"].append("cluster map file missing: the figures show no clusters.")
 
+    if stat_vol is not None and not ctx["dof"] and stat_vol.stat_params:
+        ctx["dof"] = stat_vol.stat_params[0]  # t brick's DOF from the dataset header
     if stat_vol is not None and mask_vol is not None:
-        dof = result.get("dof")
+        dof = ctx["dof"]
         stat_label = f"t statistic (df = {dof:g})" if dof else "t statistic"
         p_text = f"p < {_fmt_p(pthr)}, {sided}"
         fig = rf.plot_stat_montage(

@@ -92,6 +92,7 @@ class Volume:
 
     data: np.ndarray
     affine: np.ndarray
+    stat_params: tuple[float, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -140,7 +141,9 @@ def load_volume(path: str | Path, brick: str | int | None = None) -> Volume:
     dset = afni_io.read_dataset(Path(path))
     index = dset.index_of(brick) if isinstance(brick, str) else int(brick or 0)
     data = np.asarray(dset.brick(index), dtype=np.float32)
-    return _to_canonical(data, np.asarray(dset.affine, dtype=float))
+    vol = _to_canonical(data, np.asarray(dset.affine, dtype=float))
+    vol.stat_params = tuple(dset.stat_dof(index))
+    return vol
 
 
 def _to_canonical(data: np.ndarray, affine: np.ndarray) -> Volume:
@@ -244,6 +247,16 @@ def symmetric_limit(values: np.ndarray, floor: float = 0.0) -> float:
     return vmax if vmax > 0 else 1.0
 
 
+def stat_colour_limit(values: np.ndarray, threshold: float) -> float:
+    """Colour limit of a statistic map: max |value|, kept within [2, 3] x threshold.
+
+    A fixed relation to the threshold keeps the faint/opaque boundary at a readable place on the
+    colour bar (very strong effects would otherwise squeeze it to the centre); larger values
+    saturate at the end colour.
+    """
+    return float(np.clip(symmetric_limit(values), 2.0 * threshold, 3.0 * threshold))
+
+
 def cluster_colours(n: int) -> list[tuple[float, float, float, float]]:
     """One distinct RGBA colour per cluster index 1..n (tab10, then tab20, cycling)."""
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
@@ -344,7 +357,9 @@ def _panel_title(ax, text: str) -> None:
     ax.text(0.02, 0.98, text, transform=ax.transAxes, color=FG, fontsize=8, va="top", ha="left")
 
 
-def _stat_colourbar(fig: Figure, rect, vmax: float, threshold: float, label: str) -> None:
+def _stat_colourbar(
+    fig: Figure, rect, vmax: float, threshold: float, label: str, saturated: bool = False
+) -> None:
     """Horizontal colour bar that shows the fading itself: faint below |t| < threshold."""
     cax = fig.add_axes(rect)
     values = np.linspace(-vmax, vmax, 512)
@@ -362,11 +377,13 @@ def _stat_colourbar(fig: Figure, rect, vmax: float, threshold: float, label: str
     for t in (-threshold, threshold):
         if abs(t) < vmax:
             cax.axvline(t, color=FG, linewidth=1.0, linestyle="--")
-    ticks = sorted(
-        {-round(vmax, 1), -round(threshold, 2), 0.0, round(threshold, 2), round(vmax, 1)}
-    )
+    ticks = [-vmax, -threshold, 0.0, threshold, vmax]
     cax.set_xticks(ticks)
-    cax.set_xticklabels([f"{t:g}" for t in ticks], color=FG, fontsize=8)
+    labels = [f"{t:.1f}" for t in ticks]
+    labels[1], labels[3] = f"{-threshold:.2f}", f"{threshold:.2f}"
+    if saturated:  # values beyond the limit exist and take the end colours
+        labels[0], labels[-1] = f"\u2264{labels[0]}", f"\u2265{labels[-1]}"
+    cax.set_xticklabels(labels, color=FG, fontsize=8)
     cax.set_yticks([])
     cax.tick_params(colors=FG, length=3)
     for spine in cax.spines.values():
@@ -459,7 +476,7 @@ def plot_stat_montage(
     inside = mask.data > 0
     surviving = (clusters.data > 0) if clusters is not None else np.zeros_like(inside)
     t = np.nan_to_num(stat.data)
-    vmax = symmetric_limit(np.where(inside, t, 0.0), floor=1.25 * threshold)
+    vmax = stat_colour_limit(np.where(inside, t, 0.0), threshold)
     rgba_all = _stat_rgba(t, vmax, threshold, surviving, inside)
 
     fx, fy, fz = _focus_voxel(
@@ -528,8 +545,14 @@ def plot_stat_montage(
 
     # legend block: colour bar and what faint / opaque mean
     lx = col_w * 3 + 0.03
+    saturated = bool(np.any(np.abs(t[inside]) > vmax))
     _stat_colourbar(
-        fig, [lx, bottom_h * 0.62, 0.94 - lx, bottom_h * 0.16], vmax, threshold, stat_label
+        fig,
+        [lx, bottom_h * 0.62, 0.94 - lx, bottom_h * 0.16],
+        vmax,
+        threshold,
+        stat_label,
+        saturated=saturated,
     )
     handles = [
         Patch(

@@ -299,11 +299,13 @@ class ClusterStats:
     peak_xyz: np.ndarray
 
 
-def _sequential_sum(values: np.ndarray) -> float:
-    """Σ in double, accumulated in order from +0.0 like AFNI's loop (no pairwise summation)."""
-    if values.size == 0:
-        return 0.0
-    return 0.0 + float(np.cumsum(values, dtype=np.float64)[-1])
+def _sequential_sums(columns: np.ndarray) -> np.ndarray:
+    """Column sums in double, accumulated in order from +0.0 like AFNI's loop.
+
+    ``np.cumsum`` is strictly sequential (``np.sum`` is pairwise and could differ in the last
+    bit); adding +0.0 turns a -0.0 total into +0.0 as AFNI's ``sum = 0; sum += ...`` does.
+    """
+    return 0.0 + np.cumsum(columns, axis=0, dtype=np.float64)[-1]
 
 
 def _sem(sum_mm: float, mean: float, n: int) -> float:
@@ -325,9 +327,10 @@ def cluster_stats(
     xyz = np.asarray(xyz, dtype=np.float32)
     m = np.abs(v)
     n = int(v.size)
-    sum_v, sum_m = _sequential_sum(v), _sequential_sum(m)
-    sum_mm = _sequential_sum(m * m)
-    sum_mx = np.array([_sequential_sum(m * xyz[:, a]) for a in range(3)])
+    # products in float32, then one sequential double accumulation per column
+    products = np.column_stack([v, m, m * m, m[:, None] * xyz])
+    sums = _sequential_sums(products)
+    sum_v, sum_m, sum_mm, sum_mx = float(sums[0]), float(sums[1]), float(sums[2]), sums[3:6]
     peak = int(np.argmax(m))  # first point with the largest |value|
     f = float(np.float32(factor))
     mean = (sum_m if abs_mean else sum_v) / n
@@ -348,6 +351,44 @@ def cluster_stats(
         sem=float(np.float32(_sem(scaled_mm, mean, n))),
         peak_value=float(np.float32(peak_value)),
         peak_xyz=xyz[peak].copy(),
+    )
+
+
+def reorient_stats(stats: ClusterStats, orient: str) -> ClusterStats:
+    """The same cluster's table values in another coordinate order, from its RAI values.
+
+    Exact: negating every product negates each partial sum (rounding is symmetric), and the
+    +0.0 start keeps zeros positive, so this equals recomputing in the new order.
+    """
+    sum_mx, bbox_min, bbox_max, peak = (
+        np.empty(3),
+        np.empty(3, np.float32),
+        np.empty(3, np.float32),
+        np.empty(3, np.float32),
+    )
+    for o, letter in enumerate(orient):
+        d = _ORIENT_AXIS[letter]
+        if letter in "LPS":
+            sum_mx[o] = -stats.sum_mx[d] + 0.0
+            bbox_min[o], bbox_max[o] = -stats.bbox_max[d], -stats.bbox_min[d]
+            peak[o] = -stats.peak_xyz[d]
+        else:
+            sum_mx[o] = stats.sum_mx[d]
+            bbox_min[o], bbox_max[o] = stats.bbox_min[d], stats.bbox_max[d]
+            peak[o] = stats.peak_xyz[d]
+    return ClusterStats(
+        n_voxels=stats.n_voxels,
+        sum_v=stats.sum_v,
+        sum_m=stats.sum_m,
+        sum_mm=stats.sum_mm,
+        sum_mx=sum_mx,
+        cm=sum_mx / stats.sum_m,
+        bbox_min=bbox_min,
+        bbox_max=bbox_max,
+        mean=stats.mean,
+        sem=stats.sem,
+        peak_value=stats.peak_value,
+        peak_xyz=peak,
     )
 
 
@@ -595,7 +636,7 @@ def _brick_datum_and_factor(full: afni_io.AfniDataset, index: int) -> tuple[str,
         datum = _DTYPE_DATUM.get(full.data.dtype, "float")
     factor = float(facs[index]) if facs is not None and index < len(facs) else 0.0
     if datum not in ("short", "byte"):
-        factor = 0.0 if factor == 1.0 else factor
+        factor = 0.0  # afni_io hands back float bricks already scaled: nothing left to apply
     return datum, factor
 
 
@@ -737,6 +778,7 @@ def run_clusterize(
     out_mask: str | Path | None = None,
     overwrite: bool = True,
     report_zero: bool = False,
+    mask_text: str | None = None,
     command_line: str | None = None,
 ) -> ClusterizeResult:
     """Threshold, cluster and report one statistic map, exactly as ``3dClusterize`` does.
@@ -755,7 +797,9 @@ def run_clusterize(
     thresholds : (low, high) or value
         Statistic thresholds, e.g. ``("-4.586894", "4.586894")``; strings are used verbatim in the
         option summary (as AFNI prints what was typed), numbers as Python prints them. For
-        ``1sided`` a single value. Comparisons are inclusive and in float32.
+        ``1sided`` a single value. Comparisons are inclusive and in float32. To reproduce the
+        tutorial, pass p2dsetstat's text (``format_stat_threshold(stat_threshold(...))``), not
+        the float: AFNI thresholds at ``float32("4.586894")``, not at the unrounded value.
     pval : float or str, optional
         ``p=`` syntax instead of ``thresholds``: converted with the brick's stat code (07 §3.2).
     tail : {"RIGHT_TAIL", "RIGHT", "LEFT_TAIL", "LEFT"}
@@ -776,6 +820,9 @@ def run_clusterize(
     overwrite : bool
         Replace existing outputs; if False an existing output raises :class:`OutputError`
         (checked for all outputs before anything is written).
+    mask_text : str, optional
+        Text of the report's ``Mask`` line (AFNI echoes the ``-mask`` argument as typed, e.g.
+        ``mask.nii.gz`` when run from the analysis folder); default: ``mask`` as given.
     report_zero : bool
         Add AFNI's `` 0`` line after ``NO CLUSTERS FOUND`` (env ``AFNI_3dclust_report_zero``).
     command_line : str, optional
@@ -889,15 +936,10 @@ def run_clusterize(
     for number, (tail_name, ijk) in enumerate(found, start=1):
         values = dat[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
         rai = dicom_coordinates(ijk, origin, delta, dicom_axis)
-        per_orient = {
-            o: cluster_stats(values, reorient_coordinates(rai, o), report_factor, abs_table_data)
-            for o in {orient, "RAI", "LPI"}
-        }
-        clusters.append(
-            Cluster(
-                number, tail_name, ijk, per_orient[orient], per_orient["RAI"], per_orient["LPI"]
-            )
-        )
+        stats_rai = cluster_stats(values, rai, report_factor, abs_table_data)
+        stats_report = stats_rai if orient == "RAI" else reorient_stats(stats_rai, orient)
+        stats_lpi = reorient_stats(stats_rai, "LPI")
+        clusters.append(Cluster(number, tail_name, ijk, stats_report, stats_rai, stats_lpi))
 
     voxel_dims = tuple(abs(float(d)) for d in delta)
     label = f"{th.label_part}{size_option + ',' + size_arg + ',' if size_option else ''}NN{nn}"
@@ -913,7 +955,7 @@ def run_clusterize(
         nn=nn,
         datum=datum,
         orient=orient,
-        mask=os.fspath(mask) if mask is not None else None,
+        mask=(mask_text or os.fspath(mask)) if mask is not None else None,
         abs_mean=abs_table_data,
     )
     report = format_report(
@@ -1182,7 +1224,7 @@ def cli_main(argv: list[str]) -> int:
             elif opt in ("-2sided", "-bisided", "-within_range"):
                 first = need(1)[0]
                 opts["sided"] = opt[1:]
-                if first.startswith("p=") and opt != "-within_range":
+                if first.startswith("p="):
                     _set_threshold_args(opts, [first])
                     pos += 2
                 else:

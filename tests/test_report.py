@@ -222,7 +222,11 @@ def test_images_are_pngs_of_the_expected_size(outdir, html):
         data = base64.b64decode(src.split(",", 1)[1])
         width, height = png_size(data)
         assert (width, height) == (int(img["width"]), int(img["height"]))
-        assert width == 1100 and 250 < height < 1200
+        # 11 in x 100 dpi wide; t map: 12 axial slices in 2 rows of 11/6-in panels + 1.35 panel
+        # for the bottom row (614 px); clusters: 5 slices with cluster voxels, 2 rows of
+        # (11 - 2.3) / 5-in panels + 0.75 in for the colour bar (423 px)
+        expected = 423 if img["data-file"].endswith("_clusters.png") else 614
+        assert (width, height) == (1100, expected)
         on_disk = (outdir / img["data-file"]).read_bytes()
         assert on_disk == data and len(data) > 5000
     # t-map figure has real colour in it (not a blank canvas)
@@ -273,7 +277,46 @@ def test_fallback_to_3dclusterize_text(outdir, tmp_path):
     assert "<td>6.0</td><td>6.8</td><td>1.5</td>" in text.replace("\n", "")
 
 
+def test_partial_outputs_still_give_a_page(outdir, tmp_path):
+    """Missing images or tables give warnings in the page, not a crash."""
+    out = tmp_path / "copy"
+    shutil.copytree(outdir, out)
+    adir = out / "analysis-mema"
+    for name in ("mema_results.nii.gz", "ClustSim.NN1_bisided.1D", "ClustSim.NN1_bisided.niml"):
+        (adir / name).unlink()
+    params = json.loads((out / "params.json").read_text())
+    params["analyses"].append(dict(params["analyses"][0], name="empty", dir="analysis-empty"))
+    params["analyses"][1]["results"] = []
+    (out / "params.json").write_text(json.dumps(params))
+    text = report.write_report(out).read_text()
+    doc = _parse(text)
+    assert doc.errors == []
+    assert "ClustSim table" in text and "not found" in text
+    assert "no results recorded for this analysis" in text
+    assert "group mask mask.nii.gz not found" in text
+    # the cluster figure and table still come from the map/EE files and clusters.tsv
+    assert len(doc.imgs) == 1 and "mema_chx_clusters.png" in doc.imgs[0]["data-file"]
+    assert "<td>484.4</td>" in text
+
+
 # ----------------------------------------------------------------------------- pure functions
+
+
+def test_cluster_slices_and_colour_limit():
+    from afni_group.report_figures import cluster_slices, stat_colour_limit
+
+    cmap = np.zeros((4, 4, 10), int)
+    ee = np.zeros(cmap.shape)
+    cmap[1, 1, 2:7] = 1  # cluster 1 spans z = 2..6, peak at z = 5
+    ee[1, 1, 2:7] = [1, 2, 3, 9, 4]
+    cmap[2, 2, 8] = 2
+    ee[2, 2, 8] = -5
+    assert cluster_slices(cmap, ee, 2) == [5, 8]
+    assert cluster_slices(cmap, ee, 4) == [2, 5, 6, 8]
+    assert cluster_slices(cmap, ee, 20) == [2, 3, 4, 5, 6, 8]
+    assert stat_colour_limit(np.array([1.0, -3.0]), 4.0) == 8.0  # at least 2 x threshold
+    assert stat_colour_limit(np.array([50.0]), 4.0) == 12.0  # at most 3 x threshold
+    assert stat_colour_limit(np.array([-10.0]), 4.0) == 10.0
 
 
 def test_clustsim_tables_and_corrected_alpha():
@@ -314,6 +357,10 @@ def test_parse_clusterize_report():
     assert rows[0]["volume_mm3"] == pytest.approx(484.375)
     assert rows[1]["tail"] == "neg" and rows[1]["cm_x_lpi"] == pytest.approx(-6.9)
     assert report.parse_clusterize_report("#** NO CLUSTERS FOUND ***\n") == []
+    both = report.parse_clusterize_report(
+        (GROUP / "clust_bisided_report_chx.txt").read_text(), sided="2sided"
+    )
+    assert {r["tail"] for r in both} == {"both"}
 
 
 def test_highlight_alpha_and_slices():

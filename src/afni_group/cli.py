@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="subjects to include (with or without 'sub-'; or a file with one label per line)",
     )
     g.add_argument(
+        "--session-label",
+        "--session_label",
+        dest="session_label",
+        nargs="+",
+        metavar="LABEL",
+        help="BIDS-Apps session filter; not supported (afni-group analyses one afni_proc.py "
+        "results folder per subject): giving it is a usage error",
+    )
+    g.add_argument(
         "--afni-dir",
         type=Path,
         help="folder with sub-*/sub-*.results (default BIDS_DIR/derivatives/afni)",
@@ -333,6 +342,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_UNKNOWN_LEVEL
+    if args.session_label:
+        raise UsageError(
+            "--session-label is not supported: afni-group analyses one afni_proc.py results "
+            "folder per subject"
+        )
     if args.n_cpus is None:
         args.n_cpus = default_n_cpus()
     if args.write_sbatch:

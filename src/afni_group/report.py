@@ -41,6 +41,8 @@ CLUSTER_COLUMNS = (
     "peak_z_rai cm_x_lpi cm_y_lpi cm_z_lpi peak_x_lpi peak_y_lpi peak_z_lpi mean sem peak_value"
 ).split()
 
+CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table")
+
 SIDED_TEXT = {
     "bisided": "bi-sided (positive and negative tails clustered separately)",
     "2sided": "2-sided (both tails clustered together)",
@@ -356,6 +358,7 @@ def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float
 def _set_context(
     adir: Path,
     analysis: dict,
+    cs: dict,
     result: dict,
     table: ClustSimTable | None,
     mask_vol,
@@ -363,9 +366,8 @@ def _set_context(
 ) -> dict:
     from afni_group import report_figures as rf
 
-    cs = analysis.get("clustsim") or {}
     label = result.get("set", "?")
-    sided, nn = cs.get("sided", "bisided"), int(cs.get("nn") or 1)
+    sided, nn = cs.get("sided") or "bisided", int(cs.get("nn") or 1)
     pthr = cs.get("pthr")
     threshold = result.get("voxel_threshold")
     name = analysis.get("name", "analysis")
@@ -380,6 +382,8 @@ def _set_context(
         "figures": [],
         "clusters": [],
         "rai_available": False,
+        "largest_suprathreshold": None,
+        "max_abs_t": None,
         "warnings": [],
         "files": [],
     }
@@ -486,7 +490,7 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     from afni_group import report_figures as rf
 
     adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
-    cs = analysis.get("clustsim") or {}
+    cs = dict.fromkeys(CLUSTSIM_KEYS) | (analysis.get("clustsim") or {})
     mask_info = analysis.get("mask") or {}
     mask_path = adir / (mask_info.get("file") or "mask.nii.gz")
     ctx: dict = {
@@ -499,6 +503,8 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         "clustsim": cs,
         "sided_text": SIDED_TEXT.get(cs.get("sided"), cs.get("sided")),
         "k": analysis.get("cluster_size_threshold"),
+        "mask": None,
+        "acf": None,
         "warnings": [],
         "sets": [],
     }
@@ -532,7 +538,7 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     if not results:
         ctx["warnings"].append("no results recorded for this analysis (did a step fail?).")
     for result in results:
-        ctx["sets"].append(_set_context(adir, analysis, result, table, mask_vol, figure_dir))
+        ctx["sets"].append(_set_context(adir, analysis, cs, result, table, mask_vol, figure_dir))
     return ctx
 
 
@@ -594,36 +600,40 @@ def _methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         f"Group analysis of {inventory['n_included']} participants was performed with {tool}, "
         "following the AFNI group-analysis workflow."
     ]
+    by_design: dict[str, list[str]] = {}
+    for a in analyses:
+        labels = " and ".join(s["label"] for s in a["sets"])
+        by_design.setdefault(a.get("design") or "group", []).append(labels)
+    for design, set_lists in by_design.items():
+        separately = " (each analysed separately)" if len(set_lists) > 1 else ""
+        parts.append(
+            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
+            f"for {'; '.join(set_lists)}{separately} from each participant's \u03b2 and t "
+            "statistics."
+        )
     for a in analyses:
         cs = a["clustsim"]
-        design = a.get("design") or "group"
-        sets = ", ".join(s["label"] for s in a["sets"])
-        text = (
-            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
-            f"for {sets} from each participant's β and t statistics. "
-        )
         if a.get("mask"):
-            text += (
+            frac = 100 * float(a["mask"]["frac"] or 1)
+            parts.append(
                 f"Analyses were restricted to a group mask of {a['mask']['n_voxels']} voxels "
-                f"(voxels present in \u2265 {100 * float(a['mask']['frac'] or 1):g} % of participant "
-                "masks). "
+                f"(voxels present in \u2265 {frac:g} % of participant masks)."
             )
         if a.get("acf"):
-            abc = ", ".join(a["acf"]["abc"])
-            text += (
-                f"Spatial smoothness was modelled with the mixed ACF averaged over participants "
-                f"(a, b, c = {abc}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm). "
+            parts.append(
+                "Spatial smoothness was modelled with the mixed ACF averaged over participants "
+                f"(a, b, c = {', '.join(a['acf']['abc'])}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm)."
             )
-        if cs:
-            text += (
+        if cs.get("pthr") is not None and a.get("k") is not None:
+            parts.append(
                 f"Cluster-size thresholds were obtained with 3dClustSim "
                 f"({cs.get('iterations')} iterations): at a voxelwise threshold of "
                 f"p < {_fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters of at least "
                 f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
                 f"family-wise error rate of \u03b1 = {_fmt_p(cs.get('alpha'))}."
             )
-        parts.append(text)
-    return " ".join(parts)
+    # analyses usually share mask, smoothness and thresholds: say each thing once
+    return " ".join(dict.fromkeys(parts))
 
 
 def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
@@ -647,7 +657,7 @@ def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
     analyses = [_analysis_context(out, a, Path(figure_dir)) for a in params.get("analyses") or []]
     sets = [s for a in analyses for s in a["sets"]]
     options = params.get("options") or {}
-    first_cs = analyses[0]["clustsim"] if analyses else {}
+    first_cs = analyses[0]["clustsim"] if analyses else dict.fromkeys(CLUSTSIM_KEYS)
     ks = {a.get("k") for a in analyses}
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     now = (
@@ -668,6 +678,13 @@ def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
         "report_version": __version__,
         "description": description,
         "params": params,
+        "run": {
+            "engine": params.get("engine") or "unknown",
+            "engine_reason": params.get("engine_reason"),
+            "status": params.get("status"),
+            "command_line": params.get("command_line") or "n/a",
+            "total_s": (params.get("timings_s") or {}).get("total"),
+        },
         "options": options,
         "versions": _ordered_versions(params.get("versions") or {}),
         "inventory": inventory,
@@ -677,7 +694,6 @@ def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
         "clustsim": first_cs,
         "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
         "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
-        "timings": params.get("timings_s") or {},
         "methods": _methods_text(params, analyses, inventory),
         "fmt_p": _fmt_p,
     }

@@ -171,6 +171,7 @@ def run_cluster_steps(
                 tbrick,
                 bbrick,
                 mask=str(outdir / MASK_FILE),
+                mask_text=MASK_FILE,  # the report names the mask as the tutorial passes it
                 sided=t.sided,
                 **clusterize_thresholds(t.sided, p2dsetstat.format_stat_threshold(threshold)),
                 nn=t.nn,

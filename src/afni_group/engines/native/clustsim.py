@@ -34,6 +34,7 @@ import numpy as np
 import scipy.fft
 from scipy.special import ndtri
 
+from afni_group.engines.native.argv import is_number
 from afni_group.engines.native.clustsim_kernels import (
     gather_scaled,
     neighbour_table,
@@ -1004,7 +1005,7 @@ _USAGE = (
 
 def _values_after(argv: list[str], i: int) -> tuple[list[str], int]:
     vals = []
-    while i < len(argv) and not (argv[i].startswith("-") and not _is_number(argv[i])):
+    while i < len(argv) and not (argv[i].startswith("-") and not is_number(argv[i])):
         vals.append(argv[i])
         i += 1
     return vals, i
@@ -1018,14 +1019,6 @@ def _default_threads() -> int:
         return max(1, min(len(os.sched_getaffinity(0)), 15))
     except AttributeError:
         return max(1, min(os.cpu_count() or 1, 15))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def cli_main(argv: list[str]) -> int:

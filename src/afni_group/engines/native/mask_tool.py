@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import afni_io
+from afni_group.engines.native.argv import c_atof
 from afni_group.errors import InputDataError, MissingInputError, UsageError
 
 DEFAULT_PREFIX = "combined_mask"
@@ -206,7 +207,7 @@ def cli_main(argv: list[str]) -> int:
         elif arg == "-frac":
             if i + 1 >= len(argv):
                 raise UsageError("need argument after '-frac'")
-            frac = _atof(argv[i + 1])
+            frac = c_atof(argv[i + 1])
             i += 2
         elif arg == "-inter":
             frac, i = 1.0, i + 1
@@ -234,13 +235,3 @@ def cli_main(argv: list[str]) -> int:
     command = shlex.join(["3dmask_tool", *argv])
     make_group_mask(inputs, prefix, frac, command_line=command, verbose=True)
     return 0
-
-
-def _atof(text: str) -> float:
-    """C ``atof``: the longest numeric prefix, 0 when there is none."""
-    for end in range(len(text), 0, -1):
-        try:
-            return float(text[:end])
-        except ValueError:
-            continue
-    return 0.0

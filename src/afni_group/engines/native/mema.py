@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import afni_io
+from afni_group.engines.native.argv import is_number
 from afni_group.engines.native.mema_model import (
     MemaDesign,
     MemaResult,
@@ -628,14 +629,6 @@ Output bricks (two groups): A:b A:t B:b B:t B-A:b B-A:t I2 tau QE:Chisq.
 """
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _parse_argv(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[list[str]]]:
     """Split argv into options (AFNI R parser rules) and the list of ``-set`` argument lists."""
     options: dict[str, list[str]] = {}
@@ -648,7 +641,7 @@ def _parse_argv(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[list[st
             name, current = word, []
             order.append((name, current))
             continue
-        if word.startswith("-") and not _is_number(word):
+        if word.startswith("-") and not is_number(word):
             raise UsageError(
                 f"unknown option '{word}' (see 'afni-native 3dMEMA -help' for the options "
                 "supported)"
@@ -729,7 +722,7 @@ def cli_main(argv: list[str]) -> int:
     missing: int | list[str] | None = None
     if "-missing_data" in options:
         words = options["-missing_data"]
-        if all(_is_number(w) for w in words):
+        if all(is_number(w) for w in words):
             if len(words) != 1 or float(words[0]) != 0:
                 raise UsageError(
                     f"-missing_data {' '.join(words)}: use 0 (count zero betas) or one file per set"
@@ -793,7 +786,7 @@ def _parse_centers(words: list[str], names: list[str]) -> str | list[float]:
         return "mean"
     text = " ".join(words).replace("=", " = ")
     tokens = text.split()
-    if all(_is_number(t) for t in tokens):
+    if all(is_number(t) for t in tokens):
         values = [float(t) for t in tokens]
     else:
         pairs = dict(re.findall(r"(\S+)\s*=\s*(\S+)", text))

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from afni_group import afni_io
+from afni_group.engines.native.argv import c_atof
 from afni_group.errors import AfniGroupError, InputDataError, UsageError
 from afni_group.statdist import SIDEDNESS, pval_to_stat, stat_symbol
 
@@ -181,14 +182,3 @@ def cli_main(argv: list[str]) -> int:
         )
     sys.stdout.flush()
     return 0
-
-
-def c_atof(text: str) -> float:
-    """C ``atof``: the longest leading number, 0.0 when there is none (``abc`` → 0)."""
-    text = text.strip()
-    for end in range(len(text), 0, -1):
-        try:
-            return float(text[:end])
-        except ValueError:
-            continue
-    return 0.0

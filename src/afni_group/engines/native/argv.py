@@ -1,0 +1,23 @@
+"""Reading AFNI-style command-line words the way AFNI's C and R option parsers do."""
+
+from __future__ import annotations
+
+
+def c_atof(text: str) -> float:
+    """C ``atof``: the longest leading number, 0.0 when there is none (``abc`` → 0)."""
+    text = text.strip()
+    for end in range(len(text), 0, -1):
+        try:
+            return float(text[:end])
+        except ValueError:
+            continue
+    return 0.0
+
+
+def is_number(text: str) -> bool:
+    """Whether a word is a number (so ``-3.5`` is a value, not an option)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -436,8 +436,8 @@ def test_run_afni_with_stub_programs(stub_afni, tmp_path):
     res = results[0]
     assert res["acf"] == [0.742692, 2.93065, 10.6363]
     assert res["cluster_size_threshold"] == 4
-    assert res["voxel_thresholds"] == {"chx": 4.586894, "keypress": 4.586894}
-    assert res["n_clusters"] == {"chx": 2, "keypress": 0}
+    assert [r["voxel_threshold"] for r in res["results"]] == [4.586894, 4.586894]
+    assert [r["n_clusters"] for r in res["results"]] == [2, 0]
     chx, kp = res["results"]
     assert chx["map"] == "clust_bisided_map_chx.nii.gz" and kp["map"] is None and kp["ee"] is None
 
@@ -495,7 +495,7 @@ def test_run_afni_two_analyses_share_mask_and_clustsim(stub_afni, tmp_path):
     )
     (Path(os.environ["STUB_DATA"]) / "report_chx.txt").unlink()  # nothing survives anywhere
     results = _run(plan, tmp_path)
-    assert [r["n_clusters"] for r in results] == [{"chx": 0}, {"keypress": 0}]
+    assert [[s["n_clusters"] for s in r["results"]] for r in results] == [[0], [0]]
     assert results[1]["acf"] == results[0]["acf"] and results[1]["cluster_size_threshold"] == 4
     second = plan.analysis_dir(plan.analyses[1])
     assert (second / "mask.nii.gz").is_file() and (second / "ClustSim.NN1_bisided.1D").is_file()
@@ -588,15 +588,16 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
     # thresholds: the native lookup on AFNI's table and native p2dsetstat on AFNI's output
     table = adir / plan.clustsim_table
     assert res["cluster_size_threshold"] == csim_lookup.cluster_size_threshold(table, 0.001, 0.05)
+    by_set = {r["set"]: r for r in res["results"]}
     for label in ("chx", "keypress"):
         spec = f"{adir / 'mema_results.nii.gz'}[{label}:t]"
         expected = float(
             p2dsetstat.format_stat_threshold(p2dsetstat.stat_threshold(spec, 0.001, "bisided"))
         )
-        assert res["voxel_thresholds"][label] == expected
+        assert by_set[label]["voxel_threshold"] == expected
         # the tsv is only written when the native clusterizer reproduces AFNI's report rows
         assert (adir / plan.cluster_files(label)["clusters_tsv"]).is_file()
-    assert res["voxel_thresholds"]["chx"] == 4.586894
-    assert res["n_clusters"]["keypress"] == 0
-    assert res["n_clusters"]["chx"] >= 1
+    assert by_set["chx"]["voxel_threshold"] == 4.586894
+    assert by_set["keypress"]["n_clusters"] == 0
+    assert by_set["chx"]["n_clusters"] >= 1
     assert (plan.output_dir / "logs" / "afni_engine.log").is_file()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -64,10 +63,24 @@ def test_seed_sets_and_participant_label_forms(capsys, tiny_bids, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("sub-01\n02\n")
     code, stdout, err = run_cli(
-        capsys, tiny_bids, tmp_path / "out", "group", "--dry-run", "--engine", "native",
-        "--participant-label", str(labels), "sub-03",
-        "--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
-        "--set", "keypress", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat",
+        capsys,
+        tiny_bids,
+        tmp_path / "out",
+        "group",
+        "--dry-run",
+        "--engine",
+        "native",
+        "--participant-label",
+        str(labels),
+        "sub-03",
+        "--set",
+        "chx",
+        "left_vs_right_chx#0_Coef",
+        "left_vs_right_chx#0_Tstat",
+        "--set",
+        "keypress",
+        "left_vs_right_press#0_Coef",
+        "left_vs_right_press#0_Tstat",
     )
     assert code == 0, err
     assert '"subjects": [\n    "01",\n    "02",\n    "03"\n  ]' in stdout
@@ -89,8 +102,9 @@ def test_missing_files_listed_all_at_once_exit_66(capsys, tiny_bids, tmp_path):
         f.unlink()
     code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "group", "--dry-run")
     assert code == errors.EXIT_NO_INPUT
-    assert_one_line_error(err, "blur_est.sub-02.1D", "mask_epi_anat.sub-03+tlrc.HEAD",
-                          "--drop-incomplete")
+    assert_one_line_error(
+        err, "blur_est.sub-02.1D", "mask_epi_anat.sub-03+tlrc.HEAD", "--drop-incomplete"
+    )
 
 
 def test_drop_incomplete_keeps_reason_in_inventory(capsys, tiny_bids, tmp_path):
@@ -99,7 +113,10 @@ def test_drop_incomplete_keeps_reason_in_inventory(capsys, tiny_bids, tmp_path):
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run", "--drop-incomplete")
     assert code == 0, err
-    rows = {r["participant_id"]: r for r in csv.DictReader((out / "inventory.tsv").open(), delimiter="\t")}
+    rows = {
+        r["participant_id"]: r
+        for r in csv.DictReader((out / "inventory.tsv").open(), delimiter="\t")
+    }
     assert rows["sub-02"]["status"] == "dropped"
     assert rows["sub-02"]["blur_est"] == "MISSING"
     assert "blur_est.sub-02.1D" in rows["sub-02"]["reason"]
@@ -108,8 +125,15 @@ def test_drop_incomplete_keeps_reason_in_inventory(capsys, tiny_bids, tmp_path):
 
 def test_unknown_subbrick_label_exits_65(capsys, tiny_bids, tmp_path):
     code, _, err = run_cli(
-        capsys, tiny_bids, tmp_path / "out", "group", "--dry-run",
-        "--set", "chx", "nope#0_Coef", "left_vs_right_chx#0_Tstat",
+        capsys,
+        tiny_bids,
+        tmp_path / "out",
+        "group",
+        "--dry-run",
+        "--set",
+        "chx",
+        "nope#0_Coef",
+        "left_vs_right_chx#0_Tstat",
     )
     assert code == errors.EXIT_DATA
     assert_one_line_error(err, "nope#0_Coef", "stats.sub-01_REML+tlrc.HEAD", "Full_Fstat")
@@ -196,8 +220,13 @@ def test_uvars_json_preferred(tiny_bids):
 
     res = tiny_bids / "derivatives" / "afni" / "sub-01" / "sub-01.results"
     (res / "out.ss_review_uvars.json").write_text(
-        json.dumps({"subj": "sub-01", "stats_dset": "stats.sub-01_REML+tlrc.HEAD",
-                    "mask_dset": "mask_epi_anat.sub-01+tlrc.HEAD"})
+        json.dumps(
+            {
+                "subj": "sub-01",
+                "stats_dset": "stats.sub-01_REML+tlrc.HEAD",
+                "mask_dset": "mask_epi_anat.sub-01+tlrc.HEAD",
+            }
+        )
     )
     found = discover.find_subject_files(tiny_bids / "derivatives" / "afni", "01")
     assert found.source == "out.ss_review_uvars.json"

@@ -12,8 +12,14 @@ import pytest
 from afni_group import cli, errors
 
 SEED_SETS = [
-    "--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
-    "--set", "keypress", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat",
+    "--set",
+    "chx",
+    "left_vs_right_chx#0_Coef",
+    "left_vs_right_chx#0_Tstat",
+    "--set",
+    "keypress",
+    "left_vs_right_press#0_Coef",
+    "left_vs_right_press#0_Tstat",
 ]
 
 
@@ -30,8 +36,20 @@ def demo_dir(tmp_path_factory) -> Path:
 def native_run(demo_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
     code = cli.main(
-        [str(demo_dir), str(out), "group", "--engine", "native", "--clustsim-iter", "300",
-         "--seed", "7", "--n-cpus", "1", *SEED_SETS]
+        [
+            str(demo_dir),
+            str(out),
+            "group",
+            "--engine",
+            "native",
+            "--clustsim-iter",
+            "300",
+            "--seed",
+            "7",
+            "--n-cpus",
+            "1",
+            *SEED_SETS,
+        ]
     )
     assert code == 0
     return out
@@ -39,14 +57,27 @@ def native_run(demo_dir, tmp_path_factory):
 
 def test_all_expected_files(native_run):
     out = native_run
-    for name in ("dataset_description.json", "inventory.tsv", "params.json", "report.html",
-                 "group_analysis.sh"):
+    for name in (
+        "dataset_description.json",
+        "inventory.tsv",
+        "params.json",
+        "report.html",
+        "group_analysis.sh",
+    ):
         assert (out / name).is_file(), name
     ana = out / "analysis-mema"
-    for name in ("mema_results.nii.gz", "mask.nii.gz", "ClustSim.NN1_bisided.1D",
-                 "ClustSim.NN3_2sided.niml", "ClustSim.mask", "3dClustSim.cmd",
-                 "clust_bisided_report_chx.txt", "clust_bisided_clusters_chx.tsv",
-                 "clust_bisided_report_keypress.txt", "clust_bisided_clusters_keypress.tsv"):
+    for name in (
+        "mema_results.nii.gz",
+        "mask.nii.gz",
+        "ClustSim.NN1_bisided.1D",
+        "ClustSim.NN3_2sided.niml",
+        "ClustSim.mask",
+        "3dClustSim.cmd",
+        "clust_bisided_report_chx.txt",
+        "clust_bisided_clusters_chx.tsv",
+        "clust_bisided_report_keypress.txt",
+        "clust_bisided_clusters_keypress.tsv",
+    ):
         assert (ana / name).is_file(), name
     desc = json.loads((out / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
@@ -58,8 +89,17 @@ def test_mema_labels(native_run):
     from afni_group import afni_io
 
     dset = afni_io.read_dataset(native_run / "analysis-mema" / "mema_results.nii.gz")
-    assert dset.labels == ["chx:b", "chx:t", "keypress:b", "keypress:t", "keypress-chx:b",
-                           "keypress-chx:t", "I2", "tau", "QE:Chisq"]
+    assert dset.labels == [
+        "chx:b",
+        "chx:t",
+        "keypress:b",
+        "keypress:t",
+        "keypress-chx:b",
+        "keypress-chx:t",
+        "I2",
+        "tau",
+        "QE:Chisq",
+    ]
     assert dset.stat_codes[1] == 3 and dset.stat_params[1] == (14.0,)  # fitt(2N-2), N=8
 
 
@@ -70,8 +110,9 @@ def test_strong_effect_found_at_planted_location(native_run):
     chx = params["analyses"][0]["results"][0]
     assert chx["set"] == "chx" and chx["n_clusters"] >= 1
     truth = demo.planted_truth(8, 0, "small").blob("chx")
-    rows = list(csv.DictReader((native_run / "analysis-mema" / chx["clusters_tsv"]).open(),
-                               delimiter="\t"))
+    rows = list(
+        csv.DictReader((native_run / "analysis-mema" / chx["clusters_tsv"]).open(), delimiter="\t")
+    )
     biggest = rows[0]
     centre = np.array([float(biggest[f"cm_{a}_lpi"]) for a in "xyz"])
     # within two blob widths of the planted centre (the cluster's centre of mass moves with noise)
@@ -86,8 +127,10 @@ def test_weak_effect_reported_honestly(native_run):
     report = (native_run / "analysis-mema" / kp["report"]).read_text()
     if kp["n_clusters"] == 0:
         assert "NO CLUSTERS FOUND" in report
-        assert kp["map"] is None and not (native_run / "analysis-mema" /
-                                          "clust_bisided_map_keypress.nii.gz").exists()
+        assert (
+            kp["map"] is None
+            and not (native_run / "analysis-mema" / "clust_bisided_map_keypress.nii.gz").exists()
+        )
     else:
         assert "NO CLUSTERS FOUND" not in report
     html = (native_run / "report.html").read_text()
@@ -106,8 +149,20 @@ def test_params_record_thresholds_and_versions(native_run):
 
 
 def test_refuses_to_overwrite_then_resumes(native_run, demo_dir, capsys):
-    argv = [str(demo_dir), str(native_run), "group", "--engine", "native", "--clustsim-iter",
-            "300", "--seed", "7", "--n-cpus", "1", *SEED_SETS]
+    argv = [
+        str(demo_dir),
+        str(native_run),
+        "group",
+        "--engine",
+        "native",
+        "--clustsim-iter",
+        "300",
+        "--seed",
+        "7",
+        "--n-cpus",
+        "1",
+        *SEED_SETS,
+    ]
     assert cli.main(argv) == errors.EXIT_CANT_CREATE
     capsys.readouterr()
     before = (native_run / "analysis-mema" / "ClustSim.NN1_bisided.1D").stat().st_mtime_ns
@@ -121,8 +176,21 @@ def test_interrupted_step_is_redone(demo_dir, tmp_path, monkeypatch, capsys):
     from afni_group.engines.native import clustsim
 
     out = tmp_path / "out"
-    argv = [str(demo_dir), str(out), "group", "--engine", "native", "--clustsim-iter", "100",
-            "--seed", "3", "--n-cpus", "1", "--no-report", *SEED_SETS]
+    argv = [
+        str(demo_dir),
+        str(out),
+        "group",
+        "--engine",
+        "native",
+        "--clustsim-iter",
+        "100",
+        "--seed",
+        "3",
+        "--n-cpus",
+        "1",
+        "--no-report",
+        *SEED_SETS,
+    ]
     real = clustsim.run_clustsim
 
     def interrupted(*args, **kwargs):

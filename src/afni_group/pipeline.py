@@ -83,7 +83,10 @@ def params_document(
         }
         if results is not None:
             entry.update(results[i])
-            entry["mask"]["n_voxels"] = _mask_voxels(plan.analysis_dir(analysis) / "mask.nii.gz")
+            adir = plan.analysis_dir(analysis)
+            entry["mask"]["n_voxels"] = _mask_voxels(adir / "mask.nii.gz")
+            for result in entry["results"]:
+                result["dof"] = _t_dof(adir / "mema_results.nii.gz", result["tbrick"])
         analyses.append(entry)
     return {
         "afni_group_version": __version__,
@@ -99,6 +102,14 @@ def params_document(
         "analyses": analyses,
         "timings_s": timings or {},
     }
+
+
+def _t_dof(mema: Path, tbrick: str) -> float | None:
+    """Degrees of freedom of a t sub-brick, as its header records them (same for both engines)."""
+    from afni_group import afni_io
+
+    params = afni_io.read_dataset(f"{mema}[{tbrick}]").stat_params[0]
+    return params[0] if params else None
 
 
 def _mask_voxels(path: Path) -> int | None:
@@ -142,9 +153,6 @@ def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
         from afni_group.engines.afni.runner import run_afni
 
         results = run_afni(plan, script, out / outputs.STATE_DIR / "staging", out / "logs")
-        for entry in results:  # same params.json keys as the native engine
-            entry.pop("voxel_thresholds", None)
-            entry.pop("n_clusters", None)
     else:
         from afni_group.engines.native.runner import run_native
 

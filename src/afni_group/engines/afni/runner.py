@@ -259,14 +259,12 @@ def write_clusters_tsv(
 def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values: dict) -> dict:
     """The per-analysis result of the afni engine, shaped like the native engine's.
 
-    Keys: ``acf``, ``cluster_size_threshold``, ``voxel_thresholds`` {set: float},
-    ``n_clusters`` {set: int} and ``results`` (one dict per set, as in params.json).
+    Keys: ``acf``, ``cluster_size_threshold`` and ``results`` (one dict per set, as in
+    params.json).
     """
     where = adir / VALUES_FILE
     acf = [float(v) for v in _required(values, "acf", where).split()]
     clust_nvox = int(_required(values, "clust_thrvol", where))
-    voxel_thresholds: dict[str, float] = {}
-    n_clusters: dict[str, int] = {}
     results = []
     for label in analysis.tested_labels():
         files = plan.cluster_files(label)
@@ -275,8 +273,6 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
         if not report.is_file():
             raise StepError(f"the AFNI script finished but wrote no {report}")
         found = count_clusters(report.read_text(errors="replace"))
-        voxel_thresholds[label] = float(threshold_text)
-        n_clusters[label] = found
         results.append(
             {
                 "set": label,
@@ -293,8 +289,6 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
     return {
         "acf": acf,
         "cluster_size_threshold": clust_nvox,
-        "voxel_thresholds": voxel_thresholds,
-        "n_clusters": n_clusters,
         "results": results,
     }
 

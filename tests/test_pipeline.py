@@ -63,6 +63,7 @@ def test_all_expected_files(native_run):
         "params.json",
         "report.html",
         "group_analysis.sh",
+        "logs/afni-group.log",
     ):
         assert (out / name).is_file(), name
     ana = out / "analysis-mema"

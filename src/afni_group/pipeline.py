@@ -147,7 +147,28 @@ def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
         )
         return 0
 
+    handler = _log_to_file(out / "logs" / "afni-group.log")
+    try:
+        return _execute(plan, args, command_line)
+    finally:
+        logging.getLogger("afni_group").removeHandler(handler)
+        handler.close()
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    """Also keep the run's step lines in OUTPUT_DIR/logs/ (the afni engine adds one per step)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger("afni_group").addHandler(handler)
+    return handler
+
+
+def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
+    out = plan.output_dir
+    script = out / SCRIPT_NAME
     start = time.monotonic()
+    LOG.info("++ afni-group %s: %s", __version__, command_line)
     log = StepLog(out, resume=args.resume)
     if plan.engine == "afni":
         from afni_group.engines.afni.runner import run_afni

@@ -50,6 +50,8 @@ class Progress:
         self._start = time.monotonic()
         self._last = -1e9
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._finished = False
+        self._width = 0
         if self._tty:
             self.min_interval = 0.2
 
@@ -63,12 +65,9 @@ class Progress:
 
     def close(self) -> None:
         """Finish the line (prints 100 % if not yet printed)."""
-        if self.done < self.total:
+        if not self._finished:
             self.done = self.total
             self._emit(final=True)
-        elif self._tty and self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
 
     def __enter__(self) -> Progress:
         return self
@@ -76,7 +75,7 @@ class Progress:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        elif self._tty and self.enabled:
+        elif self._tty and self.enabled and not self._finished:
             self.stream.write("\n")
 
     def _emit(self, final: bool) -> None:
@@ -93,11 +92,13 @@ class Progress:
         if not final:
             text += f", ETA {_fmt(eta)}"
         if self._tty:
-            self.stream.write("\r" + text + ("\n" if final else ""))
-            if final:
-                self._tty_finished = True
+            # pad to the previous width so a shorter line leaves no stale characters
+            padded = text.ljust(self._width)
+            self._width = len(text)
+            self.stream.write("\r" + padded + ("\n" if final else ""))
         else:
             self.stream.write(text + "\n")
+        self._finished = final
         self.stream.flush()
 
 

@@ -127,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CPUs to use (default: SLURM_CPUS_PER_TASK, else all available)",
     )
-    g.add_argument("--work-dir", "-w", type=Path, help="scratch folder (default OUTPUT_DIR/.work)")
+    g.add_argument(
+        "--work-dir",
+        "-w",
+        type=Path,
+        help="scratch folder for temporary files, e.g. node-local disk under Slurm (default OUTPUT_DIR/.work)",
+    )
     g.add_argument("--version", action="version", version=f"afni-group {__version__}")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks")
 

@@ -169,6 +169,7 @@ def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) ->
     script = out / SCRIPT_NAME
     start = time.monotonic()
     LOG.info("++ afni-group %s: %s", __version__, command_line)
+    plan.work_dir.mkdir(parents=True, exist_ok=True)
     log = StepLog(out, resume=args.resume)
     if plan.engine == "afni":
         from afni_group.engines.afni.runner import run_afni
@@ -188,6 +189,8 @@ def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) ->
 
         report = write_report(out)
         LOG.info("++ report: %s", report)
+    if not any(plan.work_dir.iterdir()):
+        plan.work_dir.rmdir()
     LOG.info(
         "++ DONE with group-level stats and clustering in %.1f s: %s", time.monotonic() - start, out
     )

@@ -132,6 +132,7 @@ def script_environment(plan: AnalysisPlan, staging_dir: Path) -> dict[str, str]:
     """The environment of the script: output folder, threads, quiet AFNI."""
     env = dict(os.environ)
     env["AFNI_GROUP_OUTDIR"] = str(staging_dir)
+    env["TMPDIR"] = str(plan.work_dir)  # AFNI's and R's temporary files go to --work-dir
     env["OMP_NUM_THREADS"] = str(max(int(plan.n_cpus or 1), 1))
     env["AFNI_DONT_LOGFILE"] = "YES"
     env["AFNI_NOSPLASH"] = "YES"

@@ -48,10 +48,19 @@ def test_single_subject_is_fine(tmp_path):
     assert mean_acf([f]) == (0.746814, 2.93786, 10.8411)
 
 
-def test_subject_without_reml_line_is_skipped(tmp_path):
+def test_subject_without_reml_line_is_an_error_naming_it(tmp_path):
     f1 = _blur_file(tmp_path, "blur_est.sub-1.1D", SPEC_LINES[0])
     f2 = _blur_file(tmp_path, "blur_est.sub-2.1D", None)
-    assert mean_acf([f1, f2]) == (0.727118, 2.91228, 10.7089)
+    with pytest.raises(InputDataError, match=r"no 'err_reml ACF' line in .*blur_est.sub-2.1D"):
+        mean_acf([f1, f2])
+
+
+def test_empty_blur_file_is_an_error(tmp_path):
+    f1 = _blur_file(tmp_path, "blur_est.sub-1.1D", SPEC_LINES[0])
+    f2 = tmp_path / "blur_est.sub-2.1D"
+    f2.write_text("")
+    with pytest.raises(InputDataError, match="blur_est.sub-2.1D"):
+        mean_acf([f1, f2])
 
 
 def test_no_reml_lines_is_an_error(tmp_path):

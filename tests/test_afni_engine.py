@@ -529,6 +529,15 @@ def test_missing_acf_lines_stop_the_script(stub_afni, tmp_path):
         _run(plan, tmp_path)
 
 
+def test_one_subject_without_acf_line_stops_the_script(stub_afni, tmp_path):
+    plan = _plan_with_blur_files(tmp_path)
+    plan.subjects[1].blur_est.write_text("")
+    with pytest.raises(
+        StepError, match=r"AFNI step ACF failed.*no 'err_reml ACF' line in .*sub-02"
+    ):
+        _run(plan, tmp_path)
+
+
 def test_bad_p2dsetstat_output_stops_the_script(stub_afni, tmp_path, monkeypatch):
     monkeypatch.setenv("STUB_THR", "nan")
     plan = _plan_with_blur_files(tmp_path)

@@ -165,16 +165,22 @@ echo "++ Created group mask"
 step ACF
 # first 3 numbers of each "err_reml ACF" line (the 4th is the combined FWHM);
 # grep -h: no file name prefix, so this also works for a single subject
+# unlike the tutorial, a subject without the line stops the run instead of silently
+# leaving its smoothness out of the mean
 acf_lines=""
+no_acf=()
 for blur_file in "${blur_files[@]}"; do
     if ! lines=$(grep -h "err_reml ACF" "$blur_file"); then
-        echo "*+ WARNING: no 'err_reml ACF' line in $blur_file"
+        no_acf+=("$blur_file")
         continue
     fi
     acf_lines+="$(awk '{print $1, $2, $3}' <<< "$lines")"$'\n'
 done
 if [[ -z $acf_lines ]]; then
     die "No REML ACF lines found in blur_est files"
+fi
+if [[ -n "${no_acf[*]}" ]]; then
+    die "no 'err_reml ACF' line in ${no_acf[*]}: rerun that subject's blur estimation or leave the subject out"
 fi
 
 # mean of each column, printed by awk with 6 significant digits

@@ -81,16 +81,29 @@ def mean_acf(blur_files: Sequence[str | Path]) -> tuple[float, float, float]:
     Raises
     ------
     InputDataError
-        No file has an ``err_reml ACF`` line, or a line has a malformed number.
+        A file has no ``err_reml ACF`` line (the tutorial's message when none has), or a
+        line has a malformed number.
     """
     rows: list[tuple[float, float, float]] = []
+    lacking: list[str] = []
     for f in blur_files:
-        rows.extend(read_acf_lines(f))
+        found = read_acf_lines(f)
+        if not found:
+            lacking.append(str(f))
+        rows.extend(found)
     if not rows:
         names = ", ".join(str(f) for f in blur_files) or "(no files)"
         raise InputDataError(
             f"No REML ACF lines found in blur_est files ({names}); run afni_proc.py with "
             "-regress_est_blur_errts and -regress_reml_exec"
+        )
+    if lacking:
+        # unlike the tutorial's grep, a subject without the line is an error, not silently
+        # left out of the mean: its smoothness would be missing from the cluster threshold
+        raise InputDataError(
+            f"no 'err_reml ACF' line in {', '.join(lacking)}: rerun that subject's "
+            "blur estimation (afni_proc.py -regress_est_blur_errts with -regress_reml_exec) or "
+            "leave the subject out with --participant-label"
         )
     n = len(rows)
     sums = [0.0, 0.0, 0.0]
@@ -108,8 +121,3 @@ def format_acf(acf: Sequence[float]) -> list[str]:
         # awk prints integral values as integers, everything else with OFMT "%.6g"
         out.append("%d" % v if v == int(v) and abs(v) < 1e16 else "%.6g" % v)
     return out
-
-
-def files_with_acf(blur_files: Sequence[str | Path]) -> list[Path]:
-    """The files that contributed at least one REML ACF line (for reports)."""
-    return [Path(f) for f in blur_files if read_acf_lines(f)]

@@ -208,3 +208,10 @@ def test_interrupted_step_is_redone(demo_dir, tmp_path, monkeypatch, capsys):
     assert "3dMEMA: unchanged, skipped" in err
     assert "3dClustSim: unchanged" not in err
     assert (out / "params.json").is_file()
+
+
+def test_dry_run_with_overwrite_deletes_nothing(native_run, demo_dir, capsys):
+    mema = native_run / "analysis-mema" / "mema_results.nii.gz"
+    argv = [str(demo_dir), str(native_run), "group", "--engine", "native", *SEED_SETS]
+    assert cli.main([*argv, "--dry-run", "--overwrite"]) == 0
+    assert mema.is_file() and (native_run / "params.json").is_file()

@@ -152,8 +152,13 @@ def inventory_tsv(plan: AnalysisPlan) -> str:
     return buf.getvalue()
 
 
-def prepare_output_dir(plan: AnalysisPlan, overwrite: bool, resume: bool) -> None:
-    """Create OUTPUT_DIR; refuse existing results unless ``--overwrite`` or ``--resume``."""
+def prepare_output_dir(
+    plan: AnalysisPlan, overwrite: bool, resume: bool, dry_run: bool = False
+) -> None:
+    """Create OUTPUT_DIR; refuse existing results unless ``--overwrite`` or ``--resume``.
+
+    A dry run never deletes anything: with ``--overwrite`` it only rewrites the plan files.
+    """
     out = plan.output_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +174,7 @@ def prepare_output_dir(plan: AnalysisPlan, overwrite: bool, resume: bool) -> Non
             f"OUTPUT_DIR {out} already has results ({', '.join(sorted(existing)[:4])}...): pass "
             "--overwrite to replace them or --resume to reuse finished steps"
         )
-    if overwrite:
+    if overwrite and not dry_run:
         for name in [p for p in out.glob("analysis-*")] + [out / STATE_DIR]:
             if name.is_dir():
                 shutil.rmtree(name)

@@ -124,7 +124,9 @@ def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
     """Run the plan (or only write it with ``--dry-run``); returns the exit code."""
     plan.engine, plan.engine_reason = choose_engine(plan, args.engine)
     print(plan.describe(), file=sys.stderr)
-    outputs.prepare_output_dir(plan, overwrite=args.overwrite, resume=args.resume)
+    outputs.prepare_output_dir(
+        plan, overwrite=args.overwrite, resume=args.resume, dry_run=args.dry_run
+    )
     out = plan.output_dir
     outputs.write_json(out / "dataset_description.json", outputs.dataset_description(plan))
     outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))

@@ -68,6 +68,7 @@ __all__ = [
     "orientation_string",
     "same_grid",
     "stat_encode",
+    "stat_param_text",
     "stat_decode",
     "history_entry",
     "parse_head_text",
@@ -320,8 +321,8 @@ class AfniDataset:
 # --------------------------------------------------------------------------------------------
 
 
-def _niml_fval(q: float) -> str:
-    """NI_fval_to_char: how NIML prints one stat parameter."""
+def stat_param_text(q: float) -> str:
+    """NI_fval_to_char: how AFNI prints one stat parameter (BRICK_STATSYM, reports)."""
     q = float(np.float32(q))
     if q == 0.0:
         return "0"
@@ -361,7 +362,7 @@ def stat_encode(code: int, params: Sequence[float] = ()) -> str:
     p = list(params)[:3] + [0.0] * (3 - min(3, len(params)))
     if np_ == 0:
         return f"{_NIML_DISTNAMES[code]}()"
-    return f"{_NIML_DISTNAMES[code]}({','.join(_niml_fval(v) for v in p[:np_])})"
+    return f"{_NIML_DISTNAMES[code]}({','.join(stat_param_text(v) for v in p[:np_])})"
 
 
 def stat_decode(text: str) -> tuple[int, tuple[float, ...]]:

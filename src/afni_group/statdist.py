@@ -24,25 +24,23 @@ import math
 import numpy as np
 from scipy import special, stats
 
-#: AFNI statistic codes (identical to NIfTI intent codes 2..10).
-STAT_CORREL, STAT_TTEST, STAT_FTEST, STAT_ZSCORE, STAT_CHISQ = 2, 3, 4, 5, 6
-STAT_BETA, STAT_BINOM, STAT_GAMMA, STAT_POISSON = 7, 8, 9, 10
+from afni_group.afni_io import (
+    STAT_BETA,
+    STAT_BINOM,
+    STAT_CHISQ,
+    STAT_CORREL,
+    STAT_FTEST,
+    STAT_GAMMA,
+    STAT_NAMES,
+    STAT_NPARAMS,
+    STAT_TTEST,
+    STAT_ZSCORE,
+    stat_encode,
+    stat_param_text,
+)
 
-#: Names used by ``NI_stat_encode`` / BRICK_STATSYM, e.g. ``Ttest(22)``.
-STAT_SYMBOLS: dict[int, str] = {
-    STAT_CORREL: "Correl",
-    STAT_TTEST: "Ttest",
-    STAT_FTEST: "Ftest",
-    STAT_ZSCORE: "Zscore",
-    STAT_CHISQ: "Chisq",
-    STAT_BETA: "Beta",
-    STAT_BINOM: "Binom",
-    STAT_GAMMA: "Gamma",
-    STAT_POISSON: "Poisson",
-}
-
-#: Number of auxiliary parameters of each code.
-STAT_NPARAMS: dict[int, int] = {2: 3, 3: 1, 4: 2, 5: 0, 6: 1, 7: 2, 8: 2, 9: 2, 10: 1}
+#: Codes, names and parameter counts live with the file formats, in afni_io.
+STAT_SYMBOLS = STAT_NAMES
 
 #: Codes whose p-values are two-sided in AFNI (``STAT_nsides`` = 2).
 TWO_SIDED_CODES = frozenset({STAT_CORREL, STAT_TTEST, STAT_ZSCORE})
@@ -61,33 +59,13 @@ def stat_nsides(code: int) -> int:
 
 
 def format_stat_param(value: float) -> str:
-    """Format one statistic parameter as AFNI's ``NI_fval_to_char`` does.
-
-    Integers (|v| < 1e8) are written ``%d``; other values get a fixed-point format whose number of
-    decimals falls with the magnitude, with trailing zeros stripped (21.5 → ``21.5``,
-    float32(116.24) → ``116.24``).
-    """
-    value = float(value)
-    if value == int(value) and abs(value) < 1e8:
-        return "%d" % int(value)
-    magnitude = abs(value)
-    # Decimals per decade, from the spec (0.0001–10: 6, 10–100: 5, ...); beyond the listed
-    # decades AFNI switches to exponent notation (rare for DOFs; format chosen here).
-    for upper, decimals in ((10.0, 6), (100.0, 5), (1e3, 4), (1e4, 3), (1e5, 2), (1e6, 1)):
-        if 1e-4 <= magnitude < upper:
-            text = "%.*f" % (decimals, value)
-            return text.rstrip("0").rstrip(".") if "." in text else text
-    return "%g" % value
+    """One statistic parameter as AFNI prints it (``NI_fval_to_char``): ``22``, ``15.49``."""
+    return stat_param_text(value)
 
 
 def stat_symbol(code: int, params: tuple[float, ...] | list[float]) -> str:
     """AFNI's text form of a statistic, e.g. ``Ttest(22)``, ``Zscore()``, ``Ftest(1,20)``."""
-    name = STAT_SYMBOLS.get(int(code))
-    if name is None:
-        return "none"
-    nparams = STAT_NPARAMS[int(code)]
-    values = list(params)[:nparams]
-    return f"{name}({','.join(format_stat_param(v) for v in values)})"
+    return stat_encode(int(code), params) if int(code) in STAT_NAMES else "none"
 
 
 def pval_to_stat(

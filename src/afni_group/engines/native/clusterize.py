@@ -599,15 +599,13 @@ def _brick_index(spec: str | int, dset: afni_io.AfniDataset, what: str) -> int:
     if text.isdigit():
         index = int(text)
     else:
-        index = -1
-        for i, label in enumerate(dset.labels):
-            if label == text:
-                index = i
-        if index < 0:
+        try:
+            index = dset.index_of(text)
+        except InputDataError:
             raise InputDataError(
                 f"Could not find string label: {text} (in {dset.path}; labels: "
                 f"{', '.join(dset.labels)}); give -{what} an existing label or index"
-            )
+            ) from None
     if not 0 <= index < dset.nvals:
         raise InputDataError(
             f"Bad index for {what} volume: {index} ({dset.path} has {dset.nvals} sub-bricks)"

@@ -21,6 +21,18 @@ CLUSTSIM_PREFIX = "ClustSim"
 MEMA_SCRIPT = "do_group_level_mema.tcsh"
 
 
+def clustsim_outputs() -> list[str]:
+    """Every file ``3dClustSim -both -prefix ClustSim`` writes: 9 tables x (.1D, .niml), the
+    encoded mask and the 3drefit fragment."""
+    tables = [
+        f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}.{ext}"
+        for nn in NEIGHBOURHOODS
+        for sided in SIDEDNESS
+        for ext in ("1D", "niml")
+    ]
+    return [*tables, f"{CLUSTSIM_PREFIX}.mask", "3dClustSim.cmd"]
+
+
 @dataclass(frozen=True)
 class SubjectFiles:
     """The afni_proc.py results of one subject that the group analysis reads.

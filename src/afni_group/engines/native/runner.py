@@ -12,17 +12,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from afni_group.outputs import atomic_copy, atomic_write_text
-from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
+from afni_group.plan import (
+    CLUSTSIM_PREFIX,
+    MASK_FILE,
+    MEMA_FILE,
+    Analysis,
+    AnalysisPlan,
+    clustsim_outputs,
+)
 from afni_group.steps import StepLog
 
 LOG = logging.getLogger(__name__)
 
-CLUSTSIM_FILES = [
-    f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}.{ext}"
-    for nn in (1, 2, 3)
-    for sided in ("1sided", "2sided", "bisided")
-    for ext in ("1D", "niml")
-] + [f"{CLUSTSIM_PREFIX}.mask", "3dClustSim.cmd"]
+CLUSTSIM_FILES = clustsim_outputs()
 
 
 def clusterize_thresholds(sided: str, threshold_text: str) -> dict:

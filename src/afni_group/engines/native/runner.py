@@ -99,8 +99,8 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> list[flo
         [],
         lambda: [float(v) for v in acf.mean_acf(plan.blur_files)],
     )
-    LOG.info("++ Group average ACF params: %s", " ".join(acf.format_acf(mean)))
     acf_text = acf.format_acf(mean)
+    LOG.info("++ Group average ACF params: %s", " ".join(acf_text))
     acf_values = tuple(float(v) for v in acf_text)
     log.run(
         "3dClustSim",
@@ -120,7 +120,8 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> list[flo
             )
         ],
     )
-    return list(mean)
+    # record what 3dClustSim was given (awk's %.6g text), as the afni engine does
+    return list(acf_values)
 
 
 def _clustsim_command(plan: AnalysisPlan, acf_text: list[str]) -> str:

@@ -906,3 +906,16 @@ def test_history_entry_format():
         r"[^}]+\} 3dMEMA -prefix 'x y'",
         e,
     )
+
+
+def test_read_labels_reads_only_the_header(tmp_path):
+    from afni_group.afni_io import read_labels
+
+    head = DATA / "stats.sub-01_REML+tlrc.HEAD"
+    assert read_labels(head) == read_dataset(head).labels
+    # a truncated data file does not matter to the labels (read_dataset would refuse it)
+    for f in head.parent.glob("stats.sub-01_REML+tlrc.*"):
+        (tmp_path / f.name).write_bytes(
+            f.read_bytes()[:100] if "BRIK" in f.name else f.read_bytes()
+        )
+    assert read_labels(tmp_path / head.name) == read_dataset(head).labels

@@ -58,6 +58,7 @@ __all__ = [
     "STAT_SHORT_NAMES",
     "AfniDataset",
     "read_dataset",
+    "read_labels",
     "write_dataset",
     "split_selector",
     "parse_selector",
@@ -1299,6 +1300,33 @@ def read_dataset(spec: str | os.PathLike) -> AfniDataset:
         idx = parse_selector(selector, dset.labels, source=head)
         dset = dset.select(idx)
     return dset
+
+
+def read_labels(spec: str | os.PathLike) -> list[str]:
+    """Sub-brick labels of a dataset without reading its data (HEAD/BRIK: the header only).
+
+    Used by discovery, which looks at every subject before anything is analysed. A missing
+    data file still counts as a missing dataset, as in :func:`read_dataset`.
+    """
+    path_text, _ = split_selector(spec)
+    kind, head, brik, _view = _resolve(path_text)
+    if kind != "afni":
+        return read_dataset(path_text).labels
+    if brik is None:
+        raise MissingInputError(
+            f"dataset data file not found: {head.with_suffix('.BRIK')} (or .BRIK.gz) for {head}"
+        )
+    try:
+        attrs = parse_head_text(head.read_bytes(), source=str(head))
+    except OSError as err:
+        raise InputDataError(f"cannot read AFNI header {head}: {err}") from None
+    rank = attrs.get("DATASET_RANK")
+    if not rank or len(rank) < 2 or rank[1] < 1:
+        raise InputDataError(
+            f"unreadable AFNI header {head}: DATASET_RANK is missing or invalid "
+            "(not an AFNI .HEAD file, or it is damaged)"
+        )
+    return _labels_from(attrs, int(rank[1]))
 
 
 # --------------------------------------------------------------------------------------------

@@ -170,10 +170,7 @@ def read_brick_labels(path: Path) -> list[str]:
     """Sub-brick labels of a dataset (header only)."""
     from afni_group import afni_io
 
-    reader = getattr(afni_io, "read_labels", None)
-    if reader is not None:
-        return list(reader(path))
-    return list(afni_io.read_dataset(path).labels)
+    return afni_io.read_labels(path)
 
 
 def discover_subjects(

@@ -231,3 +231,13 @@ def test_uvars_json_preferred(tiny_bids):
     found = discover.find_subject_files(tiny_bids / "derivatives" / "afni", "01")
     assert found.source == "out.ss_review_uvars.json"
     assert found.stats == res / "stats.sub-01_REML+tlrc.HEAD"
+
+
+def test_n_cpus_sets_thread_variables(capsys, tiny_bids, tmp_path, monkeypatch):
+    for name in cli.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "o", "group", "--dry-run", "--n-cpus", "3")
+    assert code == 0, err
+    import os
+
+    assert all(os.environ[name] == "3" for name in cli.THREAD_VARIABLES)

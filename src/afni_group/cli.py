@@ -50,6 +50,19 @@ def default_n_cpus() -> int:
         return os.cpu_count() or 1
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_threads(n_cpus: int) -> None:
+    """Make BLAS/OpenMP (numpy's linear algebra, AFNI's programs) use ``--n-cpus`` threads.
+
+    Runs before numpy is imported by the analysis modules, so the libraries read it at load;
+    under Slurm this keeps the job inside its allocation.
+    """
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(n_cpus)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with usage errors as exit 64 (BEP027) instead of 2."""
 
@@ -354,6 +367,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         )
     if args.n_cpus is None:
         args.n_cpus = default_n_cpus()
+    limit_threads(args.n_cpus)
     if args.write_sbatch:
         from afni_group import slurm
 

@@ -10,8 +10,10 @@
 #   docker buildx imagetools inspect afni/afni_make_build:AFNI_26.2.03
 # and build with --build-arg AFNI_IMAGE=afni/afni_make_build:AFNI_26.2.03@sha256:<digest>.
 ARG AFNI_IMAGE=afni/afni_make_build:AFNI_26.2.03
-# Debian bookworm: R 4.2.2 (the R the spec's 3dMEMA vectors were made with) and r-cran-snow.
-ARG BASE_IMAGE=python:3.12-slim-bookworm
+# The runtime OS must match the one AFNI's binaries were built on (their HISTORY_NOTE says
+# {AFNI_26.2.03:linux_ubuntu_24_64}): a Debian/Ubuntu with an older glibc cannot load them.
+# Ubuntu 24.04 also brings Python 3.12, R 4.3 and r-cran-snow.
+ARG BASE_IMAGE=ubuntu:24.04
 
 FROM ${AFNI_IMAGE} AS afni
 
@@ -19,21 +21,29 @@ FROM ${BASE_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# Runtime libraries of AFNI's command-line programs (ldd: libexpat, libgomp for OpenMP, zlib),
-# tcsh for AFNI's scripts (gen_group_command.py writes tcsh), R with snow for 3dMEMA -jobs > 1:
-# installed here because 3dMEMA would otherwise try install.packages() at run time, which fails
-# on offline compute nodes and in read-only images.
-# Versions come from the Debian release the base image pins; apt does not keep superseded
+# Runtime libraries of AFNI's command-line programs, as AFNI's own Ubuntu setup notes list them
+# (GSL, libjpeg62, Motif/Xt via libxm4 and GLU that libmri links, libgomp for OpenMP, expat,
+# zlib); the ldd check below fails the build if one is still missing. tcsh for AFNI's scripts
+# (gen_group_command.py writes tcsh); R with snow for 3dMEMA -jobs > 1, installed here because
+# 3dMEMA would otherwise try install.packages() at run time, which fails on offline compute nodes
+# and in read-only images; Python 3.12 with venv for this package.
+# Versions come from the Ubuntu release the base image pins; apt does not keep superseded
 # security-update versions, so pinning them here would break rebuilds.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        gsl-bin \
         libexpat1 \
+        libglu1-mesa \
         libgomp1 \
+        libjpeg62 \
+        libxm4 \
         zlib1g \
         tcsh \
         r-base-core \
         r-cran-snow \
+        python3 \
+        python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
 # AFNI's whole install folder: the C programs with libmri.so/libf2c.so, the R programs (3dMEMA,
@@ -46,7 +56,7 @@ RUN echo /opt/afni > /etc/ld.so.conf.d/afni.conf && ldconfig
 
 # Everything a run may write goes to OUTPUT_DIR, --work-dir or /tmp (docker run --read-only
 # --tmpfs /tmp, -u any uid, Apptainer with $HOME bound): no caches or logs in $HOME or the image.
-ENV PATH="/opt/afni:${PATH}" \
+ENV PATH="/opt/venv/bin:/opt/afni:${PATH}" \
     LANG=C.UTF-8 \
     LC_ALL=C.UTF-8 \
     PYTHONNOUSERSITE=1 \
@@ -71,7 +81,8 @@ ENV PATH="/opt/afni:${PATH}" \
 # Our package (README.md is the project's readme in pyproject.toml).
 COPY pyproject.toml README.md /src/afni-group/
 COPY src /src/afni-group/src
-RUN pip install --no-cache-dir /src/afni-group \
+RUN python3 -m venv /opt/venv \
+    && pip install --no-cache-dir /src/afni-group \
     && rm -rf /src/afni-group \
     && python -c "import afni_group; print(afni_group.__version__)" > /version
 
@@ -93,7 +104,7 @@ LABEL org.opencontainers.image.title="afni-group" \
       org.opencontainers.image.description="AFNI-style group fMRI analysis (3dMEMA, 3dClustSim, 3dClusterize) of afni_proc.py results, as a BIDS-App" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="python:3.12-slim-bookworm"
+      org.opencontainers.image.base.name="ubuntu:24.04"
 
 WORKDIR /tmp
 ENTRYPOINT ["afni-group"]

@@ -31,7 +31,6 @@ import secrets
 import socket
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from afni_group import atomic
 from afni_group.errors import InputDataError, MissingInputError, OutputError
 
 __all__ = [
@@ -1778,40 +1778,6 @@ def _nifti_header(
     return hdr.tobytes()
 
 
-@contextlib.contextmanager
-def _atomic_target(final: Path):
-    if not final.parent.is_dir():
-        raise OutputError(f"cannot write {final}: folder {final.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def _atomic_write_bytes(final: Path, payload_writer) -> None:
-    try:
-        with _atomic_target(final) as tmp:
-            with open(tmp, "wb") as f:
-                payload_writer(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644 & ~_umask())
-            os.replace(tmp, final)
-    except OSError as err:
-        raise OutputError(f"cannot write {final}: {err}") from None
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
 def write_dataset(
     dset: AfniDataset,
     path: str | os.PathLike,
@@ -1921,7 +1887,7 @@ def write_dataset(
             else:
                 f.write(payload)
 
-        _atomic_write_bytes(final, writer)
+        atomic.write_bytes(final, writer)
         return final
 
     m = _AFNI_NAME.match(path_text)
@@ -1937,14 +1903,14 @@ def write_dataset(
     brik = Path(f"{prefix}+{view}.BRIK")
     head_text = format_head_text(attrs)
     body = np.asarray(data, dtype=data.dtype.newbyteorder("<")).tobytes(order="F")
-    _atomic_write_bytes(brik, lambda f: f.write(body))
+    atomic.write_bytes(brik, lambda f: f.write(body))
     # a stale compressed BRIK would be found first by readers? (.BRIK is tried first) - remove
     for suf in (".BRIK.gz", ".BRIK.bz2", ".BRIK.Z"):
         stale = Path(f"{prefix}+{view}{suf}")
         if stale.exists():
             with contextlib.suppress(OSError):
                 stale.unlink()
-    _atomic_write_bytes(head, lambda f: f.write(head_text))
+    atomic.write_bytes(head, lambda f: f.write(head_text))
     return head
 
 

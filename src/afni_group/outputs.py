@@ -13,11 +13,10 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from afni_group import __version__
+from afni_group import __version__, atomic
 from afni_group.errors import OutputError
 from afni_group.plan import AnalysisPlan
 
@@ -25,42 +24,17 @@ BIDS_VERSION = "1.10.0"
 STATE_DIR = ".afni-group"
 
 
-def _default_mode() -> int:
-    """File mode a plain ``open()`` would give (mkstemp's files are private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``text`` to ``path`` (creating its folder) through a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _default_mode())
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_text(path, text)
 
 
 def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy a file to ``dst`` atomically (used to share mask/ClustSim across analyses)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    os.chmod(tmp, _default_mode())
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    return atomic.copy_file(src, dst)
 
 
 def write_json(path: Path, data: dict) -> Path:

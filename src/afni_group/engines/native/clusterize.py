@@ -16,6 +16,7 @@ The work is split into small array functions that follow 3dClusterize's order of
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import shlex
@@ -26,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from afni_group import afni_io
-from afni_group.engines.native.p2dsetstat import c_atof
+from afni_group import afni_io, atomic
+from afni_group.engines.native.argv import c_atof
 from afni_group.errors import AfniGroupError, InputDataError, OutputError, UsageError
 from afni_group.statdist import pval_to_stat, stat_nsides
 
@@ -1107,17 +1108,11 @@ def write_clusters_tsv(result: ClusterizeResult, path: str | Path) -> Path:
                 "%.6g" % c.stats.peak_value,
             ]
         )
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(TSV_COLUMNS)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err.strerror}") from err
-    return path
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(TSV_COLUMNS)
+    writer.writerows(rows)
+    return atomic.write_text(path, buffer.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.fft
 from scipy.special import ndtri
 
+from afni_group import atomic
 from afni_group.engines.native.argv import is_number
 from afni_group.engines.native.clustsim_kernels import (
     gather_scaled,
@@ -665,20 +666,6 @@ def format_cmd(prefix_text: str, with_mask: bool = True, niml: bool = True) -> s
     return "".join(parts) + "\n"
 
 
-def _write_text(path: Path, text: str) -> Path:
-    """Write atomically: temporary name in the same folder, then rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err.strerror}; check the folder") from err
-    return path
-
-
 # --------------------------------------------------------------------------------------------
 # validation and input
 
@@ -955,14 +942,18 @@ def run_clustsim(
             stem = f"{prefix}.NN{nn}_{sided}"
             if write_1d:
                 written.append(
-                    _write_text(Path(stem + ".1D"), format_1d_table(table, nn, sided, info))
+                    atomic.write_text(Path(stem + ".1D"), format_1d_table(table, nn, sided, info))
                 )
             if niml:
                 written.append(
-                    _write_text(Path(stem + ".niml"), format_niml_table(table, nn, sided, info))
+                    atomic.write_text(
+                        Path(stem + ".niml"), format_niml_table(table, nn, sided, info)
+                    )
                 )
                 if s == 0 and nn == 1:
-                    written.append(_write_text(Path(f"{prefix}.mask"), encode_mask(info_mask.mask)))
+                    written.append(
+                        atomic.write_text(Path(f"{prefix}.mask"), encode_mask(info_mask.mask))
+                    )
     if verbose:
         for w in warnings[:2]:
             _warn(
@@ -974,7 +965,7 @@ def run_clustsim(
     if niml:
         cmd_path = Path(cmd_file) if cmd_file is not None else prefix.parent / "3dClustSim.cmd"
         cmd = format_cmd(prefix.name if prefix_text is None else prefix_text)
-        written.append(_write_text(cmd_path, cmd))
+        written.append(atomic.write_text(cmd_path, cmd))
         if verbose:
             print(
                 "++ Command fragment to put cluster results into a dataset header;\n"

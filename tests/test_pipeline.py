@@ -23,6 +23,12 @@ SEED_SETS = [
 ]
 
 
+def native_argv(bids: Path, out: Path, *extra: str, iterations: str = "300", seed: str = "7"):
+    """The tutorial's analysis on the native engine, with few ClustSim iterations."""
+    return [str(bids), str(out), "group", "--engine", "native", "--clustsim-iter", iterations,
+            "--seed", seed, "--n-cpus", "1", *extra, *SEED_SETS]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     from afni_group import demo
@@ -35,22 +41,7 @@ def demo_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def native_run(demo_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    code = cli.main(
-        [
-            str(demo_dir),
-            str(out),
-            "group",
-            "--engine",
-            "native",
-            "--clustsim-iter",
-            "300",
-            "--seed",
-            "7",
-            "--n-cpus",
-            "1",
-            *SEED_SETS,
-        ]
-    )
+    code = cli.main(native_argv(demo_dir, out))
     assert code == 0
     return out
 
@@ -150,20 +141,7 @@ def test_params_record_thresholds_and_versions(native_run):
 
 
 def test_refuses_to_overwrite_then_resumes(native_run, demo_dir, capsys):
-    argv = [
-        str(demo_dir),
-        str(native_run),
-        "group",
-        "--engine",
-        "native",
-        "--clustsim-iter",
-        "300",
-        "--seed",
-        "7",
-        "--n-cpus",
-        "1",
-        *SEED_SETS,
-    ]
+    argv = native_argv(demo_dir, native_run)
     assert cli.main(argv) == errors.EXIT_CANT_CREATE
     capsys.readouterr()
     before = (native_run / "analysis-mema" / "ClustSim.NN1_bisided.1D").stat().st_mtime_ns
@@ -177,21 +155,7 @@ def test_interrupted_step_is_redone(demo_dir, tmp_path, monkeypatch, capsys):
     from afni_group.engines.native import clustsim
 
     out = tmp_path / "out"
-    argv = [
-        str(demo_dir),
-        str(out),
-        "group",
-        "--engine",
-        "native",
-        "--clustsim-iter",
-        "100",
-        "--seed",
-        "3",
-        "--n-cpus",
-        "1",
-        "--no-report",
-        *SEED_SETS,
-    ]
+    argv = native_argv(demo_dir, out, "--no-report", iterations="100", seed="3")
     real = clustsim.run_clustsim
 
     def interrupted(*args, **kwargs):

@@ -95,9 +95,13 @@ def test_numeric_constraints_follow_the_parser(descriptor):
     assert by_id["dry_run"]["type"] == "Flag"
 
 
-def test_session_label_is_described_even_without_the_option():
-    action = boutiques.session_label_action()
-    assert action.dest == "session_label" and "--session-label" in action.option_strings
+def test_session_label_is_described_and_refused(capsys, tmp_path):
+    # bosh validate --bids needs [SESSION_LABEL]; the CLI defines the option and refuses it
+    by_id = {i["id"]: i for i in boutiques.build_descriptor(cli.build_parser())["inputs"]}
+    assert by_id["session_label"]["value-key"] == "[SESSION_LABEL]"
+    code = cli.main([str(tmp_path), str(tmp_path / "o"), "group", "--session-label", "1"])
+    assert code == 64
+    assert "--session-label is not supported" in capsys.readouterr().err
 
 
 def test_bosh_validate_bids():

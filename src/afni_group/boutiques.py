@@ -69,26 +69,6 @@ _NAMES = {
 }
 
 
-def session_label_action() -> argparse.Action:
-    """The ``--session-label`` option, for a parser that does not define it (yet).
-
-    The BIDS rules of ``bosh validate --bids`` require a ``[SESSION_LABEL]`` value-key. afni-group
-    reads one afni_proc.py results folder per subject and selects no sessions, so the option is
-    described here exactly as the CLI should define it (and refuse it when given); the descriptor
-    is then the same whether or not ``cli.build_parser`` already has it.
-    """
-    parser = argparse.ArgumentParser(add_help=False)
-    return parser.add_argument(
-        "--session-label",
-        "--session_label",
-        dest="session_label",
-        nargs="+",
-        metavar="LABEL",
-        help="BIDS-Apps session filter; not supported (afni-group analyses one afni_proc.py "
-        "results folder per subject): giving it is a usage error",
-    )
-
-
 def _long_flag(action: argparse.Action) -> str:
     """The first ``--long`` spelling (what users read in the help), else the first one."""
     longs = [s for s in action.option_strings if s.startswith("--")]
@@ -238,10 +218,6 @@ def build_descriptor(parser: argparse.ArgumentParser) -> dict[str, Any]:
         for a in parser._actions
         if a.option_strings and not isinstance(a, _NO_INPUT_ACTIONS) and a.dest not in LAUNCH_ONLY
     ]
-    if not any(a.dest == "session_label" for a in actions):
-        # keep it right after --participant-label, as in the BIDS-Apps template
-        at = next((i + 1 for i, a in enumerate(actions) if a.dest == "participant_label"), 0)
-        actions.insert(at, session_label_action())
 
     inputs = _positional_inputs(list(ANALYSIS_LEVELS))
     for action in actions:

@@ -337,19 +337,10 @@ def stat_param_text(q: float) -> str:
             il -= 1
         return s[: il + 1]
 
+    # decimals by decade: 1e-4..10 -> 6, then one fewer per decade; 1e6..1e7 -> "%-9.0f"
     lvl = int(10.0001 + np.log10(abs(q)))
-    if 6 <= lvl <= 10:
-        return bstrip("%-9.6f" % q)
-    if lvl == 11:
-        return bstrip("%-9.5f" % q)
-    if lvl == 12:
-        return bstrip("%-9.4f" % q)
-    if lvl == 13:
-        return bstrip("%-9.3f" % q)
-    if lvl == 14:
-        return bstrip("%-9.2f" % q)
-    if lvl == 15:
-        return bstrip("%-9.1f" % q)
+    if 6 <= lvl <= 15:
+        return bstrip("%-9.*f" % (min(6, 16 - lvl), q))
     if lvl == 16:
         return "%-9.0f" % q
     return ("%-12.6e" % q) if q > 0 else ("%-12.5e" % q)

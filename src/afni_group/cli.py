@@ -20,6 +20,7 @@ from afni_group.errors import (
     EXIT_UNKNOWN_LEVEL,
     EXIT_USAGE,
     AfniGroupError,
+    MissingInputError,
     OutputError,
     UsageError,
 )
@@ -282,8 +283,6 @@ def check_paths(args: argparse.Namespace) -> None:
             f"{bids}/derivatives/afni-group or a folder outside the dataset"
         )
     if not args.bids_dir.is_dir():
-        from afni_group.errors import MissingInputError
-
         raise MissingInputError(f"BIDS_DIR {args.bids_dir} does not exist")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from afni_group import __version__, outputs
 from afni_group.errors import UsageError
-from afni_group.plan import AnalysisPlan
+from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
 
 LOG = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def params_document(
             "design": analysis.design,
             "correct_dof": plan.correct_dof,
             "sets": [{"label": s.label, "beta": s.beta, "tstat": s.tstat} for s in analysis.sets],
-            "mask": {"file": "mask.nii.gz", "frac": plan.mask_frac, "n_voxels": None},
+            "mask": {"file": MASK_FILE, "frac": plan.mask_frac, "n_voxels": None},
             "acf": None,
             "clustsim": {
                 "nn": t.nn,
@@ -84,9 +84,9 @@ def params_document(
         if results is not None:
             entry.update(results[i])
             adir = plan.analysis_dir(analysis)
-            entry["mask"]["n_voxels"] = _mask_voxels(adir / "mask.nii.gz")
+            entry["mask"]["n_voxels"] = _mask_voxels(adir / MASK_FILE)
             for result in entry["results"]:
-                result["dof"] = _t_dof(adir / "mema_results.nii.gz", result["tbrick"])
+                result["dof"] = _t_dof(adir / MEMA_FILE, result["tbrick"])
         analyses.append(entry)
     return {
         "afni_group_version": __version__,

@@ -30,6 +30,7 @@ import numpy as np
 
 from afni_group import __version__
 from afni_group.errors import AfniGroupError, InputDataError, MissingInputError, OutputError
+from afni_group.plan import MASK_FILE, MEMA_FILE
 
 REPORT_HTML = "report.html"
 FIGURE_DIR = "report"
@@ -413,7 +414,7 @@ def _set_context(
         ctx["warnings"].append("ClustSim table not found: corrected alphas are not available.")
 
     # figures ---------------------------------------------------------------------------
-    mema = adir / "mema_results.nii.gz"
+    mema = adir / MEMA_FILE
     stat_vol = None
     if mema.exists() and result.get("tbrick") and threshold:
         try:
@@ -492,7 +493,7 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
     cs = dict.fromkeys(CLUSTSIM_KEYS) | (analysis.get("clustsim") or {})
     mask_info = analysis.get("mask") or {}
-    mask_path = adir / (mask_info.get("file") or "mask.nii.gz")
+    mask_path = adir / (mask_info.get("file") or MASK_FILE)
     ctx: dict = {
         "name": analysis.get("name", adir.name),
         "dir": adir.name,

@@ -179,3 +179,14 @@ def test_dry_run_with_overwrite_deletes_nothing(native_run, demo_dir, capsys):
     argv = [str(demo_dir), str(native_run), "group", "--engine", "native", *SEED_SETS]
     assert cli.main([*argv, "--dry-run", "--overwrite"]) == 0
     assert mema.is_file() and (native_run / "params.json").is_file()
+
+
+def test_resume_redoes_a_step_whose_options_changed(demo_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = native_argv(demo_dir, out, "--no-report", iterations="100")
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, "--resume", "--missing-data", "-1"]) == 0
+    err = capsys.readouterr().err
+    assert "3dMEMA: unchanged" not in err and "++ analysis-mema/3dMEMA" in err
+    assert "3dClustSim: unchanged, skipped (--resume)" in err

@@ -75,6 +75,8 @@ def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: Ste
                 covariates=plan.covariates or None,
                 correct_dof=plan.correct_dof,
                 n_jobs=plan.n_cpus,
+                # the step log decides when to redo a step (--resume with changed options)
+                overwrite=True,
             )
         ),
     )

@@ -20,7 +20,6 @@ from afni_group.plan import SetSpec, SubjectFiles
 LOG = logging.getLogger(__name__)
 
 REQUIRED_KINDS = ("stats", "mask", "blur_est")
-_BRIK_SUFFIXES = (".BRIK", ".BRIK.gz", ".BRIK.bz2", ".BRIK.Z")
 _COEF = re.compile(r"^(?P<stem>.+)#0_Coef$")
 
 
@@ -113,18 +112,9 @@ def _dataset_head(results_dir: Path, name: str | None) -> Path | None:
     """The HEAD (or NIfTI) file for an afni_proc dataset name, if it and its data exist."""
     if not name:
         return None
-    path = results_dir / name
-    if name.endswith((".nii", ".nii.gz")):
-        return path if path.is_file() else None
-    if not name.endswith(".HEAD"):
-        name = name.rstrip(".") + ".HEAD"
-        path = results_dir / name
-    if not path.is_file():
-        return None
-    stem = str(path)[: -len(".HEAD")]
-    if not any(Path(stem + sfx).is_file() for sfx in _BRIK_SUFFIXES):
-        return None
-    return path
+    from afni_group.afni_io import naming
+
+    return naming.complete_header(results_dir / name)
 
 
 def _read_uvars(results_dir: Path) -> dict:

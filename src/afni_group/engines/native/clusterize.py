@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from afni_group import afni_io, atomic
+from afni_group.afni_io import naming
 from afni_group.engines.native.argv import c_atof
 from afni_group.errors import AfniGroupError, InputDataError, OutputError, UsageError
 from afni_group.statdist import pval_to_stat, stat_nsides
@@ -261,7 +262,7 @@ def grid_geometry(dset: afni_io.AfniDataset) -> tuple[np.ndarray, np.ndarray, np
     affine, whose rotation AFNI ignores for oblique data (07 §5.3).
     """
     attrs = dset.attributes
-    from_head = dset.path is not None and not str(dset.path).endswith((".nii", ".nii.gz"))
+    from_head = dset.path is not None and not naming.is_nifti(dset.path)
     if from_head and all(k in attrs for k in ("ORIGIN", "DELTA", "ORIENT_SPECIFIC")):
         orient, origin, delta = attrs["ORIENT_SPECIFIC"], attrs["ORIGIN"], attrs["DELTA"]
     else:
@@ -614,17 +615,6 @@ def _brick_index(spec: str | int, dset: afni_io.AfniDataset, what: str) -> int:
     return index
 
 
-def _dataset_prefix(path_text: str) -> str:
-    """``Dataset prefix`` of the report: file name, NIfTI extension kept, ``+view`` dropped."""
-    name = os.path.basename(path_text)
-    if name.endswith((".nii", ".nii.gz")):
-        return name
-    for view in ("+orig", "+acpc", "+tlrc"):
-        if view in name:
-            return name[: name.index(view)]
-    return name
-
-
 def _brick_datum_and_factor(full: afni_io.AfniDataset, index: int) -> tuple[str, float]:
     """Datum name and scale factor of brick ``index`` of the dataset as read (not selected)."""
     types = full.attributes.get("BRICK_TYPES")
@@ -874,9 +864,7 @@ def run_clusterize(
     else:
         selected = list(range(full.nvals))
         dset = full
-    has_labels = not (
-        path_text.endswith((".nii", ".nii.gz")) and "BRICK_LABS" not in full.attributes
-    )
+    has_labels = not (naming.is_nifti(path_text) and "BRICK_LABS" not in full.attributes)
     ithr_index = _brick_index(ithr, dset, "ithr")
     idat_index = _brick_index(idat, dset, "idat") if idat is not None else None
     data_index = ithr_index if idat_index is None else idat_index
@@ -943,7 +931,7 @@ def run_clusterize(
     voxel_dims = tuple(abs(float(d)) for d in delta)
     label = f"{th.label_part}{size_option + ',' + size_arg + ',' if size_option else ''}NN{nn}"
     header = ReportHeader(
-        prefix=_dataset_prefix(path_text),
+        prefix=naming.display_prefix(path_text),
         threshold_vol=_brick_ref(dset, ithr_index, has_labels),
         data_vol=_brick_ref(dset, idat_index, has_labels) if idat_index is not None else "(none)",
         option_label=label,
@@ -980,7 +968,7 @@ def run_clusterize(
     mask_target = Path(out_mask) if out_mask is not None and mask_bool is not None else None
     if not overwrite:
         for target in (dat_target, map_target, mask_target):
-            if target is not None and _dataset_exists(target):
+            if target is not None and naming.dataset_exists(target):
                 raise OutputError(
                     f"Can't overwrite existing dataset '{target}'; remove it or allow overwrite"
                 )
@@ -1060,16 +1048,6 @@ def _dat_dtype(brick: np.ndarray) -> np.dtype:
     """DAT keeps the data brick's datum; scaled integer bricks come back as float32."""
     dt = np.asarray(brick).dtype
     return dt if dt in (np.dtype(np.uint8), np.dtype(np.int16)) else np.dtype(np.float32)
-
-
-def _dataset_exists(path: Path) -> bool:
-    text = str(path)
-    if text.endswith((".nii", ".nii.gz")):
-        return path.exists()
-    base = text[:-5] if text.endswith((".HEAD", ".BRIK")) else text
-    if base.endswith(("+orig", "+acpc", "+tlrc")):
-        return Path(base + ".HEAD").exists()
-    return any(Path(f"{base}+{v}.HEAD").exists() for v in ("orig", "acpc", "tlrc"))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import afni_io
+from afni_group.afni_io import naming
 from afni_group.engines.native.argv import is_number
 from afni_group.engines.native.mema_model import (
     MemaDesign,
@@ -39,9 +40,6 @@ from afni_group.errors import (
 from afni_group.progress import Progress
 
 __all__ = ["MemaSet", "run_mema", "cli_main", "read_covariate_file"]
-
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_AFNI_VIEW_SUFFIX = re.compile(r"\+(orig|acpc|tlrc)(\.(HEAD|BRIK(\.gz)?))?$")
 
 
 @dataclass(frozen=True)
@@ -80,34 +78,13 @@ class MemaSet:
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_nifti(prefix: str) -> bool:
-    return prefix.endswith(_NIFTI_SUFFIXES)
-
-
 def output_path(prefix: str | os.PathLike, view: str) -> Path:
     """File 3dMEMA writes for ``-prefix``: the NIfTI name itself, or ``PREFIX+VIEW.HEAD``.
 
     A plain prefix takes the view of the first beta dataset (``+orig`` given in the prefix is
     replaced, as 3dMEMA strips the ``+orig`` it appends internally).
     """
-    text = os.fspath(prefix)
-    if _is_nifti(text):
-        return Path(text)
-    text = _AFNI_VIEW_SUFFIX.sub("", text)
-    return Path(f"{text}+{view}.HEAD")
-
-
-def _existing_output(path: Path) -> Path | None:
-    """The file that makes 3dMEMA refuse to write (for HEAD/BRIK: any view)."""
-    if _is_nifti(str(path)):
-        return path if path.exists() else None
-    stem = _AFNI_VIEW_SUFFIX.sub("", str(path))
-    for view in ("orig", "acpc", "tlrc"):
-        for suffix in (".HEAD", ".BRIK", ".BRIK.gz"):
-            candidate = Path(f"{stem}+{view}{suffix}")
-            if candidate.exists():
-                return candidate
-    return None
+    return naming.output_head(prefix, view)
 
 
 def _quote(arg: str) -> str:
@@ -466,11 +443,11 @@ def run_mema(
 
     # Refuse an existing output before reading anything, like 3dMEMA (view not known yet).
     prefix_text = os.fspath(prefix)
-    existing = _existing_output(
-        Path(prefix_text if _is_nifti(prefix_text) else prefix_text + "+orig")
+    existing = naming.existing_dataset_file(
+        prefix_text if naming.is_nifti(prefix_text) else prefix_text + "+orig", any_view=True
     )
     if existing is not None and not overwrite:
-        shown = prefix_text if _is_nifti(prefix_text) else _AFNI_VIEW_SUFFIX.sub("", prefix_text)
+        shown = prefix_text if naming.is_nifti(prefix_text) else naming.strip_view(prefix_text)
         raise OutputError(f"File {shown} exists! Try a different name (or remove it).")
     parent = Path(prefix_text).parent
     if not parent.is_dir():
@@ -564,7 +541,7 @@ def run_mema(
         history_text = mema_history(command_text(args), start)
     else:
         history_text = mema_history(history, start)
-    target = out_path if _is_nifti(str(out_path)) else Path(str(out_path)[: -len(".HEAD")])
+    target = out_path if naming.is_nifti(out_path) else Path(str(out_path)[: -len(".HEAD")])
     written = afni_io.write_dataset(dset, target, history=history_text, style="mema")
     assert n_vox == result.bricks.shape[0]
     return Path(written)

@@ -18,11 +18,9 @@ import pytest
 from afni_group import afni_io
 from afni_group.engines.native import clusterize as cz
 
-TESTDATA = Path(os.environ.get("AFNI_GROUP_SPEC_TESTDATA", "/work/shared/spec/testdata"))
+TESTDATA = Path(__file__).parent / "data" / "spec"
 SMALL = TESTDATA / "afni_examples" / "clusterize_small"
 GROUP = TESTDATA / "afni_examples" / "pipeline" / "derivatives" / "afni" / "GROUP_LEVEL"
-
-pytestmark = pytest.mark.skipif(not SMALL.is_dir(), reason="spec test data not available")
 
 
 def small_commands() -> list[tuple[list[str], str]]:

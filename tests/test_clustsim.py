@@ -13,7 +13,7 @@ from afni_group.engines.native import clustsim as cs
 from afni_group.engines.native.clustsim_kernels import gather_scaled, neighbour_table
 from afni_group.errors import InputDataError, UsageError
 
-EX = Path("/work/shared/spec/testdata/afni_examples")
+EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
 GROUP = EX / "pipeline" / "derivatives" / "afni" / "GROUP_LEVEL"
 PIPE_ACF = (0.742692, 2.93065, 10.6363)
 needs_data = pytest.mark.skipif(not GROUP.is_dir(), reason="AFNI example data not available")

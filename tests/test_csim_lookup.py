@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from afni_group.engines.native import csim_lookup as cl
 from afni_group.errors import InputDataError, MissingInputError
 
-TESTDATA = Path(os.environ.get("AFNI_GROUP_SPEC_TESTDATA", "/work/shared/spec/testdata"))
+TESTDATA = Path(__file__).parent / "data" / "spec"
 TOOL = TESTDATA / "afni_examples" / "1d_tool"
 REAL = TESTDATA / "afni_examples" / "pipeline" / "derivatives" / "afni" / "GROUP_LEVEL"
 

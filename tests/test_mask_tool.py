@@ -17,10 +17,9 @@ from afni_group.engines.native.mask_tool import (
 )
 from afni_group.errors import InputDataError, UsageError
 
-EX = Path("/work/shared/spec/testdata/afni_examples")
+EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
 PIPE = EX / "pipeline" / "derivatives" / "afni"
 SUBJECT_MASKS = sorted(PIPE.glob("sub-*/sub*results/mask_epi_anat.*.HEAD"))
-needs_data = pytest.mark.skipif(not SUBJECT_MASKS, reason="AFNI example data not available")
 
 
 @pytest.mark.parametrize(
@@ -59,7 +58,6 @@ def test_group_mask_fraction_and_count():
     assert group_mask(vols, 1.5).dtype == np.uint8
 
 
-@needs_data
 def test_pipeline_mask_matches_afni(tmp_path):
     out = make_group_mask(SUBJECT_MASKS, tmp_path / "mask.nii.gz", frac=1.0)
     ours = afni_io.read_dataset(out)
@@ -75,7 +73,6 @@ def test_pipeline_mask_matches_afni(tmp_path):
     assert "3dmask_tool" in ours.history
 
 
-@needs_data
 @pytest.mark.parametrize("first", ["m3fb", "m2f", "m1lab"])
 def test_header_copied_from_first_input(tmp_path, first):
     src = EX / "mask_tool"
@@ -113,7 +110,6 @@ def test_grid_mismatch_warns_and_combines_by_index(tmp_path, capsys):
     np.testing.assert_array_equal(afni_io.read_dataset(out).data[..., 0], data)
 
 
-@needs_data
 def test_cli_drop_in(tmp_path):
     out = tmp_path / "mask.nii.gz"
     rc = cli_main(["-prefix", str(out), "-input", *map(str, SUBJECT_MASKS), "-frac", "1.0"])

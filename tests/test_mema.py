@@ -16,14 +16,11 @@ from afni_group.engines.native.mema import MemaSet, cli_main, read_covariate_fil
 from afni_group.errors import InputDataError, MissingInputError, OutputError, UsageError
 from afni_group.native_cli import main as native_main
 
-SPEC = Path("/work/shared/spec")
-if not SPEC.is_dir():
-    SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
-PIPELINE = SPEC / "testdata" / "afni_examples" / "pipeline" / "derivatives" / "afni"
+# real AFNI outputs, copied from the spec's testdata
+SPEC = Path(__file__).parent / "data" / "spec"
+PIPELINE = SPEC / "afni_examples" / "pipeline" / "derivatives" / "afni"
 REFERENCE = PIPELINE / "GROUP_LEVEL" / "mema_results.nii.gz"
 SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-10", "sub-11", "sub-26"]
-
-pytestmark = pytest.mark.skipif(not REFERENCE.is_file(), reason="spec example data not found")
 
 
 def _stats(sid: str) -> str:
@@ -110,7 +107,7 @@ def test_drop_in_command_runs_gen_group_command_script(tmp_path, reference):
 
 
 def test_plain_prefix_writes_head_brik_in_input_view(tmp_path):
-    ref_head = SPEC / "testdata" / "afni_examples" / "mema_variants" / "mema_plain+tlrc.HEAD"
+    ref_head = SPEC / "afni_examples" / "mema_variants" / "mema_plain+tlrc.HEAD"
     out = run_mema(_sets(), tmp_path / "mema_plain", missing_data=0, progress=False)
     assert out == tmp_path / "mema_plain+tlrc.HEAD"
     assert (tmp_path / "mema_plain+tlrc.BRIK").is_file()

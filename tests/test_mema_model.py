@@ -22,9 +22,7 @@ from afni_group.engines.native.mema_model import (
     within_subject_variance,
 )
 
-TESTDATA = Path("/work/shared/spec/testdata")
-if not TESTDATA.is_dir():  # repository checkouts keep the spec next to the project
-    TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "spec" / "testdata"
+TESTDATA = Path(__file__).parent / "data" / "spec"
 
 TWO_GROUPS = MemaDesign("groups", (6, 6), ("chx", "keypress"))
 ONE_SET = MemaDesign("one", (5,), ("SET",))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from afni_group.engines.native import p2dsetstat as ps
 from afni_group.errors import InputDataError, UsageError
 from afni_group.statdist import format_stat_param, pval_to_stat, stat_nsides, stat_symbol
 
-TESTDATA = Path(os.environ.get("AFNI_GROUP_SPEC_TESTDATA", "/work/shared/spec/testdata"))
+TESTDATA = Path(__file__).parent / "data" / "spec"
 P2D = TESTDATA / "afni_examples" / "p2dsetstat"
 GROUP = TESTDATA / "afni_examples" / "pipeline" / "derivatives" / "afni" / "GROUP_LEVEL"
 CODES = {"Correl": 2, "Ttest": 3, "Ftest": 4, "Zscore": 5, "Chisq": 6}
@@ -71,7 +70,6 @@ def test_stat_symbols_and_sides():
     assert [stat_nsides(c) for c in (0, 2, 3, 4, 5, 6)] == [0, 2, 2, 1, 2, 1]
 
 
-@pytest.mark.skipif(not P2D.is_dir(), reason="spec test data not available")
 def test_all_real_p2dsetstat_outputs_for_dof_at_least_2():
     """1,010 real AFNI runs; AFNI is inexact for DOF 1 and 1.5, which we do not imitate."""
     checked = 0
@@ -89,7 +87,6 @@ def test_all_real_p2dsetstat_outputs_for_dof_at_least_2():
     assert checked == 1010 - 26 - 8 - 8
 
 
-@pytest.mark.skipif(not P2D.is_dir(), reason="spec test data not available")
 def test_real_datasets_through_cli(capsys, monkeypatch):
     monkeypatch.chdir(P2D)
     assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st+orig[t22]"]) == 0
@@ -105,7 +102,6 @@ def test_real_datasets_through_cli(capsys, monkeypatch):
     assert "exactly one volume" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not GROUP.is_dir(), reason="spec test data not available")
 def test_real_mema_output(capsys, monkeypatch):
     monkeypatch.chdir(GROUP)
     assert ps.stat_threshold("mema_results.nii.gz[chx:t]", 0.001, "bisided") == pytest.approx(

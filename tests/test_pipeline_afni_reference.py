@@ -17,11 +17,10 @@ import pytest
 
 from afni_group import afni_io, cli
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
-REFERENCE = SPEC / "testdata" / "afni_examples" / "pipeline" / "derivatives" / "afni"
+SPEC = Path(__file__).parent / "data" / "spec"
+REFERENCE = SPEC / "afni_examples" / "pipeline" / "derivatives" / "afni"
 GROUP = REFERENCE / "GROUP_LEVEL"
 
-pytestmark = pytest.mark.skipif(not GROUP.is_dir(), reason=f"spec testdata not found at {SPEC}")
 
 # the three REML ACF lines of spec 04's example; their mean is what AFNI's run used
 # (GROUP_LEVEL/ClustSim.*.1D: -acf 0.742692 2.93065 10.6363)

@@ -19,7 +19,7 @@ from afni_group import report
 from afni_group.errors import MissingInputError
 from afni_group.report_figures import highlight_alpha, pick_slices, png_size
 
-GROUP = Path("/work/shared/spec/testdata/afni_examples/pipeline/derivatives/afni/GROUP_LEVEL")
+GROUP = Path(__file__).parent / "data/spec/afni_examples/pipeline/derivatives/afni/GROUP_LEVEL"
 pytestmark = pytest.mark.skipif(not GROUP.is_dir(), reason="AFNI example outputs not available")
 
 COLUMNS = report.CLUSTER_COLUMNS

@@ -1,47 +1,60 @@
-"""Threshold, cluster and report a statistic map, as AFNI's ``3dClusterize`` (spec 07).
+"""3dClusterize on files (spec 07): read the bricks, cluster, write the maps and the report.
 
-The work is split into small array functions that follow 3dClusterize's order of operations:
-
-1. :func:`threshold_masks` — which voxels pass the (inclusive, float32) threshold test, per tail;
-2. :func:`find_clusters` — connected components of the non-zero data voxels (NN1/NN2/NN3), in
-   AFNI's discovery order and with each cluster's voxels in AFNI's breadth-first order (the order
-   decides ties for "Max Int" and the last bit of the sums);
-3. :func:`sort_clusters` — stable sort by size, positive tail first;
-4. :func:`cluster_table_row` / :func:`format_report` — the text report, byte-identical to AFNI's.
-
-:func:`run_clusterize` does all of it for files (reading and writing through ``afni_io``) and
-:func:`cli_main` is the drop-in ``afni-native 3dClusterize``.
+Layers: the computation on arrays is :func:`.clusterize_core.clusterize`; the AFNI report text and
+``clusters.tsv`` are formatted by :mod:`.clusterize_report`; this module reads and writes
+datasets (:func:`run_clusterize`, :func:`write_clusters_tsv`); ``afni-native 3dClusterize``'s
+options are parsed in :mod:`.cli.clusterize`. The names of the other layers are re-exported here
+so that ``clusterize.find_clusters`` and friends keep working.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import os
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from afni_group import afni_io, atomic
 from afni_group.afni_io import naming
 from afni_group.engines.native.argv import c_atof
-from afni_group.errors import AfniGroupError, InputDataError, OutputError, UsageError
+from afni_group.engines.native.clusterize_core import (  # noqa: F401  (re-exported)
+    _SIDED_MODES,
+    _TAIL_WORDS,
+    BIG,
+    MAX_SORTED_CLUSTERS,
+    Cluster,
+    ClusterResult,
+    ClusterRow,
+    ClusterStats,
+    cluster_stats,
+    clusterize,
+    dicom_coordinates,
+    find_clusters,
+    grid_from_affine,
+    largest_cluster_size,
+    neighbour_offsets,
+    normalize_orient,
+    reorient_coordinates,
+    reorient_stats,
+    sort_clusters,
+    threshold_masks,
+)
+from afni_group.engines.native.clusterize_report import (  # noqa: F401  (re-exported)
+    NO_CLUSTERS_LINE,
+    TSV_COLUMNS,
+    ReportHeader,
+    cluster_table_row,
+    fc7,
+    format_clusters_tsv,
+    format_header,
+    format_report,
+    total_line,
+)
+from afni_group.errors import InputDataError, OutputError, UsageError
 from afni_group.statdist import pval_to_stat, stat_nsides
 
-#: AFNI's "infinity" for one-sided zeroing ranges (mri_threshold).
-BIG = np.float32(1e9)
-#: Above this many clusters AFNI does not sort them.
-MAX_SORTED_CLUSTERS = 3333
-NO_CLUSTERS_LINE = "** NO CLUSTERS FOUND ***"
-#: Squared neighbour radius per NN level (r = 1.11, 1.44, 1.77 in index units).
-_NN_RADIUS2 = {1: 1.11**2, 2: 1.44**2, 3: 1.77**2}
-_SIDED_MODES = ("1sided", "2sided", "bisided", "within_range")
-_TAIL_WORDS = {"RIGHT_TAIL": "RIGHT", "RIGHT": "RIGHT", "LEFT_TAIL": "LEFT", "LEFT": "LEFT"}
 _DATUM_NAMES = {0: "byte", 1: "short", 2: "int", 3: "float", 4: "double", 5: "complex", 6: "rgb"}
 _DTYPE_DATUM = {
     np.dtype(np.uint8): "byte",
@@ -62,197 +75,11 @@ _AUX_LABELS = {
     9: "SHAPE  SCALE",
     10: "MEAN",
 }
-_ORIENT_PAIRS = {"R": "RL", "L": "LR", "A": "AP", "P": "PA", "I": "IS", "S": "SI"}
-_ORIENT_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "I": 2, "S": 2}
-_SEPARATOR = "------" + "  -----" * 9 + "  -------" * 3 + "  -----" * 3
-
-TSV_COLUMNS = (
-    "cluster_id n_voxels volume_mm3 tail cm_x_rai cm_y_rai cm_z_rai peak_x_rai peak_y_rai "
-    "peak_z_rai cm_x_lpi cm_y_lpi cm_z_lpi peak_x_lpi peak_y_lpi peak_z_lpi mean sem peak_value"
-).split()
-
-
-# ------------------------------------------------------------------------------------------------
-# thresholding and clustering (array level)
-# ------------------------------------------------------------------------------------------------
-
-
-def _keep_outside(thr: np.ndarray, low: np.float32, high: np.float32) -> np.ndarray:
-    """Voxels that ``mri_threshold(low, high)`` keeps: not strictly inside (low, high).
-
-    Nothing is removed when low ≥ high (AFNI quirk). NaN compares false, so NaN voxels are kept.
-    """
-    if not low < high:
-        return np.ones(thr.shape, dtype=bool)
-    return ~((thr > low) & (thr < high))
-
-
-def threshold_masks(
-    thr: np.ndarray, sided: str, low: float, high: float, tail: str = "RIGHT"
-) -> list[np.ndarray]:
-    """Boolean maps of the voxels that pass the threshold test, one per clustered image.
-
-    Parameters
-    ----------
-    thr : ndarray
-        Threshold brick (values compared in float32, as AFNI does).
-    sided : {"1sided", "2sided", "bisided", "within_range"}
-    low, high : float
-        Left-tail and right-tail thresholds (``-bisided LL RR``); for ``1sided`` the single
-        threshold is ``high``; for ``within_range`` the range is [low, high].
-    tail : {"RIGHT", "LEFT"}
-        Tail of a 1-sided test.
-
-    Returns
-    -------
-    list of ndarray
-        ``bisided``: ``[thr >= high, thr <= low]`` (positive tail first, clustered separately);
-        otherwise a single map. All comparisons are inclusive.
-    """
-    thr32 = np.asarray(thr, dtype=np.float32)
-    lo, hi = np.float32(low), np.float32(high)
-    if sided == "bisided":
-        return [_keep_outside(thr32, -BIG, hi), _keep_outside(thr32, lo, BIG)]
-    if sided == "2sided":
-        return [_keep_outside(thr32, lo, hi)]
-    if sided == "1sided":
-        if tail == "RIGHT":
-            return [_keep_outside(thr32, -BIG, hi)]
-        return [_keep_outside(thr32, hi, BIG)]
-    if sided == "within_range":
-        return [_keep_outside(thr32, -BIG, lo) & _keep_outside(thr32, hi, BIG)]
-    raise ValueError(f"sided must be one of {_SIDED_MODES}, not {sided!r}")
-
-
-def neighbour_offsets(nn: int) -> list[tuple[int, int, int]]:
-    """Neighbour offsets (di, dj, dk) in AFNI's visiting order: dk outer, dj, di inner."""
-    if nn not in _NN_RADIUS2:
-        raise ValueError(f"nn must be 1, 2 or 3, not {nn!r}")
-    r2 = _NN_RADIUS2[nn]
-    return [
-        (di, dj, dk)
-        for dk in (-1, 0, 1)
-        for dj in (-1, 0, 1)
-        for di in (-1, 0, 1)
-        if (di, dj, dk) != (0, 0, 0) and di * di + dj * dj + dk * dk <= r2
-    ]
-
-
-def find_clusters(image: np.ndarray, nn: int, min_size: int = 0) -> list[np.ndarray]:
-    """Connected clusters of the True voxels of a 3-D boolean image, as 3dClusterize finds them.
-
-    Parameters
-    ----------
-    image : ndarray of bool, shape (nx, ny, nz)
-    nn : {1, 2, 3}
-        Face, face+edge or face+edge+corner connectivity (6, 18, 26 neighbours; no wrap-around).
-    min_size : int
-        Clusters with fewer voxels are dropped (before the breadth-first ordering, for speed).
-
-    Returns
-    -------
-    list of ndarray of int, shape (n, 3)
-        The (i, j, k) indices of each cluster, clusters in discovery order (by their lowest AFNI
-        linear index ``i + j*nx + k*nx*ny``), voxels in AFNI's breadth-first order from that seed.
-    """
-    image = np.asarray(image, dtype=bool)
-    nx, ny, nz = image.shape
-    structure = ndimage.generate_binary_structure(3, nn)
-    # Label the (k, j, i) view so that C order is AFNI's order (i fastest).
-    labels, _ = ndimage.label(image.T, structure=structure)
-    flat = labels.ravel()
-    hits = np.flatnonzero(flat)
-    if hits.size == 0:
-        return []
-    hit_labels = flat[hits]
-    sizes = np.bincount(hit_labels)
-    present, first = np.unique(hit_labels, return_index=True)
-    seeds = hits[first]  # lowest linear index of each label
-    keep = sizes[present] >= max(int(min_size), 1)
-    order = np.argsort(seeds[keep], kind="stable")
-    kept_labels, kept_seeds = present[keep][order], seeds[keep][order]
-    if kept_labels.size == 0:
-        return []
-
-    # Breadth-first search on a zero-padded copy so that offsets never wrap around an edge.
-    padded = np.zeros((nz + 2, ny + 2, nx + 2), dtype=labels.dtype)
-    padded[1:-1, 1:-1, 1:-1] = labels
-    pflat = padded.ravel()
-    sj, sk = nx + 2, (nx + 2) * (ny + 2)
-    deltas = np.array([di + dj * sj + dk * sk for di, dj, dk in neighbour_offsets(nn)])
-    clusters = []
-    for lab, seed in zip(kept_labels, kept_seeds, strict=True):
-        k, rem = divmod(int(seed), nx * ny)
-        j, i = divmod(rem, nx)
-        start = (k + 1) * sk + (j + 1) * sj + (i + 1)
-        pflat[start] = 0  # found voxels are zeroed, as AFNI does, so none is used twice
-        levels = [np.array([start])]
-        frontier = levels[0]
-        while frontier.size:
-            cand = (frontier[:, None] + deltas[None, :]).ravel()
-            cand = cand[pflat[cand] == lab]
-            if cand.size == 0:
-                break
-            # Keep the first occurrence: queue order = parent order, then offset order.
-            _, first_pos = np.unique(cand, return_index=True)
-            frontier = cand[np.sort(first_pos)]
-            pflat[frontier] = 0
-            levels.append(frontier)
-        linear = np.concatenate(levels)
-        kk, rem = np.divmod(linear, sk)
-        jj, ii = np.divmod(rem, sj)
-        clusters.append(np.stack([ii - 1, jj - 1, kk - 1], axis=1))
-    return clusters
-
-
-def sort_clusters(clusters: list, sizes: list[int]) -> list:
-    """Stable sort by size, largest first (ties keep their order); unsorted above 3332."""
-    if len(clusters) >= MAX_SORTED_CLUSTERS:
-        return list(clusters)
-    order = sorted(range(len(clusters)), key=lambda n: -sizes[n])
-    return [clusters[n] for n in order]
 
 
 # ------------------------------------------------------------------------------------------------
 # coordinates
 # ------------------------------------------------------------------------------------------------
-
-
-def normalize_orient(code: str | None) -> str:
-    """The ``-orient`` code as 3dClusterize uses it: upper case, FLI → LPI, invalid → RAI."""
-    code = (code or "RAI").strip().upper()
-    if code == "FLI":
-        return "LPI"
-    if len(code) != 3 or any(c not in _ORIENT_AXIS for c in code):
-        return "RAI"
-    if sorted(_ORIENT_AXIS[c] for c in code) != [0, 1, 2]:
-        return "RAI"
-    return code
-
-
-def dicom_coordinates(
-    ijk: np.ndarray, origin: np.ndarray, delta: np.ndarray, dicom_axis: np.ndarray
-) -> np.ndarray:
-    """DICOM/RAI mm of voxel centres, ``ORIGIN + index·DELTA`` in float32 as AFNI computes them.
-
-    ``dicom_axis[a]`` is the DICOM axis (0 = x R→L, 1 = y A→P, 2 = z I→S) of dataset axis a.
-    Exact zeros come out as +0.0 (AFNI's sign of zero, which matters after ``-orient`` flips).
-    """
-    ijk = np.asarray(ijk)
-    out = np.empty(ijk.shape, dtype=np.float32)
-    for a in range(3):
-        axis_mm = np.float32(origin[a]) + ijk[:, a].astype(np.float32) * np.float32(delta[a])
-        out[:, int(dicom_axis[a])] = axis_mm + np.float32(0.0)
-    return out
-
-
-def reorient_coordinates(dicom: np.ndarray, orient: str) -> np.ndarray:
-    """RAI coordinates to the ``-orient`` order: each letter takes its axis, L/P/S flip the sign."""
-    out = np.empty_like(dicom)
-    for o, letter in enumerate(orient):
-        column = dicom[:, _ORIENT_AXIS[letter]]
-        out[:, o] = -column if letter in "LPS" else column
-    return out
 
 
 def grid_geometry(dset: afni_io.AfniDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,294 +90,13 @@ def grid_geometry(dset: afni_io.AfniDataset) -> tuple[np.ndarray, np.ndarray, np
     """
     attrs = dset.attributes
     from_head = dset.path is not None and not naming.is_nifti(dset.path)
-    if from_head and all(k in attrs for k in ("ORIGIN", "DELTA", "ORIENT_SPECIFIC")):
-        orient, origin, delta = attrs["ORIENT_SPECIFIC"], attrs["ORIGIN"], attrs["DELTA"]
-    else:
-        orient, origin, delta = afni_geometry_of(dset.affine)
+    if not (from_head and all(k in attrs for k in ("ORIGIN", "DELTA", "ORIENT_SPECIFIC"))):
+        return grid_from_affine(dset.affine)
+    orient, origin, delta = attrs["ORIENT_SPECIFIC"], attrs["ORIGIN"], attrs["DELTA"]
     origin = np.asarray(origin[:3], dtype=np.float32)
     delta = np.asarray(delta[:3], dtype=np.float32)
     axis = np.array([int(o) // 2 for o in orient[:3]])
     return origin, delta, axis
-
-
-def afni_geometry_of(affine: np.ndarray) -> tuple[list[int], list[float], list[float]]:
-    """ORIENT_SPECIFIC, ORIGIN, DELTA of a RAS+ affine (the cardinal part for oblique data)."""
-    return afni_io.afni_geometry(affine)
-
-
-# ------------------------------------------------------------------------------------------------
-# per-cluster statistics and the text report
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ClusterStats:
-    """Sums and table values of one cluster in one coordinate order (07 §5.4)."""
-
-    n_voxels: int
-    sum_v: float
-    sum_m: float
-    sum_mm: float
-    sum_mx: np.ndarray  # (3,) Σ |v|·coordinate
-    cm: np.ndarray  # (3,) |v|-weighted centre of mass
-    bbox_min: np.ndarray
-    bbox_max: np.ndarray
-    mean: float  # scaled by the data factor, float32
-    sem: float
-    peak_value: float  # signed "Max Int", scaled, float32
-    peak_xyz: np.ndarray
-
-
-def _sequential_sums(columns: np.ndarray) -> np.ndarray:
-    """Column sums in double, accumulated in order from +0.0 like AFNI's loop.
-
-    ``np.cumsum`` is strictly sequential (``np.sum`` is pairwise and could differ in the last
-    bit); adding +0.0 turns a -0.0 total into +0.0 as AFNI's ``sum = 0; sum += ...`` does.
-    """
-    return 0.0 + np.cumsum(columns, axis=0, dtype=np.float64)[-1]
-
-
-def _sem(sum_mm: float, mean: float, n: int) -> float:
-    if n <= 1:
-        return 0.0
-    s2 = (sum_mm - n * mean * mean) / (n - 1)
-    return math.sqrt(s2 / n) if s2 > 0 else 0.0
-
-
-def cluster_stats(
-    values: np.ndarray, xyz: np.ndarray, factor: float = 0.0, abs_mean: bool = False
-) -> ClusterStats:
-    """Table values of one cluster from its stored values and coordinates (both in BFS order).
-
-    Products are formed in float32 and summed in double, as AFNI does. ``factor`` is the data
-    brick's scale factor (0 = unscaled): it multiplies Mean and Max Int, and Σm² by factor².
-    """
-    v = np.asarray(values, dtype=np.float32)
-    xyz = np.asarray(xyz, dtype=np.float32)
-    m = np.abs(v)
-    n = int(v.size)
-    # products in float32, then one sequential double accumulation per column
-    products = np.column_stack([v, m, m * m, m[:, None] * xyz])
-    sums = _sequential_sums(products)
-    sum_v, sum_m, sum_mm, sum_mx = float(sums[0]), float(sums[1]), float(sums[2]), sums[3:6]
-    peak = int(np.argmax(m))  # first point with the largest |value|
-    f = float(np.float32(factor))
-    mean = (sum_m if abs_mean else sum_v) / n
-    peak_value = float(v[peak])
-    scaled_mm = sum_mm
-    if f != 0.0:
-        mean, peak_value, scaled_mm = mean * f, peak_value * f, sum_mm * f * f
-    return ClusterStats(
-        n_voxels=n,
-        sum_v=sum_v,
-        sum_m=sum_m,
-        sum_mm=sum_mm,  # unscaled: the total line scales the global sum once
-        sum_mx=sum_mx,
-        cm=sum_mx / sum_m,
-        bbox_min=xyz.min(axis=0),
-        bbox_max=xyz.max(axis=0),
-        mean=float(np.float32(mean)),
-        sem=float(np.float32(_sem(scaled_mm, mean, n))),
-        peak_value=float(np.float32(peak_value)),
-        peak_xyz=xyz[peak].copy(),
-    )
-
-
-def reorient_stats(stats: ClusterStats, orient: str) -> ClusterStats:
-    """The same cluster's table values in another coordinate order, from its RAI values.
-
-    Exact: negating every product negates each partial sum (rounding is symmetric), and the
-    +0.0 start keeps zeros positive, so this equals recomputing in the new order.
-    """
-    sum_mx, bbox_min, bbox_max, peak = (
-        np.empty(3),
-        np.empty(3, np.float32),
-        np.empty(3, np.float32),
-        np.empty(3, np.float32),
-    )
-    for o, letter in enumerate(orient):
-        d = _ORIENT_AXIS[letter]
-        if letter in "LPS":
-            sum_mx[o] = -stats.sum_mx[d] + 0.0
-            bbox_min[o], bbox_max[o] = -stats.bbox_max[d], -stats.bbox_min[d]
-            peak[o] = -stats.peak_xyz[d]
-        else:
-            sum_mx[o] = stats.sum_mx[d]
-            bbox_min[o], bbox_max[o] = stats.bbox_min[d], stats.bbox_max[d]
-            peak[o] = stats.peak_xyz[d]
-    return ClusterStats(
-        n_voxels=stats.n_voxels,
-        sum_v=stats.sum_v,
-        sum_m=stats.sum_m,
-        sum_mm=stats.sum_mm,
-        sum_mx=sum_mx,
-        cm=sum_mx / stats.sum_m,
-        bbox_min=bbox_min,
-        bbox_max=bbox_max,
-        mean=stats.mean,
-        sem=stats.sem,
-        peak_value=stats.peak_value,
-        peak_xyz=peak,
-    )
-
-
-def fc7(value: float) -> str:
-    """AFNI's 7-character number formatter ``MCW_fc7`` (07 §5.4), before ``%7s`` alignment."""
-    q = float(np.float32(value))
-    if math.isfinite(q) and q == int(q) and abs(q) < 100000:
-        return " %d" % q if q >= 0 else "%d" % q
-    if not math.isfinite(q) or q == 0:
-        return "%7.1e" % q
-    lv = int(10.0001 + math.log10(abs(q)))
-    if 7 <= lv <= 10:
-        text = "%7.4f" % q
-    elif lv == 11:
-        text = "%7.3f" % q
-    elif lv == 12:
-        text = "%7.2f" % q
-    elif lv == 13:
-        text = "%7.1f" % q
-    elif lv == 14:
-        return "%7.0f" % q
-    else:
-        return "%7.1e" % q if q > 0 else "%7.0e" % q
-    # Strip trailing zeros at positions 6 down to 2 (the point stays unless all decimals go).
-    for pos in range(6, 1, -1):
-        if pos < len(text) and text[pos] == "0":
-            text = text[:pos]
-        else:
-            break
-    return text
-
-
-def cluster_table_row(stats: ClusterStats, one_d_format: bool = True) -> str:
-    """One report row: ``%6.0f`` volume, ``%5.1f`` coordinates, ``fc7`` values, trailing blank."""
-    fields = [stats.cm[0], stats.cm[1], stats.cm[2]]
-    for a in range(3):
-        fields += [stats.bbox_min[a], stats.bbox_max[a]]
-    coords = "  ".join("%5.1f" % float(x) for x in fields)
-    values = "  ".join("%7s" % fc7(x) for x in (stats.mean, stats.sem, stats.peak_value))
-    peak = "  ".join("%5.1f" % float(x) for x in stats.peak_xyz)
-    lead = " " if one_d_format else ""
-    return f"{lead}{stats.n_voxels:6.0f}  {coords}  {values}  {peak} \n"
-
-
-def total_line(
-    stats: list[ClusterStats],
-    factor: float = 0.0,
-    abs_mean: bool = False,
-    one_d_format: bool = True,
-) -> str:
-    """The total line over all reported clusters (07 §5.5)."""
-    n = sum(s.n_voxels for s in stats)
-    sum_v = sum_m = sum_mm = 0.0
-    sum_mx = np.zeros(3)
-    for s in stats:
-        sum_v, sum_m, sum_mm = sum_v + s.sum_v, sum_m + s.sum_m, sum_mm + s.sum_mm
-        sum_mx = sum_mx + s.sum_mx
-    f = float(np.float32(factor))
-    mean = (sum_m if abs_mean else sum_v) / n
-    if f != 0.0:
-        mean, sum_mm = mean * f, sum_mm * f * f
-    sem = _sem(sum_mm, mean, n)
-    cm = sum_mx / sum_m
-    lead = "#" if one_d_format else ""
-    return (
-        f"{lead}{float(n):6.0f}  {cm[0]:5.1f}  {cm[1]:5.1f}  {cm[2]:5.1f}"
-        + " " * 44
-        + "%7s  %7s" % (fc7(np.float32(mean)), fc7(np.float32(sem)))
-        + " " * 29
-        + "\n"
-    )
-
-
-@dataclass
-class ReportHeader:
-    """The substituted values of the report header (07 §5.1–5.2)."""
-
-    prefix: str
-    threshold_vol: str
-    data_vol: str
-    option_label: str
-    threshold_text: str
-    aux_stat: str
-    min_nvox: int
-    voxel_dims: tuple[float, float, float]
-    nn: int
-    datum: str
-    orient: str = "RAI"
-    mask: str | None = None
-    abs_mean: bool = False
-
-
-def format_header(h: ReportHeader, one_d_format: bool = True) -> str:
-    """The header block, from ``#`` to the first separator line, each line ending in ``\\n``."""
-    dx, dy, dz = (abs(float(v)) for v in h.voxel_dims)
-    voxel_volume = dx * dy * dz
-    c = "#" if one_d_format else ""
-    lines = [
-        c,
-        f"{c}  Cluster report ",
-        f"{c}[ Dataset prefix      = {h.prefix} ]",
-        f"{c}[ Threshold vol       = {h.threshold_vol} ]",
-        f"{c}[ Supplement dat vol  = {h.data_vol} ]",
-        f"{c}[ Option summary      = {h.option_label} ]",
-        f"{c}[ Threshold value(s)  = {h.threshold_text} ]",
-        f"{c}[ Aux. stat. info.    = {h.aux_stat} ]",
-        f"{c}[ Nvoxel threshold    = {h.min_nvox:d};  Volume threshold = "
-        f"{h.min_nvox * voxel_volume:.3f} ]",
-        f"{c}[ Single voxel volume = {voxel_volume:.3f} (microliters) ]",
-        f"{c}[ Neighbor type, NN   = {h.nn:d} ]",
-        f"{c}[ Voxel datum type    = {h.datum} ]",
-        f"{c}[ Voxel dimensions    = {dx:.3f} mm X {dy:.3f} mm X {dz:.3f} mm ]",
-        f"{c}[ Coordinates Order   = {h.orient} ]",
-    ]
-    if h.mask is not None:
-        lines.append(f"{c}[ Mask                = {h.mask} ]")
-    if h.abs_mean:
-        lines.append(f"{c}[ Mean and SEM based on absolute value of voxel intensities ]")
-    else:
-        lines.append(f"{c}[ Mean and SEM based on signed voxel intensities ]")
-    pairs = [_ORIENT_PAIRS[letter] for letter in h.orient]
-    columns = (
-        "Volume  "
-        + "  ".join(f"CM {p}" for p in pairs)
-        + "  "
-        + "  ".join(f"min{p}  max{p}" for p in pairs)
-        + "    Mean     SEM    Max Int  "
-        + "  ".join(f"MI {p}" for p in pairs)
-    )
-    lines += [c, c + columns, c + _SEPARATOR]
-    return "\n".join(lines) + "\n"
-
-
-def format_report(
-    header: ReportHeader | None,
-    stats: list[ClusterStats],
-    *,
-    factor: float = 0.0,
-    quiet: bool = False,
-    nosum: bool = False,
-    one_d_format: bool = True,
-    report_zero: bool = False,
-    too_many: bool = False,
-) -> str:
-    """The whole stdout text of 3dClusterize (07 §5 and §7)."""
-    c = "#" if one_d_format else ""
-    if not stats:
-        return f"{c}{NO_CLUSTERS_LINE}\n" + (" 0\n" if report_zero else "")
-    abs_mean = header.abs_mean if header is not None else False
-    parts = []
-    if too_many:
-        parts.append("#** TOO MANY CLUSTERS TO SORT BY VOLUME ***\n")
-    if not quiet and header is not None:
-        parts.append(format_header(header, one_d_format))
-    parts += [cluster_table_row(s, one_d_format) for s in stats]
-    if len(stats) > 1 and not nosum:
-        if not quiet:
-            parts.append(c + _SEPARATOR + "\n")
-        parts.append(total_line(stats, factor, abs_mean, one_d_format))
-    return "".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -559,24 +105,9 @@ def format_report(
 
 
 @dataclass
-class Cluster:
-    """One reported cluster (index = its value in the cluster map; 1 = largest)."""
-
-    index: int
-    tail: str  # "pos", "neg" or "both"
-    ijk: np.ndarray  # (n, 3) voxel indices, breadth-first order
-    stats: ClusterStats  # in the report's coordinate order
-    stats_rai: ClusterStats
-    stats_lpi: ClusterStats
-
-    @property
-    def n_voxels(self) -> int:
-        return int(self.ijk.shape[0])
-
-
-@dataclass
 class ClusterizeResult:
-    """Everything one 3dClusterize run produced."""
+    """Everything one 3dClusterize run produced: the report text, the files written, and the
+    array-level :class:`ClusterResult` (``core``) they were made from."""
 
     report_text: str
     n_clusters: int
@@ -588,6 +119,12 @@ class ClusterizeResult:
     option_label: str = ""
     orient: str = "RAI"
     cluster_map: np.ndarray | None = field(default=None, repr=False)
+    core: ClusterResult | None = field(default=None, repr=False)
+
+    @property
+    def table(self) -> list[ClusterRow]:
+        """One :class:`ClusterRow` per cluster (the rows of ``clusters.tsv``)."""
+        return self.core.table if self.core is not None else []
 
 
 def _arg_text(value: str | float | int) -> str:
@@ -887,14 +424,6 @@ def run_clusterize(
                 "use a mask on the same grid"
             )
         mask_bool = mask_dset.brick(0) != 0
-        thr = np.where(mask_bool, thr, np.float32(0))
-        dat = np.where(mask_bool, dat, np.float32(0))
-    for name, arr in (("threshold", thr), ("data", dat)):
-        if np.isnan(arr).any():
-            raise InputDataError(
-                f"{inset_text}: the {name} sub-brick has NaN values inside the mask; "
-                "replace them (e.g. with 0) before clustering"
-            )
     low, high = th.low, th.high
     if thr_factor > 0:
         # Thresholds are compared with the stored integers of a scaled brick.
@@ -903,30 +432,27 @@ def run_clusterize(
             np.float32(high / np.float32(thr_factor)),
         )
 
-    # --- clusters ------------------------------------------------------------------------------
-    passes = threshold_masks(thr, sided, float(low), float(high), tail_key)
-    if sided == "bisided":
-        tails = ["pos", "neg"]
-    elif sided == "1sided":
-        tails = ["pos" if tail_key == "RIGHT" else "neg"]
-    else:
-        tails = ["both"]
-    found: list[tuple[str, np.ndarray]] = []
-    for tail_name, keep in zip(tails, passes, strict=True):
-        image = keep & (dat != 0)
-        found += [(tail_name, c) for c in find_clusters(image, nn, min_size=min_nvox)]
-    too_many = len(found) >= MAX_SORTED_CLUSTERS
-    found = sort_clusters(found, [c.shape[0] for _, c in found])
-
+    # --- clusters (array level) ----------------------------------------------------------------
     origin, delta, dicom_axis = grid_geometry(dset)
-    clusters: list[Cluster] = []
-    for number, (tail_name, ijk) in enumerate(found, start=1):
-        values = dat[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
-        rai = dicom_coordinates(ijk, origin, delta, dicom_axis)
-        stats_rai = cluster_stats(values, rai, report_factor, abs_table_data)
-        stats_report = stats_rai if orient == "RAI" else reorient_stats(stats_rai, orient)
-        stats_lpi = reorient_stats(stats_rai, "LPI")
-        clusters.append(Cluster(number, tail_name, ijk, stats_report, stats_rai, stats_lpi))
+    try:
+        found = clusterize(
+            thr,
+            dat,
+            thresholds=(float(low),) if sided == "1sided" else (float(low), float(high)),
+            sided=sided,
+            tail=tail_key,
+            nn=nn,
+            min_nvox=min_nvox,
+            mask=mask_bool,
+            orient=orient,
+            abs_table_data=abs_table_data,
+            data_factor=report_factor,
+            grid=(origin, delta, dicom_axis),
+        )
+    except ValueError as err:
+        raise InputDataError(f"{inset_text}: {err}") from None
+    clusters = found.clusters
+    too_many = found.too_many
 
     voxel_dims = tuple(abs(float(d)) for d in delta)
     label = f"{th.label_part}{size_option + ',' + size_arg + ',' if size_option else ''}NN{nn}"
@@ -957,9 +483,9 @@ def run_clusterize(
     )
 
     # --- outputs -------------------------------------------------------------------------------
-    cluster_map = np.zeros(dset.shape, dtype=np.int16)
-    for c in clusters:
-        cluster_map[c.ijk[:, 0], c.ijk[:, 1], c.ijk[:, 2]] = 1 if binary else c.index
+    cluster_map = found.cluster_map
+    if binary:
+        cluster_map = (cluster_map > 0).astype(np.int16)
     write_vols = bool(clusters) or outvol_if_no_clust
     map_target = Path(pref_map) if pref_map is not None and write_vols else None
     dat_target = (
@@ -1041,6 +567,7 @@ def run_clusterize(
         option_label=label,
         orient=orient,
         cluster_map=cluster_map,
+        core=found,
     )
 
 
@@ -1050,16 +577,6 @@ def _dat_dtype(brick: np.ndarray) -> np.dtype:
     return dt if dt in (np.dtype(np.uint8), np.dtype(np.int16)) else np.dtype(np.float32)
 
 
-# ------------------------------------------------------------------------------------------------
-# clusters.tsv
-# ------------------------------------------------------------------------------------------------
-
-
-def _tsv_number(value: float, decimals: int) -> str:
-    text = f"{float(value) + 0.0:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
 def write_clusters_tsv(result: ClusterizeResult, path: str | Path) -> Path:
     """Write one row per cluster (columns fixed in docs/design.md); header only if none.
 
@@ -1067,197 +584,11 @@ def write_clusters_tsv(result: ClusterizeResult, path: str | Path) -> Path:
     NIfTI convention, x = −RAI x, y = −RAI y). Centre of mass is |data|-weighted; the peak is the
     voxel with the largest |data| ("Max Int"); mean, SEM and peak value are of the data brick.
     """
-    path = Path(path)
-    rows = []
-    for c in result.clusters:
-        rai, lpi = c.stats_rai, c.stats_lpi
-        rows.append(
-            [
-                str(c.index),
-                str(c.n_voxels),
-                _tsv_number(c.n_voxels * result.voxel_volume, 3),
-                c.tail,
-                *(_tsv_number(v, 2) for v in rai.cm),
-                *(_tsv_number(v, 2) for v in rai.peak_xyz),
-                *(_tsv_number(v, 2) for v in lpi.cm),
-                *(_tsv_number(v, 2) for v in lpi.peak_xyz),
-                "%.6g" % c.stats.mean,
-                "%.6g" % c.stats.sem,
-                "%.6g" % c.stats.peak_value,
-            ]
-        )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(TSV_COLUMNS)
-    writer.writerows(rows)
-    return atomic.write_text(path, buffer.getvalue())
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------------
-
-_HELP = """\
-afni-native 3dClusterize: threshold, cluster and report a statistic map (AFNI-compatible).
-  3dClusterize -inset D -ithr L [-idat L] [-mask M] -bisided LL RR|p=P -NN 1|2|3
-               [-clust_nvox K] [-pref_map P] [-pref_dat P] [-orient LPI] [-quiet] ...
-Also: -1sided RIGHT_TAIL|LEFT_TAIL T|p=P, -2sided LL RR|p=P, -within_range A B, -clust_vol V,
-      -nosum, -no_1Dformat, -abs_table_data, -binary, -outvol_if_no_clust, -out_mask M.
-"""
-
-
-def _fatal(message: str) -> int:
-    print(f"** FATAL ERROR: {message}", file=sys.stderr)
-    return 1
+    return atomic.write_text(Path(path), format_clusters_tsv(result.table))
 
 
 def cli_main(argv: list[str]) -> int:
-    """``afni-native 3dClusterize ...``: AFNI's options; the report goes to stdout."""
-    if argv and argv[0] in ("-help", "-h"):
-        print(_HELP, end="")
-        return 0
-    if len(argv) < 2:
-        return _fatal("Too few options. Try -help for details.")
-    opts: dict = {
-        "ithr": None,
-        "idat": None,
-        "mask": None,
-        "sided": None,
-        "thresholds": None,
-        "pval": None,
-        "tail": "RIGHT_TAIL",
-        "nn": None,
-        "clust_nvox": None,
-        "clust_vol": None,
-        "pref_map": None,
-        "pref_dat": None,
-        "orient": os.environ.get("AFNI_ORIENT", "RAI"),
-        "quiet": False,
-        "nosum": False,
-        "one_d_format": True,
-        "abs_table_data": False,
-        "binary": False,
-        "outvol_if_no_clust": False,
-        "out_mask": None,
-    }
-    inset = None
-    overwrite = os.environ.get("AFNI_DECONFLICT", "").upper() == "OVERWRITE"
-    flags = {
-        "-quiet": ("quiet", True),
-        "-nosum": ("nosum", True),
-        "-1Dformat": ("one_d_format", True),
-        "-no_1Dformat": ("one_d_format", False),
-        "-abs_table_data": ("abs_table_data", True),
-        "-noabs": ("abs_table_data", False),
-        "-binary": ("binary", True),
-        "-outvol_if_no_clust": ("outvol_if_no_clust", True),
-    }
-    single = {
-        "-ithr": "ithr",
-        "-idat": "idat",
-        "-mask": "mask",
-        "-NN": "nn",
-        "-clust_nvox": "clust_nvox",
-        "-clust_vol": "clust_vol",
-        "-pref_map": "pref_map",
-        "-pref_dat": "pref_dat",
-        "-orient": "orient",
-        "-out_mask": "out_mask",
-    }
-    pos = 0
-    while pos < len(argv):
-        opt = argv[pos]
+    """``afni-native 3dClusterize ...`` (implemented in :mod:`.cli.clusterize`)."""
+    from afni_group.engines.native.cli.clusterize import cli_main as main
 
-        def need(count: int, opt: str = opt, pos: int = pos) -> list[str]:
-            if pos + count >= len(argv):
-                raise UsageError(f"Need argument(s) after '{opt}'")
-            return argv[pos + 1 : pos + 1 + count]
-
-        try:
-            if opt == "-overwrite":
-                overwrite, pos = True, pos + 1
-            elif opt in flags:
-                key, value = flags[opt]
-                opts[key], pos = value, pos + 1
-            elif opt == "-inset":
-                inset, pos = need(1)[0], pos + 2
-            elif opt in single:
-                opts[single[opt]], pos = need(1)[0], pos + 2
-            elif opt == "-1sided":
-                tail_word, value = need(2)
-                if tail_word.upper() not in _TAIL_WORDS:
-                    return _fatal(
-                        "Illegal immediately following '-1sided': need 'RIGHT_TAIL' or 'LEFT_TAIL'"
-                    )
-                opts["sided"], opts["tail"] = "1sided", tail_word
-                _set_threshold_args(opts, [value])
-                pos += 3
-            elif opt in ("-2sided", "-bisided", "-within_range"):
-                first = need(1)[0]
-                opts["sided"] = opt[1:]
-                if first.startswith("p="):
-                    _set_threshold_args(opts, [first])
-                    pos += 2
-                else:
-                    _set_threshold_args(opts, need(2))
-                    pos += 3
-            elif opt in ("-mask_from_hdr", "-summarize"):
-                return _fatal(f"afni-native 3dClusterize does not support {opt}")
-            else:
-                print(f"** ERROR: Bad option '{opt}'", file=sys.stderr)
-                return 1
-        except UsageError as err:
-            return _fatal(str(err))
-
-    if inset is None:
-        return _fatal("Need an input dataset: -inset DSET")
-    if opts["ithr"] is None:
-        return _fatal("Bad index for threshold volume: -1 (give -ithr)")
-    if opts["nn"] is None:
-        return _fatal("Need to choose a neighborhood type: '-NN ?'")
-    if opts["nn"] not in ("1", "2", "3"):
-        return _fatal(f"Neighborhood type must be 1, 2 or 3 (not '{opts['nn']}')")
-    if opts["sided"] is None:
-        return _fatal(
-            "Hey, you need to put in threshold type/value!For example, '-2sided ...', "
-            "'-1sided ...', etc."
-        )
-    if opts["pref_dat"] is not None and opts["idat"] is None:
-        print(
-            "*+ WARNING: ... even though you specified an '-pref_dat ..', no cluster-masked "
-            "output can be made.",
-            file=sys.stderr,
-        )
-    command = "3dClusterize " + " ".join(shlex.quote(a) for a in argv)
-    try:
-        result = run_clusterize(
-            inset,
-            opts.pop("ithr"),
-            opts.pop("idat"),
-            nn=int(opts.pop("nn")),
-            overwrite=overwrite,
-            report_zero=os.environ.get("AFNI_3dclust_report_zero", "").upper() == "YES",
-            command_line=command,
-            **opts,
-        )
-    except AfniGroupError as err:
-        return _fatal(str(err))
-    sys.stdout.write(result.report_text)
-    sys.stdout.flush()
-    if result.n_clusters == 0:
-        print("*+ WARNING: No clusters found!", file=sys.stderr)
-    for written in (result.dat_path, result.map_path):
-        if written is not None:
-            print(f"++ Output dataset {written}", file=sys.stderr)
-    return 0
-
-
-def _set_threshold_args(opts: dict, values: list[str]) -> None:
-    """Store ``p=P`` or the statistic thresholds of a sidedness option."""
-    if len(values) >= 1 and values[0].startswith("p="):
-        opts["pval"], opts["thresholds"] = values[0][2:], None
-    else:
-        # A second 2-/bi-sided argument written p=X is used as the statistic X (AFNI quirk).
-        cleaned = [v[2:] if v.startswith("p=") else v for v in values]
-        opts["thresholds"] = cleaned[0] if len(cleaned) == 1 else tuple(cleaned)
-        opts["pval"] = None
+    return main(argv)

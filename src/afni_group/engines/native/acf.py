@@ -105,11 +105,24 @@ def mean_acf(blur_files: Sequence[str | Path]) -> tuple[float, float, float]:
             "blur estimation (afni_proc.py -regress_est_blur_errts with -regress_reml_exec) or "
             "leave the subject out with --participant-label"
         )
+    return mean_of_rows(rows)
+
+
+def mean_of_rows(rows: Sequence[Sequence[float]]) -> tuple[float, float, float]:
+    """Column means of (a, b, c) rows, summed in row order as awk does (the array core).
+
+    Raises
+    ------
+    ValueError
+        No rows.
+    """
+    if not rows:
+        raise ValueError("no ACF rows to average")
     n = len(rows)
     sums = [0.0, 0.0, 0.0]
     for row in rows:  # summed in line order, as awk does
         for k in range(3):
-            sums[k] += row[k]
+            sums[k] += float(row[k])
     return sums[0] / n, sums[1] / n, sums[2] / n
 
 

@@ -8,6 +8,7 @@ by linear voxel index: a different voxel count is an error, a different grid onl
 
 from __future__ import annotations
 
+import logging
 import math
 import shlex
 import sys
@@ -20,6 +21,8 @@ from afni_group import afni_io
 from afni_group.engines.native.argv import c_atof
 from afni_group.errors import InputDataError, MissingInputError, UsageError
 
+LOG = logging.getLogger(__name__)
+
 DEFAULT_PREFIX = "combined_mask"
 
 
@@ -27,7 +30,7 @@ def binarize(volume: np.ndarray) -> np.ndarray:
     """Set voxels of one volume with 3dmask_tool's per-datum rules.
 
     byte: any non-zero value; short: non-zero except -32768; float: non-zero and within
-    ±1e10 (NaN and ±Inf are not set). Other data types raise :class:`InputDataError`.
+    ±1e10 (NaN and ±Inf are not set). Other data types raise ``ValueError``.
     """
     v = np.asarray(volume)
     if v.dtype == np.uint8:
@@ -37,7 +40,7 @@ def binarize(volume: np.ndarray) -> np.ndarray:
     if v.dtype == np.float32:
         with np.errstate(invalid="ignore"):
             return (v != 0) & (np.abs(v) <= np.float32(1e10))
-    raise InputDataError(f"invalid datum for mask input ({v.dtype}); use byte, short or float")
+    raise ValueError(f"invalid datum for mask input ({v.dtype}); use byte, short or float")
 
 
 def count_limit(frac: float, n_volumes: int) -> int:
@@ -47,7 +50,7 @@ def count_limit(frac: float, n_volumes: int) -> int:
     """
     f = np.float32(frac)
     if f < 0:
-        raise UsageError(f"have -frac < 0 ({frac}); use 0..1 (fraction) or > 1 (count)")
+        raise ValueError(f"have -frac < 0 ({frac}); use 0..1 (fraction) or > 1 (count)")
     value = f if f > 1 else np.float32(n_volumes) * f
     return max(int(math.ceil(float(value))), 1)
 
@@ -61,9 +64,13 @@ def count_volumes(volumes: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def group_mask(volumes: Sequence[np.ndarray], frac: float = 1.0) -> np.ndarray:
-    """Byte 0/1 mask of voxels set in at least :func:`count_limit` of the volumes."""
+    """Byte 0/1 mask of voxels set in at least :func:`count_limit` of the volumes.
+
+    The array core of 3dmask_tool ``-frac``; ``ValueError`` for no volumes, a negative
+    ``frac`` or a data type AFNI does not accept in masks.
+    """
     if not volumes:
-        raise UsageError("missing -input dataset list")
+        raise ValueError("no mask volumes given")
     count = count_volumes(volumes)
     limit = count_limit(frac, len(volumes))
     return ((count > 0) & (count >= limit)).astype(np.uint8)
@@ -130,17 +137,19 @@ def make_group_mask(
                 f"has {nvox}; all masks must be on the same grid"
             )
         if d is not first and not _grid_matches(first, d):
-            print(
-                f"*+ WARNING: grid from dset {spec} does not match that of dset {inputs[0]}",
-                file=sys.stderr,
+            LOG.warning(
+                "*+ WARNING: grid from dset %s does not match that of dset %s", spec, inputs[0]
             )
         for b in range(d.nvals):
             # combined by linear voxel index (AFNI order, i fastest), never resampled
             volumes.append(np.asarray(d.data[..., b]).reshape(-1, order="F"))
-    count = count_volumes(volumes)
-    limit = count_limit(frac, len(volumes))
-    out = ((count > 0) & (count >= limit)).astype(np.uint8).reshape(first.shape, order="F")
+    try:
+        out = group_mask(volumes, frac).reshape(first.shape, order="F")
+    except ValueError as err:
+        raise InputDataError(f"mask inputs: {err}") from None
     if verbose:
+        count = count_volumes(volumes)
+        limit = count_limit(frac, len(volumes))
         zero = int((count == 0).sum())
         survived = int(out.sum())
         print(

@@ -9,11 +9,11 @@ spec 02-mema.md (AFNI ≥ 25.1.09 output layout: ``…, I2, tau, QE:Chisq``).
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import re
 import shlex
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +38,8 @@ from afni_group.errors import (
     UsageError,
 )
 from afni_group.progress import Progress
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["MemaSet", "run_mema", "cli_main", "read_covariate_file"]
 
@@ -233,11 +235,12 @@ def _read_sets(
             )
         elif not afni_io.same_grid(dset, first):
             # 3dMEMA compares dimensions only; say so rather than stop.
-            print(
-                f"*+ WARNING: 3dMEMA: {path_text} (subject {uses[0][4]}) has the same "
-                "dimensions but a different grid (origin/voxel size/orientation) than the first "
-                "beta; using the first beta's grid as 3dMEMA does",
-                file=sys.stderr,
+            LOG.warning(
+                "*+ WARNING: 3dMEMA: %s (subject %s) has the same dimensions but a different "
+                "grid (origin/voxel size/orientation) than the first beta; using the first "
+                "beta's grid as 3dMEMA does",
+                path_text,
+                uses[0][4],
             )
         for k, row, kind, spec, sid in uses:
             what = "beta" if kind == 0 else "t-statistic"

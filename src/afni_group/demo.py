@@ -72,6 +72,7 @@ from scipy import fft as sp_fft
 from scipy.optimize import brentq
 
 from afni_group import __version__
+from afni_group.engines.native.acf import acf_fwhm, acf_model
 from afni_group.errors import AfniGroupError, OutputError, UsageError
 
 # --------------------------------------------------------------------------- constants
@@ -292,16 +293,9 @@ def round_g(value: float) -> float:
     return float(fmt_g(value))
 
 
-def acf_model(r: np.ndarray | float, a: float, b: float, c: float) -> np.ndarray | float:
-    """AFNI's mixed ACF: a exp(-r^2 / (2 b^2)) + (1 - a) exp(-r / c)."""
-    r = np.asarray(r, dtype=np.float64)
-    return a * np.exp(-(r * r) / (2.0 * b * b)) + (1.0 - a) * np.exp(-r / c)
-
-
 def effective_fwhm(a: float, b: float, c: float) -> float:
     """Effective FWHM of the mixed ACF: 2 r with ACF(r) = 0.5 (3dFWHMx's 4th ACF number)."""
-    hi = 3.0 * b + 6.0 * c  # ACF(hi) < 0.5 for any a in [0, 1]
-    return 2.0 * brentq(lambda r: float(acf_model(r, a, b, c)) - 0.5, 0.0, hi, xtol=1e-10)
+    return acf_fwhm(a, b, c)
 
 
 def acf_radius(a: float, b: float, c: float, level: float = 0.02) -> float:
@@ -830,10 +824,11 @@ def write_demo(
 
 def _idcode(seed: int, index: int, which: int) -> str:
     """Deterministic AFNI-style id code (``DEM_`` + 22 characters) of dataset ``which``."""
+    from afni_group.afni_io.ids import idcode_from_indices
+
     rng = _subject_rngs(seed, index)[3]
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-    draws = rng.integers(0, len(alphabet), size=(which + 1, 22))[which]
-    return "DEM_" + "".join(alphabet[i] for i in draws)
+    draws = rng.integers(0, 64, size=(which + 1, 22))[which]
+    return idcode_from_indices("DEM", draws)
 
 
 def _write_afni(afni_io, dset, prefix: Path, idcode: str, attributes: dict) -> list[Path]:

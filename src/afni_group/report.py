@@ -203,16 +203,10 @@ def corrected_alpha(table: ClustSimTable, pthr: float, n_voxels: float) -> Corre
 
 
 def acf_fwhm(a: float, b: float, c: float) -> float:
-    """FWHM (mm) of the mixed ACF a*exp(-r^2/(2 b^2)) + (1-a)*exp(-r/c): 2 r where ACF(r) = 1/2."""
+    """FWHM (mm) of the mixed ACF (:func:`afni_group.engines.native.acf.acf_fwhm`)."""
+    from afni_group.engines.native.acf import acf_fwhm as fwhm
 
-    def acf(r: float) -> float:
-        return a * math.exp(-0.5 * r * r / (b * b)) + (1.0 - a) * math.exp(-r / c)
-
-    lo, hi = 0.0, 3.0 * b + 6.0 * c + 1.0
-    for _ in range(100):  # bisection: ACF is strictly decreasing in r
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if acf(mid) > 0.5 else (lo, mid)
-    return 2.0 * 0.5 * (lo + hi)
+    return fwhm(a, b, c)
 
 
 def read_tsv(path: str | Path) -> list[dict[str, str]]:
@@ -315,21 +309,9 @@ def _largest_suprathreshold_cluster(
     stat: np.ndarray, mask: np.ndarray, threshold: float, sided: str, nn: int
 ) -> int:
     """Size of the largest cluster of voxels passing the voxelwise threshold (any size)."""
-    from scipy import ndimage
+    from afni_group.engines.native.clusterize_core import largest_cluster_size
 
-    structure = ndimage.generate_binary_structure(3, int(nn))
-    if sided == "1sided":
-        tails = [stat >= threshold]
-    elif sided == "2sided":
-        tails = [np.abs(stat) >= threshold]
-    else:
-        tails = [stat >= threshold, stat <= -threshold]
-    best = 0
-    for tail in tails:
-        labels, n = ndimage.label(tail & mask, structure=structure)
-        if n:
-            best = max(best, int(np.bincount(labels.ravel())[1:].max()))
-    return best
+    return largest_cluster_size(stat, threshold, sided=sided, nn=int(nn), mask=mask)
 
 
 def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float) -> list[dict]:

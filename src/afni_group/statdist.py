@@ -38,6 +38,7 @@ from afni_group.afni_io import (
     stat_encode,
     stat_param_text,
 )
+from afni_group.plan import SIDEDNESS as _SIDEDNESS
 
 #: Codes, names and parameter counts live with the file formats, in afni_io.
 STAT_SYMBOLS = STAT_NAMES
@@ -45,7 +46,8 @@ STAT_SYMBOLS = STAT_NAMES
 #: Codes whose p-values are two-sided in AFNI (``STAT_nsides`` = 2).
 TWO_SIDED_CODES = frozenset({STAT_CORREL, STAT_TTEST, STAT_ZSCORE})
 
-SIDEDNESS = ("1sided", "2sided", "bisided")
+#: the sidedness words of p2dsetstat/3dClustSim (one home: :mod:`afni_group.plan`)
+SIDEDNESS = _SIDEDNESS
 
 
 def stat_nsides(code: int) -> int:

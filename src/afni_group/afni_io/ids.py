@@ -20,14 +20,16 @@ def _deterministic() -> bool:
     return os.environ.get("AFNI_GROUP_DETERMINISTIC", "").strip().lower() in ("1", "yes", "true")
 
 
+def idcode_from_indices(prefix: str, indices: Sequence[int]) -> str:
+    """``PREFIX_`` + one id character per index (taken modulo 64): the one id-code layout."""
+    return f"{prefix}_" + "".join(_ID_CHARS[int(i) % 64] for i in indices)
+
+
 def new_idcode(prefix: str = "AFN", seed: bytes | None = None) -> str:
     """AFNI-style id code: ``PREFIX_`` + 22 characters (random, or derived from ``seed``)."""
     if seed is None:
-        body = "".join(secrets.choice(_ID_CHARS) for _ in range(22))
-    else:
-        digest = hashlib.sha256(seed).digest()
-        body = "".join(_ID_CHARS[b % 64] for b in digest[:22])
-    return f"{prefix}_{body}"
+        return idcode_from_indices(prefix, [secrets.randbelow(64) for _ in range(22)])
+    return idcode_from_indices(prefix, hashlib.sha256(seed).digest()[:22])
 
 
 def _ctime(t: float | None = None) -> str:

@@ -8,8 +8,11 @@ shell version fails when grep sees a single file, because grep then prints no fi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from afni_group.errors import InputDataError, MissingInputError
 
@@ -134,3 +137,31 @@ def format_acf(acf: Sequence[float]) -> list[str]:
         # awk prints integral values as integers, everything else with OFMT "%.6g"
         out.append("%d" % v if v == int(v) and abs(v) < 1e16 else "%.6g" % v)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the mixed ACF model (3dFWHMx -acf; what 3dClustSim -acf simulates)
+# ----------------------------------------------------------------------------------------------
+
+
+def acf_model(r: np.ndarray | float, a: float, b: float, c: float) -> np.ndarray:
+    """AFNI's mixed ACF ``a exp(-r^2 / (2 b^2)) + (1 - a) exp(-r / c)`` at radius ``r`` (mm),
+    in double precision (3dClustSim's own float32 evaluation is ``clustsim.acf_value``)."""
+    r = np.asarray(r, dtype=np.float64)
+    return a * np.exp(-(r * r) / (2.0 * b * b)) + (1.0 - a) * np.exp(-r / c)
+
+
+def acf_fwhm(a: float, b: float, c: float) -> float:
+    """Effective FWHM (mm) of the mixed ACF: ``2 r`` where ACF(r) = 1/2 (3dFWHMx's 4th number).
+
+    Bisection to full double precision (the ACF decreases strictly in r).
+    """
+
+    def acf(r: float) -> float:
+        return a * math.exp(-0.5 * r * r / (b * b)) + (1.0 - a) * math.exp(-r / c)
+
+    lo, hi = 0.0, 3.0 * b + 6.0 * c + 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if acf(mid) > 0.5 else (lo, mid)
+    return 2.0 * 0.5 * (lo + hi)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from afni_group import afni_io
 from afni_group.engines.native import p2dsetstat as ps
+from afni_group.engines.native.argv import c_atof
 from afni_group.errors import InputDataError, UsageError
 from afni_group.statdist import format_stat_param, pval_to_stat, stat_nsides, stat_symbol
 
@@ -155,4 +156,4 @@ def test_cli_validation_order(capsys):
     assert ps.cli_main(["-bisided", "-pval", "0.01", "-inset", "nothere.nii.gz"]) == 1
     assert "Can't open dataset 'nothere.nii.gz'" in capsys.readouterr().err
     assert ps.cli_main(["-bogus"]) == 1
-    assert ps.c_atof("abc") == 0.0 and ps.c_atof("1e-3xyz") == 0.001
+    assert c_atof("abc") == 0.0 and c_atof("1e-3xyz") == 0.001

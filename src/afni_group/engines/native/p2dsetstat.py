@@ -8,13 +8,10 @@ tutorial passes on to 3dClusterize, so :func:`format_stat_threshold` is the valu
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from afni_group import afni_io
-from afni_group.engines.native.argv import c_atof
-from afni_group.errors import AfniGroupError, InputDataError, UsageError
+from afni_group.errors import InputDataError, UsageError
 from afni_group.statdist import SIDEDNESS, pval_to_stat, stat_symbol
 
 EXIT_AFNI_FATAL = 1
@@ -87,98 +84,8 @@ def stat_threshold(dset_spec: str, pval: float, sided: str) -> float:
     return value
 
 
-def _fatal(*lines: str) -> int:
-    print("** FATAL ERROR: " + "\n".join(lines), file=sys.stderr)
-    return EXIT_AFNI_FATAL
-
-
-def _usage() -> str:
-    return (
-        "p2dsetstat (afni-native): convert a p-value to a statistic threshold.\n"
-        "  p2dsetstat -inset DSET'[sel]' -pval P {-1sided|-2sided|-bisided} [-quiet]\n"
-    )
-
-
 def cli_main(argv: list[str]) -> int:
-    """``afni-native p2dsetstat -inset D[sel] -pval P -bisided|-2sided|-1sided [-quiet]``."""
-    if not argv or argv[0] in ("-help", "-h"):
-        print(_usage(), end="")
-        return 0
-    inset: str | None = None
-    pval_text: str | None = None
-    sides: list[str] = []
-    quiet = False
-    pos = 0
-    # Options are scanned while the argument starts with '-'; the rest is ignored, as in AFNI.
-    while pos < len(argv) and argv[pos].startswith("-"):
-        opt = argv[pos]
-        if opt in ("-help", "-h"):
-            print(_usage(), end="")
-            return 0
-        if opt in ("-inset", "-pval"):
-            if pos + 1 >= len(argv):
-                return _fatal(f"Need argument after '{opt}'")
-            if opt == "-inset":
-                inset = argv[pos + 1]
-            else:
-                pval_text = argv[pos + 1]
-            pos += 2
-            continue
-        if opt in ("-1sided", "-2sided", "-bisided"):
-            sides.append(opt[1:])
-        elif opt == "-quiet":
-            quiet = True
-        else:
-            print(f"** ERROR: Bad option '{opt}'", file=sys.stderr)
-            return EXIT_AFNI_FATAL
-        pos += 1
+    """``afni-native`` drop-in (implemented in :mod:`.cli.p2dsetstat`)."""
+    from afni_group.engines.native.cli.p2dsetstat import cli_main as main
 
-    if not sides:
-        return _fatal(
-            "Need to input exactly one of these sidedness options:",
-            "   -1sided, -2sided, -bisided",
-        )
-    if len(sides) > 1:
-        return _fatal(
-            "Can only use exactly one of these sidedness options:",
-            "   -1sided, -2sided, -bisided",
-        )
-    if pval_text is None:
-        return _fatal("User must enter '-pval ..' value.")
-    pval = c_atof(pval_text)
-    if pval < 0 or pval > 1:
-        return _fatal("The pvalue can only be in range (0, 1).")
-    if inset is None:
-        return _fatal("You need to provide an input dset with '-inset ..'")
-    try:
-        dset = afni_io.read_dataset(inset)
-    except AfniGroupError as err:
-        return _fatal(f"Can't open dataset '{inset}' ({err})")
-    if dset.nvals != 1:
-        return _fatal(
-            "Input dset must have exactly one volume. Perhaps use",
-            "   subbrick selectors, e.g., to choose DSET's [3]rd volume:",
-            '   -inset DSET"[3]"',
-        )
-    code = int(dset.stat_codes[0]) if dset.stat_codes else 0
-    if code <= 0:
-        return _fatal(
-            "Checked statcode for input dset, but it does not look like a recognized "
-            "statistical volume."
-        )
-    params = tuple(float(v) for v in dset.stat_params[0]) if dset.stat_params else ()
-    value = pval_to_stat(pval, code, params, sides[0])
-    text = format_stat_threshold(value)
-    if quiet:
-        sys.stdout.write(text)
-    else:
-        sys.stdout.write(
-            f"++ Found input file  : {inset}\n"
-            f"++ Subbrick label    : {dset.labels[0]}\n"
-            f"++ p-value           : {_format_pvalue(pval)}\n"
-            f"++ stat type and par : {stat_symbol(code, params)}\n"
-            f"++ sidedness         : {sides[0]}\n"
-            f"++ Final stat val    : {text}\n"
-        )
-    sys.stdout.flush()
-    return 0
+    return main(argv)

@@ -608,3 +608,39 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
     assert by_set["keypress"]["n_clusters"] == 0
     assert by_set["chx"]["n_clusters"] >= 1
     assert (plan.output_dir / "logs" / "afni_engine.log").is_file()
+
+
+def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
+    """AFNI's own tutorial outputs: the table is written when the core reproduces AFNI's report
+    rows, and not written (warning) when the threshold does not reproduce them."""
+    import types
+
+    from afni_group.engines.afni import runner
+    from afni_group.engines.native import clusterize as cz
+
+    group = PIPELINE / "GROUP_LEVEL"
+    for name in ("mema_results.nii.gz", "mask.nii.gz", "clust_bisided_report_chx.txt"):
+        shutil.copy(group / name, tmp_path / name)
+    plan = types.SimpleNamespace(
+        thresholds=types.SimpleNamespace(sided="bisided", nn=1),
+        cluster_files=lambda label: {
+            "report": f"clust_bisided_report_{label}.txt",
+            "clusters_tsv": f"clust_bisided_clusters_{label}.tsv",
+        },
+    )
+    assert runner.write_clusters_tsv(plan, tmp_path, "chx", "4.586894", 4)
+    written = (tmp_path / "clust_bisided_clusters_chx.tsv").read_text()
+    expected = cz.run_clusterize(
+        tmp_path / "mema_results.nii.gz",
+        "chx:t",
+        "chx:b",
+        mask=tmp_path / "mask.nii.gz",
+        thresholds=("-4.586894", "4.586894"),
+        clust_nvox=4,
+    )
+    cz.write_clusters_tsv(expected, tmp_path / "expected.tsv")
+    assert written == (tmp_path / "expected.tsv").read_text()
+    assert written.count("\n") == 1 + expected.n_clusters > 1
+    (tmp_path / "clust_bisided_clusters_chx.tsv").unlink()
+    assert not runner.write_clusters_tsv(plan, tmp_path, "chx", "3.5", 4)
+    assert not (tmp_path / "clust_bisided_clusters_chx.tsv").exists()

@@ -214,46 +214,49 @@ def write_clusters_tsv(
     """Write ``clust_<sided>_clusters_<set>.tsv`` for AFNI's results (the clusters.tsv hook).
 
     The table needs each cluster's voxels, which AFNI's report does not list: the native
-    clusterizer is run again on AFNI's ``mema_results.nii.gz`` with AFNI's thresholds (no maps
-    written), and its cluster rows must equal those of AFNI's report before its table is
-    written, so the tsv describes exactly the clusters AFNI reported.
+    clusterizer's array core is run on AFNI's ``mema_results.nii.gz`` with AFNI's thresholds,
+    and its cluster rows must equal those of AFNI's report before its table is written, so the
+    tsv describes exactly the clusters AFNI reported.
 
     Returns
     -------
     bool
         False (with a warning, no tsv) when the native clusterizer fails or disagrees.
     """
-    from afni_group.engines.native import clusterize
+    from afni_group import afni_io, atomic
+    from afni_group.engines.native.clusterize_core import clusterize
+    from afni_group.engines.native.clusterize_report import cluster_table_row, format_clusters_tsv
 
     t = plan.thresholds
     files = plan.cluster_files(set_label)
-    thresholds = threshold if t.sided == "1sided" else (f"-{threshold}", threshold)
+    value = float(threshold)
+    thresholds = value if t.sided == "1sided" else (-value, value)
     try:
-        result = clusterize.run_clusterize(
-            str(adir / MEMA_FILE),
-            f"{set_label}:t",
-            f"{set_label}:b",
-            mask=str(adir / MASK_FILE),
-            sided=t.sided,
+        maps = afni_io.read_dataset(adir / MEMA_FILE)
+        mask = afni_io.read_dataset(adir / MASK_FILE).brick(0) != 0
+        found = clusterize(
+            maps.brick(maps.index_of(f"{set_label}:t")),
+            maps.brick(maps.index_of(f"{set_label}:b")),
+            maps.affine,
             thresholds=thresholds,
-            tail="RIGHT_TAIL",
+            sided=t.sided,
             nn=t.nn,
-            clust_nvox=clust_nvox,
+            min_nvox=int(clust_nvox),
+            mask=mask,
         )
     except Exception as err:  # noqa: BLE001 - a tsv problem must not lose AFNI's results
         LOG.warning("!! %s not written: native clusterizer failed: %s", files["clusters_tsv"], err)
         return False
     afni_report = (adir / files["report"]).read_text(errors="replace")
-    if _cluster_rows(result.report_text) != _cluster_rows(afni_report) or (
-        result.n_clusters != count_clusters(afni_report)
-    ):
+    rows = [cluster_table_row(c.stats).rstrip() for c in found.clusters]
+    if rows != _cluster_rows(afni_report) or found.n_clusters != count_clusters(afni_report):
         LOG.warning(
             "!! %s not written: the native clusterizer does not reproduce AFNI's report %s",
             files["clusters_tsv"],
             files["report"],
         )
         return False
-    clusterize.write_clusters_tsv(result, adir / files["clusters_tsv"])
+    atomic.write_text(adir / files["clusters_tsv"], format_clusters_tsv(found.table))
     return True
 
 

@@ -452,3 +452,40 @@ def test_reorient_stats_equals_recomputing(orient):
         a, b = getattr(direct, name), getattr(derived, name)
         assert np.array_equal(a, b) and np.array_equal(np.signbit(a), np.signbit(b)), name
     assert cz.cluster_table_row(direct) == cz.cluster_table_row(derived)
+
+
+# ------------------------------------------------------------------------------------------------
+# the array core
+# ------------------------------------------------------------------------------------------------
+
+
+def test_core_clusterize_on_arrays():
+    from afni_group.engines.native.clusterize_core import clusterize, largest_cluster_size
+
+    stat = np.zeros((6, 6, 6), np.float32)
+    stat[1:3, 1:3, 1:3] = 5.0  # 8 voxels, positive
+    stat[4, 4, 4] = -6.0  # 1 voxel, negative
+    stat[4, 0, 0] = 5.0  # 1 voxel, positive
+    found = clusterize(stat, thresholds=(-4.0, 4.0), affine=np.eye(4))
+    assert [(r.cluster_id, r.n_voxels, r.tail) for r in found.table] == [
+        (1, 8, "pos"),
+        (2, 1, "pos"),
+        (3, 1, "neg"),
+    ]
+    assert found.table[0].cm_rai == (-1.5, -1.5, 1.5)  # RAI x = -i, y = -j for an identity affine
+    assert found.table[0].cm_lpi == (1.5, 1.5, 1.5)
+    assert int((found.cluster_map == 1).sum()) == 8 and found.cluster_map[4, 4, 4] == 3
+    np.testing.assert_array_equal(found.data_map(stat)[found.cluster_map == 0], 0)
+    assert clusterize(stat, thresholds=4.0, min_nvox=2).n_clusters == 1
+    assert clusterize(stat, thresholds=4.0, sided="1sided").n_clusters == 2
+    assert largest_cluster_size(stat, 4.0) == 8
+    assert largest_cluster_size(stat, 5.5, sided="2sided") == 1
+    assert largest_cluster_size(stat, 5.5, mask=stat >= 0) == 0
+    bad = stat.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clusterize(bad, thresholds=4.0)
+    with pytest.raises(ValueError, match="nn must be"):
+        clusterize(stat, thresholds=4.0, nn=4)
+    with pytest.raises(ValueError, match="one shape"):
+        clusterize(stat, stat[:3], thresholds=4.0)

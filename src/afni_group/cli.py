@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="3dClustSim -seed (default: AFNI's fixed seed 123456789; 0 = from the clock)",
     )
     a.add_argument(
+        "--accept-grid-mismatch",
+        action="store_true",
+        help="analyse subjects whose grid origin, voxel size or orientation differs from the "
+        "first subject's voxel by voxel (listed in params.json and the report); default: error",
+    )
+    a.add_argument(
         "--drop-incomplete",
         action="store_true",
         help="leave out subjects with missing files instead of failing",
@@ -320,9 +326,10 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
 
     covariates = {}
     if args.covariates:
-        participants = discover.read_participants(args.bids_dir)
-        covariates = discover.covariate_table(
-            participants, args.covariates, [s.label for s in subjects]
+        from afni_group.validate import covariate_values
+
+        covariates = covariate_values(
+            args.bids_dir / "participants.tsv", args.covariates, [s.label for s in subjects]
         )
     if not 0 < args.mask_frac:
         raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from afni_group import __version__
 from afni_group.errors import (
-    EXIT_CANT_CREATE,
     EXIT_FAILURE,
     EXIT_UNKNOWN_LEVEL,
     EXIT_USAGE,
@@ -23,6 +22,7 @@ from afni_group.errors import (
     MissingInputError,
     OutputError,
     UsageError,
+    from_os_error,
 )
 from afni_group.plan import (
     DESIGNS,
@@ -424,11 +424,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except PermissionError as err:
+    except OSError as err:  # disk full, read-only or permission: 73 naming the file
         if args.verbose:
             LOG.exception("afni-group failed")
-        print(f"afni-group: error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
-        return EXIT_CANT_CREATE
+        error = from_os_error(err)
+        print(f"afni-group: error: {error}", file=sys.stderr)
+        return error.exit_code
     except Exception as err:  # last resort: one line, traceback only with -v
         if args.verbose:
             LOG.exception("afni-group failed")

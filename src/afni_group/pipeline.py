@@ -186,14 +186,14 @@ def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) ->
         results = run_native(plan, log)
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
-    outputs.write_json(
-        out / "params.json", params_document(plan, args, command_line, results, timings)
-    )
+    params = params_document(plan, args, command_line, results, timings)
     if not args.no_report:
         from afni_group.report import write_report
 
-        report = write_report(out)
+        report = write_report(out, params)
         LOG.info("++ report: %s", report)
+    # params.json marks a finished run: written last, so a failed run never leaves one
+    outputs.write_json(out / "params.json", params)
     if not any(plan.work_dir.iterdir()):
         plan.work_dir.rmdir()
     LOG.info(

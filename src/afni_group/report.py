@@ -28,8 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from afni_group import __version__
-from afni_group.errors import AfniGroupError, InputDataError, MissingInputError, OutputError
+from afni_group import __version__, atomic
+from afni_group.errors import (
+    AfniGroupError,
+    InputDataError,
+    MissingInputError,
+    output_error,
+)
 from afni_group.plan import MASK_FILE, MEMA_FILE
 
 REPORT_HTML = "report.html"
@@ -637,7 +642,9 @@ def _methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
     return " ".join(dict.fromkeys(parts))
 
 
-def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
+def build_context(
+    output_dir: str | Path, figure_dir: str | Path, params: dict | None = None
+) -> dict:
     """Everything the template needs; figures are written into ``figure_dir`` on the way.
 
     Parameters
@@ -653,7 +660,7 @@ def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
         Template context.
     """
     out = Path(output_dir)
-    params = load_params(out)
+    params = load_params(out) if params is None else params
     inventory = _inventory_context(out, params)
     analyses = [_analysis_context(out, a, Path(figure_dir)) for a in params.get("analyses") or []]
     sets = [s for a in analyses for s in a["sets"]]
@@ -733,7 +740,7 @@ def render_html(context: dict) -> str:
 # ============================================================================ entry points
 
 
-def write_report(output_dir: str | Path) -> Path:
+def write_report(output_dir: str | Path, params: dict | None = None) -> Path:
     """Build ``OUTPUT_DIR/report.html`` and ``OUTPUT_DIR/report/*.png`` from the run's files.
 
     Works on the outputs alone, so it is the same for both engines and can be re-run any time.
@@ -744,6 +751,9 @@ def write_report(output_dir: str | Path) -> Path:
     ----------
     output_dir : str or Path
         A finished afni-group OUTPUT_DIR (with params.json).
+    params : dict, optional
+        The params.json content; the pipeline passes it so that params.json, the "finished"
+        marker, can be written after the report.
 
     Returns
     -------
@@ -758,21 +768,23 @@ def write_report(output_dir: str | Path) -> Path:
         OUTPUT_DIR is not writable.
     """
     out = Path(output_dir)
-    load_params(out)  # fail early, before creating anything
+    params = load_params(out) if params is None else params  # fail early
     try:
         tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     except OSError as err:
-        raise OutputError(f"cannot write the report in {out}: {err.strerror}") from err
+        raise output_error(out / REPORT_HTML, err) from err
     try:
         figure_dir = tmp / FIGURE_DIR
         figure_dir.mkdir()
-        html = render_html(build_context(out, figure_dir))
-        (tmp / REPORT_HTML).write_text(html, encoding="utf-8")
+        html = render_html(build_context(out, figure_dir, params))
+        atomic.write_text(tmp / REPORT_HTML, html)
         final_dir = out / FIGURE_DIR
         if final_dir.exists():
             final_dir.rename(tmp / "old-figures")
         figure_dir.rename(final_dir)
         os.replace(tmp / REPORT_HTML, out / REPORT_HTML)
+    except OSError as err:
+        raise output_error(out / REPORT_HTML, err) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / REPORT_HTML

@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from afni_group import afni_io, atomic
 from afni_group.engines.native.argv import c_atof
-from afni_group.errors import AfniGroupError, InputDataError, OutputError, UsageError
+from afni_group.errors import EXIT_USAGE, AfniGroupError, InputDataError, OutputError, UsageError
 from afni_group.statdist import pval_to_stat, stat_nsides
 
 #: AFNI's "infinity" for one-sided zeroing ranges (mri_threshold).
@@ -886,7 +886,11 @@ def run_clusterize(
     # Without -idat AFNI looks the data factor up at brick index -1: it is never applied.
     report_factor = data_factor if idat_index is not None else 0.0
 
-    th = _resolve_thresholds(sided, thresholds, pval, tail_key, str(tail), code, params)
+    try:
+        th = _resolve_thresholds(sided, thresholds, pval, tail_key, str(tail), code, params)
+    except UsageError as err:  # name the dataset and sub-brick (issue 15)
+        brick = f"[{ithr_index}] '{dset.labels[ithr_index]}'"
+        raise UsageError(f"{inset_text} -ithr {brick}: {err}") from None
 
     thr = _stored_values(dset.brick(ithr_index), thr_datum, thr_factor)
     dat = _stored_values(dset.brick(data_index), datum, data_factor)
@@ -1128,9 +1132,9 @@ Also: -1sided RIGHT_TAIL|LEFT_TAIL T|p=P, -2sided LL RR|p=P, -within_range A B, 
 """
 
 
-def _fatal(message: str) -> int:
+def _fatal(message: str, exit_code: int = EXIT_USAGE) -> int:
     print(f"** FATAL ERROR: {message}", file=sys.stderr)
-    return 1
+    return exit_code
 
 
 def cli_main(argv: list[str]) -> int:
@@ -1227,7 +1231,7 @@ def cli_main(argv: list[str]) -> int:
                 return _fatal(f"afni-native 3dClusterize does not support {opt}")
             else:
                 print(f"** ERROR: Bad option '{opt}'", file=sys.stderr)
-                return 1
+                return EXIT_USAGE
         except UsageError as err:
             return _fatal(str(err))
 
@@ -1263,7 +1267,7 @@ def cli_main(argv: list[str]) -> int:
             **opts,
         )
     except AfniGroupError as err:
-        return _fatal(str(err))
+        return _fatal(str(err), err.exit_code)
     sys.stdout.write(result.report_text)
     sys.stdout.flush()
     if result.n_clusters == 0:

@@ -7,6 +7,7 @@ ENOSPC is simulated by wrapping :func:`afni_group.atomic.write_bytes`, through w
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -90,6 +91,9 @@ def test_disk_full_anywhere_leaves_no_params_json(demo_bids, tmp_path, monkeypat
     # with space again, --resume finishes the run
     assert cli.main(argv(demo_bids, out, "--resume")) == 0
     assert (out / "params.json").is_file() and (out / "report.html").is_file()
+    params = json.loads((out / "params.json").read_text())
+    assert params["input_qc"]["group_mask_voxels"] == params["analyses"][0]["mask"]["n_voxels"]
+    assert 'id="input-qc"' in (out / "report.html").read_text()
 
 
 def test_enospc_outside_the_atomic_writer(demo_bids, tmp_path, monkeypatch, capsys):

@@ -283,3 +283,33 @@ def test_input_qc_flags_bad_subjects(bids, tmp_path):
     assert "sub-01 set 'chx'" in text and "opposite signs" in text
     assert "sub-02 set 'chx': beta and t are 0" in text
     assert "sub-03 set 'chx': 1 voxel(s) with |beta| >" in text
+
+
+def test_input_qc_section_of_the_report():
+    import jinja2
+
+    from afni_group import report
+
+    row = {"subject": "01", "sign_mismatch": 12, "t_zero_beta_nonzero": 0, "extreme_betas": 0,
+           "all_zero": False, "max_abs_beta": 2.5}  # fmt: skip
+    qc = {
+        "group_mask_voxels": 7100,
+        "extreme_factor": 10.0,
+        "grid_mismatches": [
+            {"file": "sub-02 stats", "differences": ["origin off by (0, 6, 0) mm"]}
+        ],
+        "sets": [{"set": "chx", "beta": "b#0_Coef", "tstat": "b#0_Tstat", "subjects": [row]}],
+        "warnings": ["sub-01 set 'chx': 12 voxel(s) where t and beta have opposite signs"],
+    }
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("afni_group", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    template = env.get_template("report_input_qc.html.j2")
+    html = template.render(input_qc=report.input_qc_context({"input_qc": qc}))
+    assert 'id="input-qc"' in html and "7100 voxels" in html
+    assert "12 voxel(s) where t and beta have opposite signs" in html
+    assert "origin off by (0, 6, 0) mm" in html and "<details open>" in html
+    assert '<span class="missing">12</span>' in html
+    assert template.render(input_qc=report.input_qc_context({})).strip() == ""

@@ -703,7 +703,30 @@ def build_context(
         "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
         "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
         "methods": _methods_text(params, analyses, inventory),
+        "input_qc": input_qc_context(params),
         "fmt_p": _fmt_p,
+    }
+
+
+def input_qc_context(params: dict) -> dict:
+    """The "Input QC" section: params.json's ``input_qc`` (see :mod:`afni_group.validate`).
+
+    ``present`` is false for runs without it; each set is ``flagged`` when a subject has a
+    finding, so its table starts open.
+    """
+    qc = params.get("input_qc") or {}
+    keys = ("sign_mismatch", "t_zero_beta_nonzero", "extreme_betas", "all_zero")
+    sets = [
+        {**s, "flagged": any(r.get(k) for r in s.get("subjects", []) for k in keys)}
+        for s in qc.get("sets") or []
+    ]
+    return {
+        "present": bool(qc),
+        "group_mask_voxels": qc.get("group_mask_voxels"),
+        "extreme_factor": qc.get("extreme_factor"),
+        "warnings": qc.get("warnings") or [],
+        "grid_mismatches": qc.get("grid_mismatches") or [],
+        "sets": sets,
     }
 
 

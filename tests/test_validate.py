@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from afni_group import cli, validate
-from afni_group.errors import EXIT_DATA, EXIT_USAGE, InputDataError, UsageError
+from afni_group.errors import (
+    EXIT_DATA,
+    EXIT_USAGE,
+    InputDataError,
+    MissingInputError,
+    UsageError,
+)
 
 CHX = ["--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat"]
 
@@ -128,6 +134,8 @@ def test_covariate_values(tmp_path):
         validate.covariate_values(tsv, ["age"], ["01", "04"])
     with pytest.raises(InputDataError, match="line 1: no column 'weight'"):
         validate.covariate_values(tsv, ["weight"], ["01"])
+    with pytest.raises(MissingInputError, match="--covariates needs .*participants.tsv"):
+        validate.covariate_values(tmp_path / "none" / "participants.tsv", ["age"], ["01"])
     tsv.write_text("participant_id\tage\nsub-01\tn/a\nsub-02\t3\n")
     with pytest.raises(InputDataError, match=r"line 2 \(sub-01\), column 'age': no value"):
         validate.covariate_values(tsv, ["age"], ["01", "02"])
@@ -198,12 +206,13 @@ def test_nan_beta_fails_before_mema(bids, tmp_path, capsys, monkeypatch):
     def nan_voxel(dset):
         index = dset.labels.index("left_vs_right_chx#0_Coef")
         dset.data[13, 16, 13, index] = np.nan
+        dset.data[0, 0, 0, index] = np.inf  # outside every mask: 3dMEMA would still fail
 
     head = rewrite_stats(bids, "01", nan_voxel)
     monkeypatch.setattr(mema, "run_mema", lambda *a, **k: pytest.fail("3dMEMA ran"))
     argv = [str(bids), str(tmp_path / "out"), "group", "--engine", "native", *CHX]
     line = run_failing(capsys, argv, EXIT_DATA)
-    assert f"sub-01 {head}[left_vs_right_chx#0_Coef] has 1 NaN/Inf voxel(s)" in line
+    assert f"sub-01 {head}[left_vs_right_chx#0_Coef] has 2 NaN/Inf voxel(s)" in line
     assert not (tmp_path / "out" / "params.json").exists()
 
 

@@ -479,23 +479,43 @@ def _read(spec: str):
     return afni_io.read_dataset(spec)
 
 
-def _set_qc(plan: AnalysisPlan, spec, group: np.ndarray) -> dict:
-    """Read every subject's beta and t of one set; check them; the set's QC rows."""
-    rows, betas = [], []
+def _unique_sets(plan: AnalysisPlan) -> list:
+    """Each (beta, t) pair of the plan once, in plan order."""
+    seen, specs = set(), []
+    for analysis in plan.analyses:
+        for spec in analysis.sets:
+            if (spec.beta, spec.tstat) not in seen:
+                seen.add((spec.beta, spec.tstat))
+                specs.append(spec)
+    return specs
+
+
+def _sets_qc(plan: AnalysisPlan, specs: Sequence, group: np.ndarray) -> list[dict]:
+    """Read each subject's stats once; check every set's beta and t; the per-set QC rows."""
+    rows: list[list[dict]] = [[] for _ in specs]
+    betas: list[list[np.ndarray]] = [[] for _ in specs]
     for subject in plan.subjects:
-        beta_spec = f"{subject.stats}[{spec.beta}]"
-        t_spec = f"{subject.stats}[{spec.tstat}]"
-        beta = _read(beta_spec).data[..., 0][group]
-        tstat = _read(t_spec).data[..., 0][group]
-        check_finite(beta, f"sub-{subject.label} {beta_spec}")
-        check_finite(tstat, f"sub-{subject.label} {t_spec}")
-        rows.append({"subject": subject.label, **subject_qc(beta, tstat)})
-        betas.append(np.abs(beta).astype(np.float32))
-    limit = extreme_limit([r["beta_scale"] for r in rows])
-    for row, abs_beta in zip(rows, betas, strict=True):
-        row["extreme_limit"] = round(limit, 6) if math.isfinite(limit) else None
-        row["extreme_betas"] = int((abs_beta > limit).sum())
-    return {"set": spec.label, "beta": spec.beta, "tstat": spec.tstat, "subjects": rows}
+        stats = _read(str(subject.stats))
+        for k, spec in enumerate(specs):
+            values = []
+            for label in (spec.beta, spec.tstat):
+                brick = stats.data[..., stats.index_of(label)]
+                # the whole volume, as 3dMEMA reads it, not only the group mask
+                check_finite(brick, f"sub-{subject.label} {subject.stats}[{label}]")
+                values.append(brick[group])
+            rows[k].append({"subject": subject.label, **subject_qc(*values)})
+            betas[k].append(np.abs(values[0]).astype(np.float32))
+        del stats
+    result = []
+    for spec, set_rows, set_betas in zip(specs, rows, betas, strict=True):
+        limit = extreme_limit([r["beta_scale"] for r in set_rows])
+        for row, abs_beta in zip(set_rows, set_betas, strict=True):
+            row["extreme_limit"] = round(limit, 6) if math.isfinite(limit) else None
+            row["extreme_betas"] = int((abs_beta > limit).sum())
+        result.append(
+            {"set": spec.label, "beta": spec.beta, "tstat": spec.tstat, "subjects": set_rows}
+        )
+    return result
 
 
 def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
@@ -543,13 +563,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     group = group_mask(masks, frac=plan.mask_frac).astype(bool)
     del masks
 
-    seen, sets = set(), []
-    for analysis in plan.analyses:
-        for spec in analysis.sets:
-            if (spec.beta, spec.tstat) in seen:
-                continue
-            seen.add((spec.beta, spec.tstat))
-            sets.append(_set_qc(plan, spec, group))
+    sets = _sets_qc(plan, _unique_sets(plan), group)
     warnings = [
         line
         for s in sets

@@ -128,3 +128,24 @@ def test_from_os_error_exit_codes():
     assert from_os_error(OSError(errno.EROFS, "Read-only file system", "f")).exit_code == 73
     unexpected = from_os_error(OSError(errno.EIO, "Input/output error"))
     assert unexpected.exit_code == 1 and "rerun with -v" in str(unexpected)
+
+
+def test_afni_engine_step_out_of_space(demo_bids, tmp_path, monkeypatch):
+    """An AFNI program that fails for lack of space gives 73 too (the afni engine)."""
+    from afni_group.engines.afni import runner
+    from afni_group.errors import StepError
+
+    def full_disk(script, env, cwd, logs):
+        logs.feed("++ afni-group step: 3dMEMA\n")
+        logs.feed("** ERROR: cannot write mema_results.nii.gz: No space left on device\n")
+        return 1
+
+    monkeypatch.setattr(runner, "run_script", full_disk)
+    args = cli.build_parser().parse_args(argv(demo_bids, tmp_path / "out"))
+    plan = cli.build_plan(args)
+    (tmp_path / "staging").mkdir()
+    with pytest.raises(StepError) as info:
+        runner.run_afni(plan, tmp_path / "x.sh", tmp_path / "staging", tmp_path / "logs")
+    assert info.value.exit_code == EXIT_CANT_CREATE
+    assert "AFNI step 3dMEMA failed" in str(info.value)
+    assert "no space left on device" in str(info.value)

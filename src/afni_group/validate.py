@@ -20,7 +20,7 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -490,12 +490,16 @@ def _unique_sets(plan: AnalysisPlan) -> list:
     return specs
 
 
-def _sets_qc(plan: AnalysisPlan, specs: Sequence, group: np.ndarray) -> list[dict]:
-    """Read each subject's stats once; check every set's beta and t; the per-set QC rows."""
+def _sets_qc(
+    plan: AnalysisPlan, specs: Sequence, group: np.ndarray, check_grid: Callable[[Grid], None]
+) -> list[dict]:
+    """Read each subject's stats once: check its grid (``check_grid``) and every set's beta and
+    t; returns the per-set QC rows."""
     rows: list[list[dict]] = [[] for _ in specs]
     betas: list[list[np.ndarray]] = [[] for _ in specs]
     for subject in plan.subjects:
         stats = _read(str(subject.stats))
+        check_grid(grid_of(stats, f"sub-{subject.label} {subject.stats}"))
         for k, spec in enumerate(specs):
             values = []
             for label in (spec.beta, spec.tstat):
@@ -548,14 +552,19 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     for subject in plan.subjects:
         acf[subject.label] = [list(r) for r in check_blur_est(subject.blur_est)]
 
-    grids, masks = [], []
+    # every grid is compared with the first subject's stats grid
+    first = plan.subjects[0]
+    reference = grid_of(_read(f"{first.stats}[0]"), f"sub-{first.label} {first.stats}")
+    accepted: list[dict] = []
+
+    def check_grid(grid: Grid) -> None:
+        accepted.extend(check_grids([reference, grid], accept_grid_mismatch))
+
+    masks = []
     for subject in plan.subjects:
-        stats = _read(f"{subject.stats}[0]")
-        grids.append(grid_of(stats, f"sub-{subject.label} {subject.stats}"))
         mask = _read(str(subject.mask))
-        grids.append(grid_of(mask, f"sub-{subject.label} {subject.mask}"))
+        check_grid(grid_of(mask, f"sub-{subject.label} {subject.mask}"))
         masks.append(mask.data[..., 0])
-    accepted = check_grids(grids, accept_grid_mismatch)
     sources = [str(s.mask) for s in plan.subjects]
     n_mask = check_group_mask(masks, plan.mask_frac, sources)
     from afni_group.engines.native.mask_tool import group_mask
@@ -563,7 +572,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     group = group_mask(masks, frac=plan.mask_frac).astype(bool)
     del masks
 
-    sets = _sets_qc(plan, _unique_sets(plan), group)
+    sets = _sets_qc(plan, _unique_sets(plan), group, check_grid)
     warnings = [
         line
         for s in sets

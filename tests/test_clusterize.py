@@ -434,9 +434,9 @@ def test_cli_writes_report_to_stdout(spec_example, capsys):
         out.splitlines()[-1]
         == "#     6   -1.3   -0.3    0.8" + " " * 48 + "0.1   0.2517" + " " * 29
     )
-    assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-bisided", "-3", "3"]) == 1
+    assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-bisided", "-3", "3"]) == 64
     assert "neighborhood type" in capsys.readouterr().err
-    assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-NN", "1", "-bogus"]) == 1
+    assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-NN", "1", "-bogus"]) == 64
     assert "Bad option '-bogus'" in capsys.readouterr().err
 
 

@@ -94,9 +94,9 @@ def test_cli_output_verb0(table, capsys):
     # -verb is read first wherever it is
     assert cl.cli_main(["-infile", str(table), "-csim_pthr", "0.0011", "-verb", "0"]) == 0
     assert capsys.readouterr().out == "** uncorrected pthr = 0.0011 not in ClustSim table\n0\n"
-    assert cl.cli_main(["-verb", "0", "-infile", str(table), "-csim_pthr", "abc"]) == 1
+    assert cl.cli_main(["-verb", "0", "-infile", str(table), "-csim_pthr", "abc"]) == 64
     assert (
-        capsys.readouterr().out
+        capsys.readouterr().err
         == "** cannot convert 'abc' to <class 'float'> for option -csim_pthr\n"
     )
 
@@ -132,16 +132,16 @@ def test_real_table_and_verb1_block(capsys):
         ("notcs.1D", "0\n", 0),
         ("nomask.NN1_bisided.1D", "** csim obj, missing attribute mask\n0\n", 0),
         ("fw.NN1_bisided.1D", "** failed to convert 3dClustSim header to object\n0\n", 0),
-        ("nonrect.1D", None, 1),
-        ("missing.1D", "", 1),
+        ("nonrect.1D", None, 65),
+        ("missing.1D", "", 66),
     ],
 )
 def test_real_error_tables(capsys, name, stdout, rc):
     path = TOOL / name
     argv = ["-verb", "0", "-infile", str(path), "-csim_pthr", "0.001", "-csim_alpha", "0.05"]
     assert cl.cli_main(argv) == rc
-    out = capsys.readouterr().out
-    if stdout is None:
-        assert out == f"** data is not rectangular in {path}\n"
+    captured = capsys.readouterr()
+    if stdout is None:  # errors go to stderr (AFNI prints them on stdout)
+        assert captured.err == f"** data is not rectangular in {path}\n"
     else:
-        assert out == stdout
+        assert captured.out == stdout

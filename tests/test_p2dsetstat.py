@@ -96,10 +96,11 @@ def test_real_datasets_through_cli(capsys, monkeypatch):
     assert capsys.readouterr().out == "0.632863"
     assert ps.cli_main(["-quiet", "-pval", "0.001", "-1sided", "-inset", "st2+orig[f_frac]"]) == 0
     assert capsys.readouterr().out == "7.308933"
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig[none]"]) == 1
+    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig[none]"]) == 65
     err = capsys.readouterr().err
     assert "does not look like a recognized statistical volume" in err
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig"]) == 1
+    assert "'st2+orig[none]', sub-brick 'none'" in err
+    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig"]) == 64
     assert "exactly one volume" in capsys.readouterr().err
 
 
@@ -143,17 +144,17 @@ def test_stat_threshold_on_written_dataset(tmp_path):
 
 
 def test_cli_validation_order(capsys):
-    assert ps.cli_main(["-pval", "0.01", "-inset", "x.nii"]) == 1
+    assert ps.cli_main(["-pval", "0.01", "-inset", "x.nii"]) == 64
     assert "Need to input exactly one of these sidedness options" in capsys.readouterr().err
-    assert ps.cli_main(["-pval", "0.01", "-1sided", "-2sided", "-inset", "x.nii"]) == 1
+    assert ps.cli_main(["-pval", "0.01", "-1sided", "-2sided", "-inset", "x.nii"]) == 64
     assert "Can only use exactly one" in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-inset", "x.nii"]) == 1
+    assert ps.cli_main(["-bisided", "-inset", "x.nii"]) == 64
     assert "User must enter '-pval ..' value." in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-pval", "1.5", "-inset", "x.nii"]) == 1
+    assert ps.cli_main(["-bisided", "-pval", "1.5", "-inset", "x.nii"]) == 64
     assert "range (0, 1)" in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-pval", "0.01"]) == 1
+    assert ps.cli_main(["-bisided", "-pval", "0.01"]) == 64
     assert "-inset" in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-pval", "0.01", "-inset", "nothere.nii.gz"]) == 1
+    assert ps.cli_main(["-bisided", "-pval", "0.01", "-inset", "nothere.nii.gz"]) == 66
     assert "Can't open dataset 'nothere.nii.gz'" in capsys.readouterr().err
-    assert ps.cli_main(["-bogus"]) == 1
+    assert ps.cli_main(["-bogus"]) == 64
     assert c_atof("abc") == 0.0 and c_atof("1e-3xyz") == 0.001

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from afni_group.errors import OutputError
+from afni_group.errors import OutputError, output_error
 
 
 def default_mode() -> int:
@@ -37,7 +37,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     except OSError as err:
-        raise OutputError(f"cannot write {final}: {err.strerror}") from None
+        raise output_error(final, err) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -48,7 +48,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         if isinstance(err, OSError):
-            raise OutputError(f"cannot write {final}: {err.strerror or err}") from None
+            raise output_error(final, err) from None
         raise
 
 

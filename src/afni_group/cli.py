@@ -15,7 +15,6 @@ from pathlib import Path
 
 from afni_group import __version__
 from afni_group.errors import (
-    EXIT_CANT_CREATE,
     EXIT_FAILURE,
     EXIT_UNKNOWN_LEVEL,
     EXIT_USAGE,
@@ -23,6 +22,7 @@ from afni_group.errors import (
     MissingInputError,
     OutputError,
     UsageError,
+    from_os_error,
 )
 from afni_group.plan import (
     DESIGNS,
@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="3dClustSim -seed (default: AFNI's fixed seed 123456789; 0 = from the clock)",
     )
     a.add_argument(
+        "--accept-grid-mismatch",
+        action="store_true",
+        help="analyse subjects whose grid origin, voxel size or orientation differs from the "
+        "first subject's voxel by voxel (listed in params.json and the report); default: error",
+    )
+    a.add_argument(
         "--drop-incomplete",
         action="store_true",
         help="leave out subjects with missing files instead of failing",
@@ -320,9 +326,10 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
 
     covariates = {}
     if args.covariates:
-        participants = discover.read_participants(args.bids_dir)
-        covariates = discover.covariate_table(
-            participants, args.covariates, [s.label for s in subjects]
+        from afni_group.validate import covariate_values
+
+        covariates = covariate_values(
+            args.bids_dir / "participants.tsv", args.covariates, [s.label for s in subjects]
         )
     if not 0 < args.mask_frac:
         raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")
@@ -417,11 +424,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except PermissionError as err:
+    except OSError as err:  # disk full, read-only or permission: 73 naming the file
         if args.verbose:
             LOG.exception("afni-group failed")
-        print(f"afni-group: error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
-        return EXIT_CANT_CREATE
+        error = from_os_error(err)
+        print(f"afni-group: error: {error}", file=sys.stderr)
+        return error.exit_code
     except Exception as err:  # last resort: one line, traceback only with -v
         if args.verbose:
             LOG.exception("afni-group failed")

@@ -7,7 +7,6 @@ found directly at ``AFNI_DIR/sub-X/sub-X.results/`` (spec 01 §1).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -59,53 +58,6 @@ def list_bids_subjects(bids_dir: Path, validate: bool) -> list[str]:
             f"pybids could not read {bids_dir}: {err} (try --skip-bids-validation)"
         ) from err
     return subjects
-
-
-def read_participants(bids_dir: Path) -> dict[str, dict[str, str]]:
-    """``participants.tsv`` rows keyed by label (without ``sub-``); empty if absent."""
-    path = bids_dir / "participants.tsv"
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    table = {}
-    for row in rows:
-        pid = (row.get("participant_id") or "").strip()
-        if pid:
-            table[pid[4:] if pid.startswith("sub-") else pid] = row
-    return table
-
-
-def covariate_table(
-    participants: dict[str, dict[str, str]], columns: Sequence[str], subjects: Sequence[str]
-) -> dict[str, dict[str, float]]:
-    """Numeric covariates ``column -> subject -> value`` from participants.tsv.
-
-    Categorical columns (e.g. ``sex`` with M/F) are coded 0/1 in sorted level order, as a
-    two-level factor; more than two levels is an error (use dummy columns instead).
-    """
-    table: dict[str, dict[str, float]] = {}
-    for col in columns:
-        values: dict[str, str] = {}
-        for sub in subjects:
-            row = participants.get(sub)
-            if row is None or col not in row:
-                raise InputDataError(
-                    f"participants.tsv has no '{col}' value for sub-{sub}: add the column/row "
-                    "or drop the covariate"
-                )
-            values[sub] = row[col].strip()
-        try:
-            table[col] = {s: float(v) for s, v in values.items()}
-        except ValueError:
-            levels = sorted(set(values.values()))
-            if len(levels) != 2 or "n/a" in levels:
-                raise InputDataError(
-                    f"participants.tsv column '{col}' is neither numeric nor two-level "
-                    f"(levels: {', '.join(levels)})"
-                ) from None
-            table[col] = {s: float(levels.index(v)) for s, v in values.items()}
-    return table
 
 
 def _dataset_head(results_dir: Path, name: str | None) -> Path | None:

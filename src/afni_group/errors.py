@@ -6,6 +6,9 @@ stderr and the BIDS-Apps (BEP027) exit code. Messages name the file or option an
 
 from __future__ import annotations
 
+import errno
+import os
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_UNKNOWN_LEVEL = 17
@@ -72,3 +75,32 @@ class StepError(AfniGroupError):
     """An external (AFNI) step failed; the message carries its name and last error line."""
 
     exit_code = EXIT_FAILURE
+
+
+#: OSError numbers that mean "the output cannot be created here" (exit 73), not a bug
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def os_error_reason(err: OSError) -> str:
+    """The reason part of a message about ``err``; a full disk says "no space left on device"."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device (free some space or write elsewhere)"
+    return err.strerror or str(err)
+
+
+def output_error(path: str | os.PathLike | None, err: OSError) -> OutputError:
+    """:class:`OutputError` naming ``path`` (or the file ``err`` names) and why it failed."""
+    target = path if path is not None else (err.filename or "an output file")
+    return OutputError(f"cannot write {target}: {os_error_reason(err)}")
+
+
+def from_os_error(err: OSError) -> AfniGroupError:
+    """The user-facing error for an ``OSError`` that escaped: exit 73 when the output cannot be
+    written (disk full, read-only, permission), else exit 1 (unexpected)."""
+    if err.errno in _OUTPUT_ERRNOS:
+        return output_error(None, err)
+    return AfniGroupError(
+        f"unexpected error: {type(err).__name__}: {err} (rerun with -v for the traceback and "
+        "report it)",
+        EXIT_FAILURE,
+    )

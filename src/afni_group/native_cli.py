@@ -3,15 +3,21 @@
 Each native step module exposes ``cli_main(argv: list[str]) -> int`` that parses the AFNI
 program's own options. This dispatcher maps AFNI program names to those modules so that a user
 script can replace ``3dClustSim`` with ``afni-native 3dClustSim`` and run unchanged.
+
+Exit codes are the same for every program (BEP027, as the ``afni-group`` command): 0 ok,
+64 usage (bad or missing option), 65 bad input data, 66 input missing, 73 output cannot be
+written (disk full, read-only), 1 unexpected; AFNI itself exits 1 for all of these. Errors go to
+stderr and name the dataset (and sub-brick) concerned; AFNI's message text is kept.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from afni_group import __version__
-from afni_group.errors import EXIT_USAGE, AfniGroupError
+from afni_group.errors import EXIT_FAILURE, EXIT_USAGE, AfniGroupError, from_os_error
 
 #: AFNI program name -> (module implementing ``cli_main``, one-line description)
 PROGRAMS: dict[str, tuple[str, str]] = {
@@ -64,11 +70,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(module.cli_main(rest) or 0)
+    except OSError as err:  # e.g. disk full while writing: 73 naming the file
+        err = from_os_error(err)
+        print(f"** ERROR: {program}: {err}", file=sys.stderr)
+        return err.exit_code
     except AfniGroupError as err:
         print(f"** ERROR: {program}: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # a bug: one line; AFNI_GROUP_DEBUG=1 shows the traceback
+        if os.environ.get("AFNI_GROUP_DEBUG"):
+            raise
+        print(
+            f"** ERROR: {program}: unexpected error: {type(err).__name__}: {err} (rerun with "
+            "AFNI_GROUP_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

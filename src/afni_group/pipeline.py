@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from afni_group import __version__, outputs
+from afni_group import __version__, outputs, validate
 from afni_group.errors import UsageError
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
@@ -100,6 +100,7 @@ def params_document(
         "dropped": [{"subject": s, "reason": r} for s, r in plan.dropped],
         "selection_notes": plan.selection_notes,
         "analyses": analyses,
+        "input_qc": plan.input_qc,
         "timings_s": timings or {},
     }
 
@@ -123,6 +124,8 @@ def _mask_voxels(path: Path) -> int | None:
 def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
     """Run the plan (or only write it with ``--dry-run``); returns the exit code."""
     plan.engine, plan.engine_reason = choose_engine(plan, args.engine)
+    # every input and option checked before anything is written or run (issue 15)
+    plan.input_qc = validate.preflight(plan, getattr(args, "accept_grid_mismatch", False))
     print(plan.describe(), file=sys.stderr)
     outputs.prepare_output_dir(
         plan, overwrite=args.overwrite, resume=args.resume, dry_run=args.dry_run
@@ -183,14 +186,14 @@ def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) ->
         results = run_native(plan, log)
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
-    outputs.write_json(
-        out / "params.json", params_document(plan, args, command_line, results, timings)
-    )
+    params = params_document(plan, args, command_line, results, timings)
     if not args.no_report:
         from afni_group.report import write_report
 
-        report = write_report(out)
+        report = write_report(out, params)
         LOG.info("++ report: %s", report)
+    # params.json marks a finished run: written last, so a failed run never leaves one
+    outputs.write_json(out / "params.json", params)
     if not any(plan.work_dir.iterdir()):
         plan.work_dir.rmdir()
     LOG.info(

@@ -149,6 +149,8 @@ class AnalysisPlan:
     via_gen_group_command: bool = False
     selection_notes: list[str] = field(default_factory=list)
     inventory: list[SubjectFiles] = field(default_factory=list)
+    #: what the pre-flight checks found (afni_group.validate.preflight), for params.json
+    input_qc: dict = field(default_factory=dict)
 
     # ---- file names shared by both engines -------------------------------------------------
     def analysis_dir(self, analysis: Analysis) -> Path:

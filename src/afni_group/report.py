@@ -28,8 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from afni_group import __version__
-from afni_group.errors import AfniGroupError, InputDataError, MissingInputError, OutputError
+from afni_group import __version__, atomic
+from afni_group.errors import (
+    AfniGroupError,
+    InputDataError,
+    MissingInputError,
+    output_error,
+)
 from afni_group.plan import MASK_FILE, MEMA_FILE
 
 REPORT_HTML = "report.html"
@@ -619,7 +624,9 @@ def _methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
     return " ".join(dict.fromkeys(parts))
 
 
-def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
+def build_context(
+    output_dir: str | Path, figure_dir: str | Path, params: dict | None = None
+) -> dict:
     """Everything the template needs; figures are written into ``figure_dir`` on the way.
 
     Parameters
@@ -635,7 +642,7 @@ def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
         Template context.
     """
     out = Path(output_dir)
-    params = load_params(out)
+    params = load_params(out) if params is None else params
     inventory = _inventory_context(out, params)
     analyses = [_analysis_context(out, a, Path(figure_dir)) for a in params.get("analyses") or []]
     sets = [s for a in analyses for s in a["sets"]]
@@ -678,7 +685,30 @@ def build_context(output_dir: str | Path, figure_dir: str | Path) -> dict:
         "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
         "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
         "methods": _methods_text(params, analyses, inventory),
+        "input_qc": input_qc_context(params),
         "fmt_p": _fmt_p,
+    }
+
+
+def input_qc_context(params: dict) -> dict:
+    """The "Input QC" section: params.json's ``input_qc`` (see :mod:`afni_group.validate`).
+
+    ``present`` is false for runs without it; each set is ``flagged`` when a subject has a
+    finding, so its table starts open.
+    """
+    qc = params.get("input_qc") or {}
+    keys = ("sign_mismatch", "t_zero_beta_nonzero", "extreme_betas", "all_zero")
+    sets = [
+        {**s, "flagged": any(r.get(k) for r in s.get("subjects", []) for k in keys)}
+        for s in qc.get("sets") or []
+    ]
+    return {
+        "present": bool(qc),
+        "group_mask_voxels": qc.get("group_mask_voxels"),
+        "extreme_factor": qc.get("extreme_factor"),
+        "warnings": qc.get("warnings") or [],
+        "grid_mismatches": qc.get("grid_mismatches") or [],
+        "sets": sets,
     }
 
 
@@ -715,7 +745,7 @@ def render_html(context: dict) -> str:
 # ============================================================================ entry points
 
 
-def write_report(output_dir: str | Path) -> Path:
+def write_report(output_dir: str | Path, params: dict | None = None) -> Path:
     """Build ``OUTPUT_DIR/report.html`` and ``OUTPUT_DIR/report/*.png`` from the run's files.
 
     Works on the outputs alone, so it is the same for both engines and can be re-run any time.
@@ -726,6 +756,9 @@ def write_report(output_dir: str | Path) -> Path:
     ----------
     output_dir : str or Path
         A finished afni-group OUTPUT_DIR (with params.json).
+    params : dict, optional
+        The params.json content; the pipeline passes it so that params.json, the "finished"
+        marker, can be written after the report.
 
     Returns
     -------
@@ -740,21 +773,23 @@ def write_report(output_dir: str | Path) -> Path:
         OUTPUT_DIR is not writable.
     """
     out = Path(output_dir)
-    load_params(out)  # fail early, before creating anything
+    params = load_params(out) if params is None else params  # fail early
     try:
         tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     except OSError as err:
-        raise OutputError(f"cannot write the report in {out}: {err.strerror}") from err
+        raise output_error(out / REPORT_HTML, err) from err
     try:
         figure_dir = tmp / FIGURE_DIR
         figure_dir.mkdir()
-        html = render_html(build_context(out, figure_dir))
-        (tmp / REPORT_HTML).write_text(html, encoding="utf-8")
+        html = render_html(build_context(out, figure_dir, params))
+        atomic.write_text(tmp / REPORT_HTML, html)
         final_dir = out / FIGURE_DIR
         if final_dir.exists():
             final_dir.rename(tmp / "old-figures")
         figure_dir.rename(final_dir)
         os.replace(tmp / REPORT_HTML, out / REPORT_HTML)
+    except OSError as err:
+        raise output_error(out / REPORT_HTML, err) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / REPORT_HTML

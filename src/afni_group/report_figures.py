@@ -52,6 +52,8 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from afni_group import atomic  # noqa: E402
+
 DPI = 100
 FIG_WIDTH_IN = 11.0
 BG = "#101418"  # panel background (outside the brain)
@@ -756,13 +758,15 @@ def _annotate_clusters(ax, cmap_data: np.ndarray, z: int, mask: Volume) -> None:
 
 def save_png(fig: Figure, path: str | Path) -> tuple[int, int]:
     """Write ``fig`` as PNG (exact figure size, no tight bbox) and return (width, height) px."""
-    path = Path(path)
-    fig.savefig(
+    atomic.write_bytes(
         path,
-        format="png",
-        dpi=DPI,
-        facecolor=fig.get_facecolor(),
-        metadata={"Software": "afni-group"},
+        lambda fh: fig.savefig(
+            fh,
+            format="png",
+            dpi=DPI,
+            facecolor=fig.get_facecolor(),
+            metadata={"Software": "afni-group"},
+        ),
     )
     width, height = fig.canvas.get_width_height()
     return int(width), int(height)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from afni_group.engines.afni.render import STEP_MARKER, VALUES_FILE
-from afni_group.errors import StepError
+from afni_group.errors import EXIT_CANT_CREATE, StepError
 from afni_group.plan import MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
 
 LOG = logging.getLogger(__name__)
@@ -334,8 +334,11 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
         logs.close()
     if status != 0:
         line = last_error_line(list(logs.tail)) or f"exit status {status}"
+        full = any("no space left on device" in t.lower() for t in logs.tail)
         raise StepError(
             f"AFNI step {logs.step} failed (exit status {status}): {line} (log: {logs.path})"
+            + ("; no space left on device in the output or work folder" if full else ""),
+            exit_code=EXIT_CANT_CREATE if full else None,
         )
     results = []
     for analysis in plan.analyses:

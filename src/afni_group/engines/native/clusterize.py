@@ -411,7 +411,11 @@ def run_clusterize(
     # Without -idat AFNI looks the data factor up at brick index -1: it is never applied.
     report_factor = data_factor if idat_index is not None else 0.0
 
-    th = _resolve_thresholds(sided, thresholds, pval, tail_key, str(tail), code, params)
+    try:
+        th = _resolve_thresholds(sided, thresholds, pval, tail_key, str(tail), code, params)
+    except UsageError as err:  # name the dataset and sub-brick (issue 15)
+        brick = f"[{ithr_index}] '{dset.labels[ithr_index]}'"
+        raise UsageError(f"{inset_text} -ithr {brick}: {err}") from None
 
     thr = _stored_values(dset.brick(ithr_index), thr_datum, thr_factor)
     dat = _stored_values(dset.brick(data_index), datum, data_factor)

@@ -4,9 +4,10 @@ Spec 06 (a). The lookup is exact: the row whose first column equals ``pthr`` as 
 the column whose header alpha equals ``alpha``; the answer is the ceiling of the value *as printed*
 in the table (``3.1`` → 4). There is no interpolation.
 
-AFNI prints ``0`` and exits 0 when the lookup fails (``cli_main`` imitates that for drop-in use);
-the pipeline entry point :func:`cluster_size_threshold` raises :class:`InputDataError` instead,
-because a cluster-size threshold of 0 silently disables the correction.
+AFNI prints ``0`` and exits 0 when the lookup fails (``cli_main`` imitates that for drop-in use;
+unreadable files and bad options go to stderr with exit 66/65/64, where AFNI prints to stdout and
+exits 1); the pipeline entry point :func:`cluster_size_threshold` raises :class:`InputDataError`
+instead, because a cluster-size threshold of 0 silently disables the correction.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from afni_group.errors import InputDataError, MissingInputError, UsageError
+from afni_group.errors import (
+    EXIT_DATA,
+    EXIT_NO_INPUT,
+    EXIT_USAGE,
+    InputDataError,
+    MissingInputError,
+    UsageError,
+)
 
 #: Attributes a ClustSim header must provide for a lookup (``csim_has_all_attrs``), in order.
 REQUIRED_ATTRIBUTES = (
@@ -90,6 +98,8 @@ def read_text_table(path: str | Path) -> TextTable:
         text = path.read_text()
     except OSError as err:
         raise MissingInputError(f"cannot read ClustSim table {path}: {err.strerror}") from err
+    except UnicodeDecodeError:
+        raise InputDataError(f"** {path} is not a text table (binary data)") from None
     header: list[str] = []
     rows: list[list[float]] = []
     for line in text.splitlines():  # splitlines also drops the \r of CRLF files
@@ -280,8 +290,10 @@ def _float_option(option: str, value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        print(f"** cannot convert '{value}' to <class 'float'> for option {option}")
-        raise SystemExit(1) from None
+        print(
+            f"** cannot convert '{value}' to <class 'float'> for option {option}", file=sys.stderr
+        )
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def cli_main(argv: list[str]) -> int:
@@ -297,8 +309,8 @@ def cli_main(argv: list[str]) -> int:
         try:
             verb = int(argv[pos + 1])
         except (IndexError, ValueError):
-            print("** cannot convert option -verb to <class 'int'>")
-            return 1
+            print("** cannot convert option -verb to <class 'int'>", file=sys.stderr)
+            return EXIT_USAGE
     pos = 0
     try:
         while pos < len(argv):
@@ -333,12 +345,11 @@ def cli_main(argv: list[str]) -> int:
     try:
         result = lookup_cluster_size(infile, pthr, alpha)
     except MissingInputError:
-        if verb > 0:
-            print(f"** failed to open 1D file '{infile}'")
-        return 1
+        print(f"** failed to open 1D file '{infile}'", file=sys.stderr)
+        return EXIT_NO_INPUT
     except InputDataError as err:
-        print(str(err))
-        return 1
+        print(str(err), file=sys.stderr)
+        return EXIT_DATA
     out = sys.stdout
     for message in result.messages:
         out.write(message + "\n")

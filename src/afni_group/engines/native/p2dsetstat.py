@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from afni_group import afni_io
-from afni_group.errors import InputDataError, UsageError
+from afni_group.errors import EXIT_USAGE, InputDataError, UsageError
 from afni_group.statdist import SIDEDNESS, pval_to_stat, stat_symbol
 
-EXIT_AFNI_FATAL = 1
+EXIT_AFNI_FATAL = EXIT_USAGE  # AFNI exits 1; afni-native uses BEP027's codes (64/65/66)
 
 
 def format_stat_threshold(value: float) -> str:

@@ -6,9 +6,9 @@ import os
 import shlex
 import sys
 
-from afni_group.engines.native.clusterize import run_clusterize
+from afni_group.engines.native import clusterize as step
 from afni_group.engines.native.clusterize_core import _TAIL_WORDS
-from afni_group.errors import AfniGroupError, UsageError
+from afni_group.errors import EXIT_USAGE, AfniGroupError, UsageError
 
 _HELP = """\
 afni-native 3dClusterize: threshold, cluster and report a statistic map (AFNI-compatible).
@@ -19,9 +19,9 @@ Also: -1sided RIGHT_TAIL|LEFT_TAIL T|p=P, -2sided LL RR|p=P, -within_range A B, 
 """
 
 
-def _fatal(message: str) -> int:
+def _fatal(message: str, exit_code: int = EXIT_USAGE) -> int:
     print(f"** FATAL ERROR: {message}", file=sys.stderr)
-    return 1
+    return exit_code
 
 
 def cli_main(argv: list[str]) -> int:
@@ -118,7 +118,7 @@ def cli_main(argv: list[str]) -> int:
                 return _fatal(f"afni-native 3dClusterize does not support {opt}")
             else:
                 print(f"** ERROR: Bad option '{opt}'", file=sys.stderr)
-                return 1
+                return EXIT_USAGE
         except UsageError as err:
             return _fatal(str(err))
 
@@ -143,7 +143,7 @@ def cli_main(argv: list[str]) -> int:
         )
     command = "3dClusterize " + " ".join(shlex.quote(a) for a in argv)
     try:
-        result = run_clusterize(
+        result = step.run_clusterize(
             inset,
             opts.pop("ithr"),
             opts.pop("idat"),
@@ -154,7 +154,7 @@ def cli_main(argv: list[str]) -> int:
             **opts,
         )
     except AfniGroupError as err:
-        return _fatal(str(err))
+        return _fatal(str(err), err.exit_code)
     sys.stdout.write(result.report_text)
     sys.stdout.flush()
     if result.n_clusters == 0:

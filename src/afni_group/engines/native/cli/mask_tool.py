@@ -5,11 +5,9 @@ from __future__ import annotations
 import shlex
 import sys
 
+from afni_group.engines.native import mask_tool as step
 from afni_group.engines.native.argv import c_atof
-from afni_group.engines.native.mask_tool import (
-    DEFAULT_PREFIX,
-    make_group_mask,
-)
+from afni_group.engines.native.mask_tool import DEFAULT_PREFIX
 from afni_group.errors import UsageError
 
 _USAGE = (
@@ -69,5 +67,5 @@ def cli_main(argv: list[str]) -> int:
     if frac < 0:
         raise UsageError("have -frac < 0")
     command = shlex.join(["3dmask_tool", *argv])
-    make_group_mask(inputs, prefix, frac, command_line=command, verbose=True)
+    step.make_group_mask(inputs, prefix, frac, command_line=command, verbose=True)
     return 0

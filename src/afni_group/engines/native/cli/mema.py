@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from afni_group.engines.native import mema as step
 from afni_group.engines.native.argv import is_number
 from afni_group.engines.native.mema import (
     MemaSet,
     command_text,
     read_covariate_file,
-    run_mema,
 )
 from afni_group.errors import UsageError
 
@@ -203,7 +203,7 @@ def cli_main(argv: list[str]) -> int:
         raise UsageError("-covariates_center / -covariates_model need -covariates FILE")
 
     history = command_text(argv)
-    run_mema(
+    step.run_mema(
         sets,
         options["-prefix"][0],
         design=design,

@@ -11,13 +11,13 @@ from afni_group.engines.native.p2dsetstat import (
     _format_pvalue,
     format_stat_threshold,
 )
-from afni_group.errors import AfniGroupError
+from afni_group.errors import EXIT_DATA, AfniGroupError
 from afni_group.statdist import pval_to_stat, stat_symbol
 
 
-def _fatal(*lines: str) -> int:
+def _fatal(*lines: str, exit_code: int = EXIT_AFNI_FATAL) -> int:
     print("** FATAL ERROR: " + "\n".join(lines), file=sys.stderr)
-    return EXIT_AFNI_FATAL
+    return exit_code
 
 
 def _usage() -> str:
@@ -81,18 +81,19 @@ def cli_main(argv: list[str]) -> int:
     try:
         dset = afni_io.read_dataset(inset)
     except AfniGroupError as err:
-        return _fatal(f"Can't open dataset '{inset}' ({err})")
+        return _fatal(f"Can't open dataset '{inset}' ({err})", exit_code=err.exit_code)
     if dset.nvals != 1:
         return _fatal(
-            "Input dset must have exactly one volume. Perhaps use",
+            f"Input dset '{inset}' must have exactly one volume (it has {dset.nvals}). Perhaps use",
             "   subbrick selectors, e.g., to choose DSET's [3]rd volume:",
             '   -inset DSET"[3]"',
         )
     code = int(dset.stat_codes[0]) if dset.stat_codes else 0
     if code <= 0:
         return _fatal(
-            "Checked statcode for input dset, but it does not look like a recognized "
-            "statistical volume."
+            f"Checked statcode for input dset '{inset}', sub-brick '{dset.labels[0]}', but it "
+            "does not look like a recognized statistical volume.",
+            exit_code=EXIT_DATA,
         )
     params = tuple(float(v) for v in dset.stat_params[0]) if dset.stat_params else ()
     value = pval_to_stat(pval, code, params, sides[0])

@@ -180,3 +180,12 @@ def test_read_write_dataset_round_trip(tmp_path):
     back = ag.read_dataset(out)
     np.testing.assert_array_equal(back.data, dset.data)
     assert back.labels == ["chx:t"] and back.stat_codes == [ag.STAT_TTEST]
+
+
+def test_tests_are_self_contained():
+    """No test reads the development machine's shared spec folder: fixtures live in tests/data."""
+    here = Path(__file__).parent
+    shared = "/work/" + "shared"  # (spelt in two parts so that this file does not match)
+    offenders = [p.name for p in sorted(here.glob("*.py")) if shared in p.read_text("utf-8")]
+    assert offenders == [], f"tests reading the shared spec folder: {offenders}"
+    assert (PIPELINE / "derivatives" / "afni" / "GROUP_LEVEL" / "mema_results.nii.gz").is_file()

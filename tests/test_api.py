@@ -186,7 +186,7 @@ def test_tests_are_self_contained():
     """No test reads the development machine's shared spec folder: fixtures live in tests/data."""
     here = Path(__file__).parent
     shared = "/work/" + "shared"  # (spelt in two parts so that this file does not match)
-    parent = '/ "' + 'shared"'  # ... / "shared" / "spec" next to the checkout
+    parent = '/ "' + 'shared"'  # the spec folder next to the checkout
     offenders = [
         p.name
         for p in sorted(here.glob("*.py"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -581,14 +582,21 @@ def _dat_dtype(brick: np.ndarray) -> np.dtype:
     return dt if dt in (np.dtype(np.uint8), np.dtype(np.int16)) else np.dtype(np.float32)
 
 
-def write_clusters_tsv(result: ClusterizeResult, path: str | Path) -> Path:
+def write_clusters_tsv(
+    result: ClusterizeResult | ClusterResult,
+    path: str | Path,
+    extra_columns: Sequence[str] = (),
+    extra: Sequence[Mapping[str, str]] = (),
+) -> Path:
     """Write one row per cluster (columns fixed in docs/design.md); header only if none.
+
+    ``extra_columns`` are appended after them, one cell per cluster from ``extra``.
 
     Coordinates are in mm: RAI/DICOM (as 3dClusterize prints by default) and LPI (the MNI/
     NIfTI convention, x = −RAI x, y = −RAI y). Centre of mass is |data|-weighted; the peak is the
     voxel with the largest |data| ("Max Int"); mean, SEM and peak value are of the data brick.
     """
-    return atomic.write_text(Path(path), format_clusters_tsv(result.table))
+    return atomic.write_text(Path(path), format_clusters_tsv(result.table, extra_columns, extra))
 
 
 def cli_main(argv: list[str]) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,10 +189,16 @@ def _tsv_number(value: float, decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def format_clusters_tsv(table: Sequence[ClusterRow]) -> str:
+def format_clusters_tsv(
+    table: Sequence[ClusterRow],
+    extra_columns: Sequence[str] = (),
+    extra: Sequence[Mapping[str, str]] = (),
+) -> str:
     """``clusters.tsv`` text: the header line, then one row per cluster (header only if none).
 
     Coordinates with 2 decimals, volume with 3, mean/SEM/peak value with ``%.6g``.
+    ``extra_columns`` are appended after :data:`TSV_COLUMNS`, one cell per cluster from
+    ``extra`` (``n/a`` where a cell is missing).
     """
     rows = [
         [
@@ -210,8 +216,10 @@ def format_clusters_tsv(table: Sequence[ClusterRow]) -> str:
         ]
         for r in table
     ]
+    for row, cells in zip(rows, extra, strict=False):
+        row += [cells.get(k, "n/a") for k in extra_columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(TSV_COLUMNS)
+    writer.writerow([*TSV_COLUMNS, *extra_columns])
     writer.writerows(rows)
     return buffer.getvalue()

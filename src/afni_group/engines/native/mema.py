@@ -542,8 +542,7 @@ def run_mema(
         history_text = mema_history(command_text(args), start)
     else:
         history_text = mema_history(history, start)
-    target = out_path if naming.is_nifti(out_path) else Path(str(out_path)[: -len(".HEAD")])
-    written = afni_io.write_dataset(dset, target, history=history_text, style="mema")
+    written = afni_io.write_dataset(dset, out_path, history=history_text, style="mema")
     assert n_vox == result.bricks.shape[0]
     return Path(written)
 

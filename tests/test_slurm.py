@@ -22,9 +22,9 @@ exit "${FAKE_STATUS:-0}"
 
 
 @pytest.fixture
-def layout(tmp_path: Path) -> dict[str, Path]:
-    bids = tmp_path / "bids"
-    (bids / "derivatives" / "afni").mkdir(parents=True)
+def layout(tmp_path: Path, tiny_bids: Path, monkeypatch) -> dict[str, Path]:
+    bids = tiny_bids  # discovery runs before the script is written
+    monkeypatch.chdir(tmp_path)  # where sbatch would be run from
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     fake = fake_bin / "apptainer"
@@ -89,9 +89,9 @@ def test_header_binds_and_environment(layout):
     assert text.startswith("#!/bin/bash\n")
     for line in ("#SBATCH -c 6", "#SBATCH --mem=24G", "#SBATCH --time=1-02:00:00",
                  "#SBATCH --mail-user=someone@brown.edu", "#SBATCH --mail-type=ALL",
-                 f"#SBATCH --output={layout['job'].parent}/logs/afni-group-%j.out"):  # fmt: skip
+                 "#SBATCH --output=afni-group-%j.out", "#SBATCH --open-mode=append",
+                 "#SBATCH --requeue"):  # fmt: skip
         assert line in text.splitlines(), line
-    assert (layout["job"].parent / "logs").is_dir()  # Slurm would not create it
     assert os.access(script, os.X_OK)
 
     argv, env_lines, status = run_job(layout, script, SLURM_CPUS_PER_TASK="5")
@@ -158,7 +158,7 @@ def test_exit_code_of_the_container_is_the_job_status(layout):
 
 def test_paths_outside_the_binds_get_their_own(layout):
     afni = layout["root"] / "elsewhere" / "afni"
-    afni.mkdir(parents=True)
+    shutil.copytree(layout["bids"] / "derivatives" / "afni", afni)
     work = layout["root"] / "scratch"
     labels = layout["root"] / "lists" / "subjects.txt"
     labels.parent.mkdir()
@@ -204,7 +204,8 @@ def test_image_uri_is_kept(layout):
 
 
 def test_shellcheck_and_bash_n(layout):
-    script = write(layout, "--set", "a", "b#0_Coef", "c#0_Tstat", "--mail-user", "x@y.edu",
+    script = write(layout, "--set", "a", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
+                   "--mail-user", "x@y.edu",
                    "--analysis-name", "it's")  # fmt: skip
     subprocess.run(["bash", "-n", str(script)], check=True)
     if shutil.which("shellcheck") is None:

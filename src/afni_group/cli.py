@@ -260,39 +260,75 @@ def _is_within(child: Path, parent: Path) -> bool:
         return False
 
 
-def check_paths(args: argparse.Namespace) -> None:
-    """Refuse outputs that would write into the inputs."""
-    bids = args.bids_dir.resolve()
-    out = args.output_dir.resolve()
-    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
-    if out == bids:
+def _check_placement(path: Path, option: str, bids: Path, afni_dir: Path) -> None:
+    """Refuse a folder afni-group writes (OUTPUT_DIR, --work-dir) where it would touch inputs."""
+    target = path.resolve()
+    if target == bids:
         raise OutputError(
-            f"OUTPUT_DIR {out} is BIDS_DIR: choose a separate folder, e.g. "
+            f"{option} {target} is BIDS_DIR: choose a separate folder, e.g. "
             f"{bids}/derivatives/afni-group"
         )
-    if _is_within(out, afni_dir) or _is_within(afni_dir, out):
+    if _is_within(target, afni_dir) or _is_within(afni_dir, target):
         raise OutputError(
-            f"OUTPUT_DIR {out} is inside (or contains) the afni_proc results {afni_dir}: choose "
+            f"{option} {target} is inside (or contains) the afni_proc results {afni_dir}: choose "
             f"e.g. {bids}/derivatives/afni-group"
         )
-    if _is_within(bids, out):
-        raise OutputError(f"OUTPUT_DIR {out} contains BIDS_DIR {bids}: choose another folder")
-    if _is_within(out, bids) and not _is_within(out, bids / "derivatives"):
+    if _is_within(bids, target):
+        raise OutputError(f"{option} {target} contains BIDS_DIR {bids}: choose another folder")
+    if _is_within(target, bids) and not _is_within(target, bids / "derivatives"):
         raise OutputError(
-            f"OUTPUT_DIR {out} is inside BIDS_DIR but not under derivatives/: use "
+            f"{option} {target} is inside BIDS_DIR but not under derivatives/: use "
             f"{bids}/derivatives/afni-group or a folder outside the dataset"
         )
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse outputs (OUTPUT_DIR, --work-dir) that would write into the inputs."""
+    bids = args.bids_dir.resolve()
+    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
+    _check_placement(args.output_dir, "OUTPUT_DIR", bids, afni_dir)
+    # a --work-dir with $VAR (--write-sbatch) is only known on the compute node
+    if args.work_dir is not None and "$" not in str(args.work_dir):
+        _check_placement(args.work_dir, "--work-dir", bids, afni_dir)
     if not args.bids_dir.is_dir():
         raise MissingInputError(f"BIDS_DIR {args.bids_dir} does not exist")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations that contradict each other."""
+    if args.overwrite and args.resume:
+        raise UsageError(
+            "--overwrite and --resume contradict each other: --overwrite deletes the results "
+            "that --resume would reuse; pass one of them"
+        )
+    if args.session_label:
+        raise UsageError(
+            "--session-label is not supported: afni-group analyses one afni_proc.py results "
+            "folder per subject"
+        )
+
+
+def expand_work_dir(args: argparse.Namespace) -> None:
+    """Expand ``$VAR`` in ``--work-dir`` (given quoted, e.g. for node-local scratch)."""
+    if args.work_dir is None or "$" not in str(args.work_dir):
+        return
+    expanded = os.path.expandvars(str(args.work_dir))
+    if "$" in expanded:
+        raise UsageError(
+            f"--work-dir {args.work_dir}: a variable in it is not set here ({expanded})"
+        )
+    args.work_dir = Path(expanded)
 
 
 def build_plan(args: argparse.Namespace) -> AnalysisPlan:
     """Discovery + options → the plan."""
     from afni_group import discover
 
-    afni_dir = args.afni_dir or args.bids_dir / "derivatives" / "afni"
+    # absolute from here on: every path in the plan (and the rendered scripts) is absolute
+    bids_dir = args.bids_dir.resolve()
+    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
     found = discover.discover_subjects(
-        args.bids_dir, afni_dir, args.participant_label, validate=not args.skip_bids_validation
+        bids_dir, afni_dir, args.participant_label, validate=not args.skip_bids_validation
     )
     subjects, dropped = discover.check_complete(found, args.drop_incomplete)
 
@@ -320,7 +356,7 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
 
     covariates = {}
     if args.covariates:
-        participants = discover.read_participants(args.bids_dir)
+        participants = discover.read_participants(bids_dir)
         covariates = discover.covariate_table(
             participants, args.covariates, [s.label for s in subjects]
         )
@@ -328,8 +364,8 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")
 
     return AnalysisPlan(
-        bids_dir=args.bids_dir.resolve(),
-        afni_dir=afni_dir.resolve(),
+        bids_dir=bids_dir,
+        afni_dir=afni_dir,
         output_dir=args.output_dir.resolve(),
         work_dir=(args.work_dir or args.output_dir / ".work").resolve(),
         subjects=subjects,
@@ -359,25 +395,30 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_UNKNOWN_LEVEL
-    if args.session_label:
-        raise UsageError(
-            "--session-label is not supported: afni-group analyses one afni_proc.py results "
-            "folder per subject"
-        )
-    if args.n_cpus is None:
-        args.n_cpus = default_n_cpus()
-    limit_threads(args.n_cpus)
+    check_options(args)
     if args.write_sbatch:
         from afni_group import slurm
 
-        path = slurm.write_sbatch(args, argv)
-        print(f"++ wrote {path} (submit it with: sbatch {path})")
-        return 0
+        slurm.check_launch_options(args, args.n_cpus)  # cheap: before discovery
+    if args.n_cpus is None:
+        args.n_cpus = default_n_cpus()
+    limit_threads(args.n_cpus)
+    if not args.write_sbatch:
+        expand_work_dir(args)
     check_paths(args)
 
     from afni_group import pipeline
 
     plan = build_plan(args)
+    if args.write_sbatch:
+        # the checks of a dry run, before the job waits in the queue; nothing is written
+        pipeline.preflight(plan, args)
+        path = slurm.write_sbatch(args, argv)
+        print(
+            f"++ wrote {path} (submit it with: sbatch {path}; Slurm writes its log "
+            f"{slurm.LOG_PATTERN.replace('%j', 'JOBID')} in the folder you submit from)"
+        )
+        return 0
     command_line = shlex.join(["afni-group", *argv])
     return pipeline.run(plan, args, command_line)
 

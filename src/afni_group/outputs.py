@@ -126,6 +126,14 @@ def inventory_tsv(plan: AnalysisPlan) -> str:
     return buf.getvalue()
 
 
+def existing_results(out: Path) -> list[str]:
+    """Names of the results of an earlier run in ``out`` (sorted; empty if none)."""
+    names = [p.name for p in out.glob("analysis-*")] + [
+        p for p in ("params.json", "report.html") if (out / p).exists()
+    ]
+    return sorted(names)
+
+
 def prepare_output_dir(
     plan: AnalysisPlan, overwrite: bool, resume: bool, dry_run: bool = False
 ) -> None:
@@ -140,18 +148,21 @@ def prepare_output_dir(
         raise OutputError(f"cannot create OUTPUT_DIR {out}: {err.strerror}") from err
     if not os.access(out, os.W_OK):
         raise OutputError(f"OUTPUT_DIR {out} is not writable")
-    existing = [p.name for p in out.glob("analysis-*")] + [
-        p for p in ("params.json", "report.html") if (out / p).exists()
-    ]
+    existing = existing_results(out)
     if existing and not (overwrite or resume):
         raise OutputError(
             f"OUTPUT_DIR {out} already has results ({', '.join(sorted(existing)[:4])}...): pass "
             "--overwrite to replace them or --resume to reuse finished steps"
         )
     if overwrite and not dry_run:
-        for name in [p for p in out.glob("analysis-*")] + [out / STATE_DIR]:
+        from afni_group.lock import LOCK_FILES
+
+        state = [p for p in (out / STATE_DIR).glob("*") if p.name not in LOCK_FILES]
+        for name in [p for p in out.glob("analysis-*")] + state:
             if name.is_dir():
                 shutil.rmtree(name)
+            elif name.is_file():
+                name.unlink()  # a state file; the run's lock (lock.py) stays
         for name in ("params.json", "report.html"):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "report", ignore_errors=True)

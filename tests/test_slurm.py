@@ -108,7 +108,7 @@ def test_header_binds_and_environment(layout):
     assert args.n_cpus == 5 and args.work_dir == Path("/work")
     assert "APPTAINERENV_OMP_NUM_THREADS=5" in env_lines
     assert "OMP_NUM_THREADS=5" in env_lines.splitlines()
-    assert (layout["out"] / ".work").is_dir()
+    assert not (layout["out"] / ".work").exists()  # the default bind point, left empty: removed
 
 
 def test_analysis_options_pass_through_and_launch_options_do_not(layout):

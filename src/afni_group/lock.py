@@ -121,11 +121,19 @@ def is_stale(holder: Holder, host: str | None = None) -> bool:
     return started is not None and started > holder.started + 2
 
 
+def _shown(path: Path) -> str:
+    """A path for a message: with its host path too when running in a job's container."""
+    from afni_group import provenance
+
+    host = provenance.to_host(path, provenance.host_binds())
+    return f"{path} (host {host})" if host and host != str(path) else str(path)
+
+
 def _busy(path: Path, holder: Holder | None) -> OutputError:
     who = holder.describe() if holder else "another afni-group run"
     return OutputError(
-        f"OUTPUT_DIR {path.parent.parent} is in use by {who} (lock {path}): wait for that run "
-        "to finish or choose another OUTPUT_DIR"
+        f"OUTPUT_DIR {_shown(path.parent.parent)} is in use by {who} (lock {path}): wait for "
+        "that run to finish or choose another OUTPUT_DIR"
     )
 
 

@@ -381,6 +381,7 @@ def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> st
         options=[shlex.join(tokens) for tokens in options],
         n_cpus=n_cpus,
         mode=mode,
+        default_work_dir=args.work_dir is None,
     )
 
 

@@ -30,14 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from afni_group.errors import OutputError
-from afni_group.outputs import STATE_DIR
+from afni_group.outputs import LOCK_FILES, STATE_DIR
 
 LOG = logging.getLogger(__name__)
 
-LOCK_NAME = "lock"
-OWNER_NAME = "lock.owner"
-#: The files of the lock in OUTPUT_DIR/.afni-group/ (``--overwrite`` must keep them).
-LOCK_FILES = (LOCK_NAME, OWNER_NAME)
+LOCK_NAME, OWNER_NAME = LOCK_FILES
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
 

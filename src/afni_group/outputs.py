@@ -22,6 +22,8 @@ from afni_group.plan import AnalysisPlan
 
 BIDS_VERSION = "1.10.0"
 STATE_DIR = ".afni-group"
+#: The files of the OUTPUT_DIR lock in STATE_DIR (:mod:`afni_group.lock`); --overwrite keeps them.
+LOCK_FILES = ("lock", "lock.owner")
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -155,8 +157,6 @@ def prepare_output_dir(
             "--overwrite to replace them or --resume to reuse finished steps"
         )
     if overwrite and not dry_run:
-        from afni_group.lock import LOCK_FILES
-
         state = [p for p in (out / STATE_DIR).glob("*") if p.name not in LOCK_FILES]
         for name in [p for p in out.glob("analysis-*")] + state:
             if name.is_dir():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from afni_group import __version__, lock, outputs, provenance
 from afni_group.errors import OutputError, UsageError
+from afni_group.options import RunOptions
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
 
@@ -48,17 +48,12 @@ def render_script(plan: AnalysisPlan, command_line: str) -> str:
 
 def params_document(
     plan: AnalysisPlan,
-    args: argparse.Namespace,
+    options: RunOptions,
     command_line: str,
     results: list[dict] | None,
     timings: dict[str, float] | None = None,
 ) -> dict:
     """Everything a reader needs to reproduce or report the run (design.md, params.json)."""
-    options = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k not in ("write_sbatch", "bids_exec_spec")
-    }
     t = plan.thresholds
     analyses = []
     for i, analysis in enumerate(plan.analyses):
@@ -95,7 +90,7 @@ def params_document(
         "engine": plan.engine,
         "engine_reason": plan.engine_reason,
         "status": "planned" if results is None else "complete",
-        "options": options,
+        "options": options.recorded,
         "versions": outputs.software_versions(afni=plan.engine == "afni"),
         "subjects": plan.subject_labels,
         "dropped": [{"subject": s, "reason": r} for s, r in plan.dropped],
@@ -125,14 +120,14 @@ def _mask_voxels(path: Path) -> int | None:
     return int((afni_io.read_dataset(path).data[..., 0] != 0).sum())
 
 
-def preflight(plan: AnalysisPlan, args: argparse.Namespace) -> None:
+def preflight(plan: AnalysisPlan, options: RunOptions) -> None:
     """Checks made before anything is written, by a run, a dry run and ``--write-sbatch``.
 
     Reads the inputs and OUTPUT_DIR but writes nothing, so ``--write-sbatch`` can refuse bad
     data before the job waits in the queue. (Input validation added here applies to all three.)
     """
     existing = outputs.existing_results(plan.output_dir)
-    if existing and not (args.overwrite or args.resume):
+    if existing and not (options.overwrite or options.resume):
         raise OutputError(
             f"OUTPUT_DIR {plan.output_dir} already has results "
             f"({', '.join(existing[:4])}...): pass --overwrite to replace them or --resume to "
@@ -177,22 +172,22 @@ def _script_text(plan: AnalysisPlan, command_line: str) -> str:
     return f"{first}\n{note}{rest}"
 
 
-def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
+def run(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     """Run the plan (or only write it with ``--dry-run``); returns the exit code.
 
     The whole run holds the lock on OUTPUT_DIR (:mod:`afni_group.lock`): a second run into the
     same folder exits 73 naming the holder.
     """
     with lock.locked(plan.output_dir):
-        preflight(plan, args)
-        return _run_locked(plan, args, command_line)
+        preflight(plan, options)
+        return _run_locked(plan, options, command_line)
 
 
-def _run_locked(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
-    plan.engine, plan.engine_reason = choose_engine(plan, args.engine)
+def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
+    plan.engine, plan.engine_reason = choose_engine(plan, options.engine)
     print(plan.describe(), file=sys.stderr)
     outputs.prepare_output_dir(
-        plan, overwrite=args.overwrite, resume=args.resume, dry_run=args.dry_run
+        plan, overwrite=options.overwrite, resume=options.resume, dry_run=options.dry_run
     )
     out = plan.output_dir
     outputs.write_json(out / "dataset_description.json", _dataset_description(plan))
@@ -206,9 +201,9 @@ def _run_locked(plan: AnalysisPlan, args: argparse.Namespace, command_line: str)
         # the native engine can run plans AFNI cannot express (e.g. --mema-correct-dof)
         LOG.warning("++ no %s written: %s", SCRIPT_NAME, err)
 
-    if args.dry_run:
+    if options.dry_run:
         outputs.write_json(
-            out / "plan.json", params_document(plan, args, command_line, results=None)
+            out / "plan.json", params_document(plan, options, command_line, results=None)
         )
         print(json.dumps(plan.to_dict(), indent=2))
         LOG.info(
@@ -218,7 +213,7 @@ def _run_locked(plan: AnalysisPlan, args: argparse.Namespace, command_line: str)
 
     handler = _log_to_file(out / "logs" / "afni-group.log")
     try:
-        return _execute(plan, args, command_line)
+        return _execute(plan, options, command_line)
     finally:
         logging.getLogger("afni_group").removeHandler(handler)
         handler.close()
@@ -233,14 +228,14 @@ def _log_to_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
+def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     out = plan.output_dir
     script = out / SCRIPT_NAME
     start = time.monotonic()
     LOG.info("++ afni-group %s: %s", __version__, command_line)
     made_work_dir = not plan.work_dir.exists()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
-    log = StepLog(out, resume=args.resume)
+    log = StepLog(out, resume=options.resume)
     if plan.engine == "afni":
         from afni_group.engines.afni.runner import run_afni
 
@@ -252,9 +247,9 @@ def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) ->
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
     outputs.write_json(
-        out / "params.json", params_document(plan, args, command_line, results, timings)
+        out / "params.json", params_document(plan, options, command_line, results, timings)
     )
-    if not args.no_report:
+    if not options.no_report:
         from afni_group.report import write_report
 
         report = write_report(out)

@@ -29,14 +29,11 @@ from pathlib import Path
 
 from afni_group import __version__
 from afni_group.errors import OutputError, UsageError
+from afni_group.options import CONTAINER_IMAGE, LAUNCH_ONLY, build_parser
 from afni_group.provenance import HOST_BINDS_VARIABLE
 
 LOG = logging.getLogger(__name__)
 
-#: Options that say how to launch the job, not what to analyse: never passed into the container.
-LAUNCH_ONLY = frozenset(
-    {"write_sbatch", "image", "cpus", "mem", "time", "mail_user", "bids_exec_spec"}
-)
 # Handled by the script itself (positionals, and --n-cpus which follows Slurm's allocation).
 # --work-dir is always passed as /work, the bind of the host work folder; --overwrite and
 # --resume are chosen per attempt (a restarted job resumes).
@@ -126,8 +123,6 @@ def check_launch_options(args: argparse.Namespace, n_cpus: int | None = None) ->
     ``n_cpus`` is the ``--n-cpus`` the user gave (None: it follows Slurm's allocation).
     """
     if not args.image:
-        from afni_group.boutiques import CONTAINER_IMAGE
-
         raise UsageError(
             "--write-sbatch needs --image IMAGE.sif, the Apptainer image to run (build it once "
             f"with: apptainer build afni-group.sif docker://{CONTAINER_IMAGE})"
@@ -294,8 +289,6 @@ def container_arguments(argv: list[str], mounts: Mounts) -> tuple[list[list[str]
         options and ``--n-cpus`` left out, and the ``--n-cpus`` the user gave (None: the
         script uses Slurm's allocation).
     """
-    from afni_group.cli import build_parser
-
     parser = build_parser()
     # A fresh parse: the caller's namespace already has defaults filled in (e.g. n_cpus).
     given = parser.parse_args(argv)

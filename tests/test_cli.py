@@ -366,3 +366,46 @@ def test_work_dir_mount_point_is_left_alone(tmp_path, monkeypatch):
     assert work.is_dir()
     pipeline._remove_if_empty(work, made_here=True)
     assert not work.exists()
+
+
+# ---- issue 13 item 3: a leaf options module, RunOptions ---------------------------------------
+
+
+def test_options_is_a_leaf_and_no_cli_cycle():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, afni_group.options, afni_group.boutiques, afni_group.slurm;"
+        "print(sorted(m for m in sys.modules if m in ('afni_group.cli', 'afni_group.pipeline')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # neither boutiques nor slurm needs the CLI module
+
+
+def test_run_options_record_the_command_line():
+    from pathlib import Path
+
+    from afni_group.options import RunOptions
+
+    args = cli.build_parser().parse_args(
+        [
+            "b",
+            "o",
+            "group",
+            "--resume",
+            "--engine",
+            "native",
+            "-w",
+            "/scratch/x",
+            "--write-sbatch",
+            "j.sh",
+        ]  # fmt: skip
+    )
+    options = RunOptions.from_namespace(args)
+    assert (options.engine, options.resume, options.overwrite) == ("native", True, False)
+    assert options.recorded["work_dir"] == "/scratch/x" and options.recorded["bids_dir"] == "b"
+    assert "write_sbatch" not in options.recorded and "bids_exec_spec" not in options.recorded
+    assert list(options.recorded) == [k for k in vars(args) if k not in ("write_sbatch",
+                                                                           "bids_exec_spec")]  # fmt: skip
+    assert isinstance(args.work_dir, Path)

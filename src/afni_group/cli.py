@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from afni_group import slurm
 from afni_group.errors import (
     EXIT_CANT_CREATE,
     EXIT_FAILURE,
@@ -207,8 +208,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_UNKNOWN_LEVEL
     check_options(args)
     if args.write_sbatch:
-        from afni_group import slurm
-
         slurm.check_launch_options(args, args.n_cpus)  # cheap: before discovery
     if args.n_cpus is None:
         args.n_cpus = default_n_cpus()

@@ -54,6 +54,10 @@ _SPECIAL = frozenset(
 # Where the fixed folders live in the container (the BIDS-Apps habit of /data and /out).
 DATA, OUT, WORK = "/data", "/out", "/work"
 
+#: Slurm's job name and its log (relative: in the folder sbatch is run from, which exists).
+JOB_NAME = "afni-group"
+LOG_PATTERN = "afni-group-%j.out"
+
 
 # Slurm's own grammar (sbatch 22.05, checked with sbatch --test-only):
 # --mem: an integer, optional unit K/M/G/T (default M), optional B; no spaces or decimals.
@@ -192,13 +196,14 @@ class Mounts:
 
     bids_dir: Path
     output_dir: Path
-    work_dir: Path
+    work_dir: Path | None  # None: only known on the compute node ($VAR in --work-dir)
     extra: list[tuple[Path, str, bool]] = field(default_factory=list)  # host, target, read-only
 
     def _fixed(self) -> list[tuple[Path, str]]:
-        return [(self.bids_dir, DATA), (self.output_dir, OUT), (self.work_dir, WORK)] + [
-            (h, t) for h, t, _ in self.extra
-        ]
+        fixed = [(self.bids_dir, DATA), (self.output_dir, OUT)]
+        if self.work_dir is not None:
+            fixed.append((self.work_dir, WORK))
+        return fixed + [(h, t) for h, t, _ in self.extra]
 
     def container_path(self, host: Path, option: str, target: str, *, is_file: bool) -> str:
         """Where ``host`` is seen in the container, adding a read-only bind when needed.
@@ -336,8 +341,7 @@ def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> st
     for option, path in (("BIDS_DIR", bids_dir), ("OUTPUT_DIR", output_dir)):
         _check_bindable(path, option)
     work_word, work_dir = _work_dir(args, output_dir)
-    # a placeholder host path for a work folder only known on the node: no path is under it
-    mounts = Mounts(bids_dir, output_dir, work_dir or Path("/nonexistent/afni-group-work"))
+    mounts = Mounts(bids_dir, output_dir, work_dir)
     options, n_cpus = container_arguments(argv, mounts)
     check_launch_options(args, n_cpus)
 
@@ -376,11 +380,6 @@ def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> st
         mode=mode,
         default_work_dir=args.work_dir is None,
     )
-
-
-#: Slurm's job name and its log (relative: in the folder sbatch is run from, which exists).
-JOB_NAME = "afni-group"
-LOG_PATTERN = "afni-group-%j.out"
 
 
 def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:

@@ -203,10 +203,20 @@ def test_image_uri_is_kept(layout):
     assert "IMAGE=docker://afnigroup/afni-group:0.1.0\n" in layout["job"].read_text()
 
 
-def test_shellcheck_and_bash_n(layout):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--mail-user", "x@y.edu", "--analysis-name", "it's"),
+        ("--work-dir", "${TMPDIR}/a b/$SLURM_JOB_ID", "--n-cpus", "2", "--overwrite"),
+        ("--afni-dir", "ELSEWHERE", "--resume", "--time", "UNLIMITED"),
+    ],
+)
+def test_shellcheck_and_bash_n(layout, extra):
+    elsewhere = layout["root"] / "elsewhere"
+    shutil.copytree(layout["bids"] / "derivatives" / "afni", elsewhere)
+    extra = tuple(str(elsewhere) if e == "ELSEWHERE" else e for e in extra)
     script = write(layout, "--set", "a", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
-                   "--mail-user", "x@y.edu",
-                   "--analysis-name", "it's")  # fmt: skip
+                   *extra)  # fmt: skip
     subprocess.run(["bash", "-n", str(script)], check=True)
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed")

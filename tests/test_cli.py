@@ -241,3 +241,171 @@ def test_n_cpus_sets_thread_variables(capsys, tiny_bids, tmp_path, monkeypatch):
     import os
 
     assert all(os.environ[name] == "3" for name in cli.THREAD_VARIABLES)
+
+
+# ---- issue 15 items 3, 4, 7 and issue 16 items 1, 7, 8 ---------------------------------------
+
+
+def test_overwrite_and_resume_together_refused(capsys, tiny_bids, tmp_path):
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "o", "group", "--overwrite", "--resume")
+    assert code == errors.EXIT_USAGE
+    assert_one_line_error(err, "--overwrite and --resume")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "allowed"),
+    [
+        ("derivatives/afni/scratch", False),
+        ("derivatives/afni", False),
+        ("sub-01/tmp", False),
+        (".", False),
+        ("..", False),
+        ("derivatives/afni-group-work", True),
+    ],
+)
+def test_work_dir_follows_the_output_dir_rule(capsys, tiny_bids, tmp_path, where, allowed):
+    work = tiny_bids / where
+    code, _, err = run_cli(
+        capsys, tiny_bids, tmp_path / "o", "group", "--dry-run", "--engine", "native", "-w", work
+    )
+    if allowed:
+        assert code == 0, err
+    else:
+        assert code == errors.EXIT_CANT_CREATE
+        assert_one_line_error(err, "--work-dir")
+    assert not (tiny_bids / "derivatives/afni/scratch").exists()
+    assert not (tiny_bids / "sub-01/tmp").exists()
+
+
+def test_relative_bids_dir_renders_absolute_paths(capsys, tiny_bids, monkeypatch):
+    monkeypatch.chdir(tiny_bids.parent)
+    code, _, err = run_cli(capsys, "bids", "out", "group", "--dry-run", "--engine", "native")
+    assert code == 0, err
+    script = (tiny_bids.parent / "out" / "group_analysis.sh").read_text()
+    words = [w.strip("\"'()") for line in script.splitlines() for w in line.split()]
+    paths = [
+        w.split("=", 1)[-1].strip('"') for w in words if ".results/" in w or "derivatives" in w
+    ]
+    assert len(paths) > 8
+    relative = [w for w in paths if not w.startswith(("/", "${path_proc}/", "${bids_dir}/"))]
+    assert not relative  # the script cd's into the analysis folder: no relative input path
+    assert f'bids_dir="{tiny_bids}"' in script.splitlines()
+    inventory = (tiny_bids.parent / "out" / "inventory.tsv").read_text()
+    assert f"\t{tiny_bids}/derivatives/afni/sub-01" in inventory
+
+
+def test_missing_brik_is_named_not_its_head(capsys, tiny_bids, tmp_path):
+    res = tiny_bids / "derivatives" / "afni" / "sub-03" / "sub-03.results"
+    (res / "stats.sub-03_REML+tlrc.BRIK").unlink()
+    code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "group", "--dry-run")
+    assert code == errors.EXIT_NO_INPUT
+    assert_one_line_error(err, "stats.sub-03_REML+tlrc.BRIK")
+    assert "stats.sub-03_REML+tlrc.HEAD" not in err
+
+
+def test_work_dir_variables_expanded_for_a_direct_run(capsys, tiny_bids, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCRATCH_FOR_TEST", str(tmp_path / "scratch"))
+    args = cli.build_parser().parse_args(["b", "o", "group", "-w", "$SCRATCH_FOR_TEST/ag"])
+    cli.expand_work_dir(args)
+    assert str(args.work_dir) == f"{tmp_path}/scratch/ag"
+    monkeypatch.delenv("SCRATCH_FOR_TEST")
+    code, _, err = run_cli(
+        capsys, tiny_bids, tmp_path / "o", "group", "--dry-run", "-w", "$SCRATCH_FOR_TEST/ag"
+    )
+    assert code == errors.EXIT_USAGE
+    assert_one_line_error(err, "--work-dir", "not set")
+
+
+def test_host_paths_recorded_in_a_container(capsys, tiny_bids, tmp_path, monkeypatch):
+    import json
+
+    out = tmp_path / "out"
+    binds = f"/cluster/bids:{tiny_bids},/cluster/out:{out},/scratch/7:{out / '.work'}"
+    monkeypatch.setenv("AFNI_GROUP_HOST_BINDS", binds)
+    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run", "--engine", "native")
+    assert code == 0, err
+    description = json.loads((out / "dataset_description.json").read_text())
+    urls = [s["URL"] for s in description["SourceDatasets"]]
+    assert urls[:2] == ["file:///cluster/bids", "file:///cluster/bids/derivatives/afni"]
+    assert tiny_bids.as_uri() in urls  # the path the run saw is kept too
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["host_paths"]["output_dir"] == {"container": str(out), "host": "/cluster/out"}
+    assert plan["host_paths"]["work_dir"]["host"] == "/scratch/7"
+    script = (out / "group_analysis.sh").read_text().splitlines()
+    assert script[0].startswith("#!")
+    assert f"# {tiny_bids} is /cluster/bids on the host" in script[1:4]
+
+
+def test_no_host_paths_outside_a_container(capsys, tiny_bids, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("AFNI_GROUP_HOST_BINDS", raising=False)
+    out = tmp_path / "out"
+    assert run_cli(capsys, tiny_bids, out, "group", "--dry-run", "--engine", "native")[0] == 0
+    assert "host_paths" not in json.loads((out / "plan.json").read_text())
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert len(description["SourceDatasets"]) == 2
+
+
+def test_work_dir_mount_point_is_left_alone(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from afni_group import pipeline
+
+    def busy(self):
+        raise OSError(errno.EBUSY, "Device or resource busy", str(self))
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(Path, "rmdir", busy)
+    pipeline._remove_if_empty(work, made_here=True)  # a bind mount: EBUSY is not an error
+    monkeypatch.undo()
+    pipeline._remove_if_empty(work, made_here=False)  # existed before the run: kept
+    assert work.is_dir()
+    pipeline._remove_if_empty(work, made_here=True)
+    assert not work.exists()
+
+
+# ---- issue 13 item 3: a leaf options module, RunOptions ---------------------------------------
+
+
+def test_options_is_a_leaf_and_no_cli_cycle():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, afni_group.options, afni_group.boutiques, afni_group.slurm;"
+        "print(sorted(m for m in sys.modules if m in ('afni_group.cli', 'afni_group.pipeline')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # neither boutiques nor slurm needs the CLI module
+
+
+def test_run_options_record_the_command_line():
+    from pathlib import Path
+
+    from afni_group.options import RunOptions
+
+    args = cli.build_parser().parse_args(
+        [
+            "b",
+            "o",
+            "group",
+            "--resume",
+            "--engine",
+            "native",
+            "-w",
+            "/scratch/x",
+            "--write-sbatch",
+            "j.sh",
+        ]  # fmt: skip
+    )
+    options = RunOptions.from_namespace(args)
+    assert (options.engine, options.resume, options.overwrite) == ("native", True, False)
+    assert options.recorded["work_dir"] == "/scratch/x" and options.recorded["bids_dir"] == "b"
+    assert "write_sbatch" not in options.recorded and "bids_exec_spec" not in options.recorded
+    assert list(options.recorded) == [k for k in vars(args) if k not in ("write_sbatch",
+                                                                           "bids_exec_spec")]  # fmt: skip
+    assert isinstance(args.work_dir, Path)

@@ -22,9 +22,9 @@ exit "${FAKE_STATUS:-0}"
 
 
 @pytest.fixture
-def layout(tmp_path: Path) -> dict[str, Path]:
-    bids = tmp_path / "bids"
-    (bids / "derivatives" / "afni").mkdir(parents=True)
+def layout(tmp_path: Path, tiny_bids: Path, monkeypatch) -> dict[str, Path]:
+    bids = tiny_bids  # discovery runs before the script is written
+    monkeypatch.chdir(tmp_path)  # where sbatch would be run from
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     fake = fake_bin / "apptainer"
@@ -89,9 +89,9 @@ def test_header_binds_and_environment(layout):
     assert text.startswith("#!/bin/bash\n")
     for line in ("#SBATCH -c 6", "#SBATCH --mem=24G", "#SBATCH --time=1-02:00:00",
                  "#SBATCH --mail-user=someone@brown.edu", "#SBATCH --mail-type=ALL",
-                 f"#SBATCH --output={layout['job'].parent}/logs/afni-group-%j.out"):  # fmt: skip
+                 "#SBATCH --output=afni-group-%j.out", "#SBATCH --open-mode=append",
+                 "#SBATCH --requeue"):  # fmt: skip
         assert line in text.splitlines(), line
-    assert (layout["job"].parent / "logs").is_dir()  # Slurm would not create it
     assert os.access(script, os.X_OK)
 
     argv, env_lines, status = run_job(layout, script, SLURM_CPUS_PER_TASK="5")
@@ -108,7 +108,7 @@ def test_header_binds_and_environment(layout):
     assert args.n_cpus == 5 and args.work_dir == Path("/work")
     assert "APPTAINERENV_OMP_NUM_THREADS=5" in env_lines
     assert "OMP_NUM_THREADS=5" in env_lines.splitlines()
-    assert (layout["out"] / ".work").is_dir()
+    assert not (layout["out"] / ".work").exists()  # the default bind point, left empty: removed
 
 
 def test_analysis_options_pass_through_and_launch_options_do_not(layout):
@@ -158,7 +158,7 @@ def test_exit_code_of_the_container_is_the_job_status(layout):
 
 def test_paths_outside_the_binds_get_their_own(layout):
     afni = layout["root"] / "elsewhere" / "afni"
-    afni.mkdir(parents=True)
+    shutil.copytree(layout["bids"] / "derivatives" / "afni", afni)
     work = layout["root"] / "scratch"
     labels = layout["root"] / "lists" / "subjects.txt"
     labels.parent.mkdir()
@@ -203,9 +203,20 @@ def test_image_uri_is_kept(layout):
     assert "IMAGE=docker://afnigroup/afni-group:0.1.0\n" in layout["job"].read_text()
 
 
-def test_shellcheck_and_bash_n(layout):
-    script = write(layout, "--set", "a", "b#0_Coef", "c#0_Tstat", "--mail-user", "x@y.edu",
-                   "--analysis-name", "it's")  # fmt: skip
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--mail-user", "x@y.edu", "--analysis-name", "it's"),
+        ("--work-dir", "${TMPDIR}/a b/$SLURM_JOB_ID", "--n-cpus", "2", "--overwrite"),
+        ("--afni-dir", "ELSEWHERE", "--resume", "--time", "UNLIMITED"),
+    ],
+)
+def test_shellcheck_and_bash_n(layout, extra):
+    elsewhere = layout["root"] / "elsewhere"
+    shutil.copytree(layout["bids"] / "derivatives" / "afni", elsewhere)
+    extra = tuple(str(elsewhere) if e == "ELSEWHERE" else e for e in extra)
+    script = write(layout, "--set", "a", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
+                   *extra)  # fmt: skip
     subprocess.run(["bash", "-n", str(script)], check=True)
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed")
@@ -261,3 +272,158 @@ def test_parse_mem(text, gb):
 
 def test_comment_cannot_be_escaped_by_a_newline():
     assert slurm._comment("a\nrm -rf /") == "#   a\n#   rm -rf /"
+
+
+# ---- issue 16: requeue, Slurm's grammar, pre-flight checks, provenance, scratch, CPUs --------
+
+
+def inner_args(layout, script, **env):
+    argv, env_lines, status = run_job(layout, script, **env)
+    assert status == 0
+    return cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:]), env_lines
+
+
+@pytest.mark.parametrize("given", [(), ("--overwrite",), ("--resume",)])
+def test_a_restarted_job_resumes(layout, given):
+    script = write(layout, *given)
+    first, _ = inner_args(layout, script, SLURM_RESTART_COUNT="0")
+    assert (first.overwrite, first.resume) == ("--overwrite" in given, "--resume" in given)
+    again, _ = inner_args(layout, script, SLURM_RESTART_COUNT="2")
+    assert (again.overwrite, again.resume) == (False, True)  # never deletes the first attempt's
+
+
+# What sbatch 22.05 itself accepts and refuses (checked with sbatch --test-only).
+@pytest.mark.parametrize("mem", ["16G", "16g", "16000", "16000M", "16GB", "16gb", "0", "512K"])
+def test_mem_slurm_accepts(mem):
+    slurm.parse_mem_gb(mem)
+
+
+@pytest.mark.parametrize("mem", ["1.5G", " 16G", "16 G", "16X", "16KiB", "-5", "", "lots"])
+def test_mem_slurm_refuses(mem):
+    with pytest.raises(ValueError, match="not a Slurm memory size"):
+        slurm.parse_mem_gb(mem)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("UNLIMITED", None), ("infinite", None), ("-1", None), ("0", None), ("60:00:00", 216000)],
+)
+def test_time_slurm_accepts(text, seconds):
+    assert slurm.parse_walltime(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["4h", "1.5", "1-2:3:4:5", "1:2:3:4", " 30", ""])
+def test_time_slurm_refuses(text):
+    with pytest.raises(ValueError, match="not a Slurm time"):
+        slurm.parse_walltime(text)
+
+
+def test_unlimited_time_and_user_name_mail_are_written(layout):
+    text = write(layout, "--time", "UNLIMITED", "--mail-user", "jdoe").read_text().splitlines()
+    assert "#SBATCH --time=UNLIMITED" in text and "#SBATCH --mail-user=jdoe" in text
+
+
+@pytest.mark.parametrize("mail", ["jdoe", "a@b.edu,jdoe", "first.last+tag@mail.brown.edu"])
+def test_mail_user_forms_slurm_accepts(layout, mail):
+    write(layout, "--mail-user", mail)
+
+
+@pytest.mark.parametrize("mail", ["a b", "x@y.edu;rm", "'jdoe'", "a@b.edu,", "#x"])
+def test_mail_user_refused(layout, capsys, mail):
+    argv = [str(layout["bids"]), str(layout["out"]), "group", "--write-sbatch",
+            str(layout["job"]), "--image", str(layout["image"]), "--mail-user", mail]  # fmt: skip
+    assert cli.main(argv) == EXIT_USAGE
+    assert "--mail-user" in capsys.readouterr().err
+
+
+def test_n_cpus_more_than_cpus_refused(layout, capsys):
+    argv = [str(layout["bids"]), str(layout["out"]), "group", "--write-sbatch",
+            str(layout["job"]), "--image", str(layout["image"]), "--n-cpus", "4", "--cpus", "2"]  # fmt: skip
+    assert cli.main(argv) == EXIT_USAGE
+    assert "--n-cpus 4 is more than the 2 CPUs" in capsys.readouterr().err
+    assert not layout["job"].exists()
+
+
+def test_n_cpus_is_capped_by_the_allocation_at_run_time(layout):
+    script = write(layout, "--n-cpus", "4", "--cpus", "4")
+    args, env_lines = inner_args(layout, script, SLURM_CPUS_PER_TASK="2")  # sbatch -c 2 job.sh
+    assert args.n_cpus == 2
+    assert "APPTAINERENV_OMP_NUM_THREADS=2" in env_lines
+
+
+def test_work_dir_variable_is_expanded_on_the_node(layout):
+    script = write(layout, "--work-dir", "$TMPDIR/ag-${SLURM_JOB_ID}")
+    assert "$TMPDIR" in script.read_text()  # not expanded when writing
+    node = layout["root"] / "node-scratch"
+    argv, _, status = run_job(layout, script, TMPDIR=str(node), SLURM_JOB_ID="77")
+    assert status == 0
+    assert f"{node}/ag-77:/work" in binds(argv)
+    assert (node / "ag-77").is_dir()
+
+
+def test_work_dir_variable_unset_on_the_node_stops_the_job(layout):
+    script = write(layout, "--work-dir", "$TMPDIR/ag")
+    proc = subprocess.run(
+        ["bash", str(script)],
+        env={"PATH": f"{layout['bin']}:/usr/bin:/bin", "RECORD": str(layout["root"] / "r")},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "TMPDIR" in proc.stderr and "--work-dir" in proc.stderr
+    assert not (layout["root"] / "r").exists()  # the container never started
+
+
+def test_host_binds_are_handed_to_the_container(layout):
+    from afni_group import provenance
+
+    afni = layout["root"] / "elsewhere" / "afni"
+    shutil.copytree(layout["bids"] / "derivatives" / "afni", afni)
+    _, env_lines, _ = run_job(layout, write(layout, "--afni-dir", str(afni)))
+    line = next(x for x in env_lines.splitlines() if x.startswith("APPTAINERENV_AFNI_GROUP"))
+    value = line.split("=", 1)[1]
+    env = {provenance.HOST_BINDS_VARIABLE: value}
+    assert provenance.host_binds(env) == [
+        (str(layout["bids"]), "/data"),
+        (str(layout["out"]), "/out"),
+        (f"{layout['out']}/.work", "/work"),
+        (str(afni), "/mnt/afni_dir"),
+    ]
+    hosts = provenance.host_paths({"bids": "/data", "sub": "/mnt/afni_dir/sub-01"}, env)
+    assert hosts["bids"]["host"] == str(layout["bids"])
+    assert hosts["sub"] == {"container": "/mnt/afni_dir/sub-01", "host": f"{afni}/sub-01"}
+
+
+@pytest.mark.parametrize(
+    ("break_it", "extra", "code", "needle"),
+    [
+        ("brik", (), 66, "stats.sub-03_REML+tlrc.BRIK"),
+        (None, ("--participant-label", "99"), 18, "--participant-label"),
+        (None, ("--set", "a", "nope#0_Coef", "left_vs_right_chx#0_Tstat"), 65, "nope#0_Coef"),
+        ("results", (), 73, "already has results"),
+        (None, ("--overwrite", "--resume"), 64, "--overwrite and --resume"),
+        (None, ("--work-dir", "BIDS/derivatives/afni/tmp"), 73, "--work-dir"),
+    ],
+)
+def test_bad_data_is_refused_when_writing(layout, capsys, break_it, extra, code, needle):
+    if break_it == "brik":
+        results = layout["bids"] / "derivatives/afni/sub-03/sub-03.results"
+        next(results.glob("stats.*.BRIK*")).unlink()
+    if break_it == "results":
+        layout["out"].mkdir(parents=True)
+        (layout["out"] / "params.json").write_text("{}")
+    extra = tuple(e.replace("BIDS", str(layout["bids"])) for e in extra)
+    argv = [str(layout["bids"]), str(layout["out"]), "group", "--write-sbatch",
+            str(layout["job"]), "--image", str(layout["image"]), *extra]  # fmt: skip
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err
+    assert needle in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not layout["job"].exists()
+    assert not (layout["bids"] / "derivatives/afni/tmp").exists()
+
+
+def test_existing_results_with_resume_are_fine_when_writing(layout):
+    layout["out"].mkdir(parents=True)
+    (layout["out"] / "params.json").write_text("{}")
+    write(layout, "--resume")
+    assert not (layout["out"] / ".afni-group").exists()  # writing the script touches nothing

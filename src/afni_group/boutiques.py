@@ -1,6 +1,6 @@
 """The Boutiques descriptor (``bids_app_spec.json``) of the ``afni-group`` command line.
 
-Generated from :func:`afni_group.cli.build_parser` so that the parser stays the single source of
+Generated from :func:`afni_group.options.build_parser` so that the parser stays the single source of
 truth: every option of the analysis becomes one Boutiques input, the BIDS-Apps positionals get the
 value-keys that ``bosh validate --bids`` requires, and the Slurm/container options (which only make
 sense on the user's own machine) are left out.
@@ -25,12 +25,15 @@ from afni_group.errors import EXIT_CODES
 
 # Launch-only options (--write-sbatch, --image, --cpus, ...) configure the job on the user's
 # machine, not the analysis: a platform that runs the descriptor must not see them.
-from afni_group.slurm import LAUNCH_ONLY, parse_mem_gb, parse_walltime
+from afni_group.options import (
+    ANALYSIS_LEVELS,
+    CONTAINER_IMAGE,
+    IMAGE_REPOSITORY,  # noqa: F401 - part of this module's interface (image tests, docs)
+    LAUNCH_ONLY,
+    build_parser,
+)
+from afni_group.slurm import parse_mem_gb, parse_walltime
 
-#: Where the Docker image is published; Singularity.def bootstraps from the same name.
-IMAGE_REPOSITORY = "afnigroup/afni-group"
-#: The image of this version (tag = package version, never ``latest``).
-CONTAINER_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 #: The BIDS-Apps convention we follow: the 1.0 positional command line
 #: (``BIDS_DIR OUTPUT_DIR ANALYSIS_LEVEL [--participant-label ...]``), which is what
 #: ``bosh validate --bids`` checks.
@@ -204,15 +207,13 @@ def build_descriptor(parser: argparse.ArgumentParser) -> dict[str, Any]:
     Parameters
     ----------
     parser
-        ``afni_group.cli.build_parser()``.
+        ``afni_group.options.build_parser()``.
 
     Returns
     -------
     dict
         A Boutiques 0.5 descriptor that passes ``bosh validate --bids``.
     """
-    from afni_group.cli import ANALYSIS_LEVELS
-
     actions = [
         a
         for a in parser._actions
@@ -283,8 +284,6 @@ def descriptor_json(parser: argparse.ArgumentParser) -> str:
 
 def main() -> int:
     """``python -m afni_group.boutiques``: print the descriptor."""
-    from afni_group.cli import build_parser
-
     print(descriptor_json(build_parser()))  # as `afni-group --bids-exec-spec` does
     return 0
 

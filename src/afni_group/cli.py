@@ -13,31 +13,20 @@ import shlex
 import sys
 from pathlib import Path
 
-from afni_group import __version__
+from afni_group import slurm
 from afni_group.errors import (
     EXIT_FAILURE,
     EXIT_UNKNOWN_LEVEL,
-    EXIT_USAGE,
     AfniGroupError,
     MissingInputError,
     OutputError,
     UsageError,
     from_os_error,
 )
-from afni_group.plan import (
-    DESIGNS,
-    NEIGHBOURHOODS,
-    SIDEDNESS,
-    Analysis,
-    AnalysisPlan,
-    SetSpec,
-    Thresholds,
-    safe_name,
-)
+from afni_group.options import ANALYSIS_LEVELS, RunOptions, build_parser
+from afni_group.plan import Analysis, AnalysisPlan, SetSpec, Thresholds, safe_name
 
 LOG = logging.getLogger("afni_group")
-
-ANALYSIS_LEVELS = ("group",)
 
 
 def default_n_cpus() -> int:
@@ -64,190 +53,6 @@ def limit_threads(n_cpus: int) -> None:
         os.environ[name] = str(n_cpus)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with usage errors as exit 64 (BEP027) instead of 2."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"afni-group: error: {message}\n")
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1)")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser: the single source of truth for the CLI and the Boutiques descriptor."""
-    p = _Parser(
-        prog="afni-group",
-        description=(
-            "AFNI-style group analysis of afni_proc.py results: 3dMEMA, group mask, mean ACF, "
-            "3dClustSim, cluster thresholds and 3dClusterize, as a BIDS-App."
-        ),
-        epilog="Exit codes: 0 ok, 1 failure, 17 unknown level, 18 no participant matched, "
-        "64 usage, 65 bad data, 66 missing input, 73 cannot create output.",
-    )
-    p.add_argument("bids_dir", type=Path, help="root of the BIDS dataset (read-only)")
-    p.add_argument("output_dir", type=Path, help="where the BIDS-Derivatives outputs go")
-    p.add_argument("analysis_level", help="level of the analysis; only 'group' exists")
-
-    g = p.add_argument_group("BIDS-App options")
-    g.add_argument(
-        "--participant-label",
-        "--participant_label",
-        dest="participant_label",
-        nargs="+",
-        metavar="LABEL",
-        help="subjects to include (with or without 'sub-'; or a file with one label per line)",
-    )
-    g.add_argument(
-        "--session-label",
-        "--session_label",
-        dest="session_label",
-        nargs="+",
-        metavar="LABEL",
-        help="BIDS-Apps session filter; not supported (afni-group analyses one afni_proc.py "
-        "results folder per subject): giving it is a usage error",
-    )
-    g.add_argument(
-        "--afni-dir",
-        type=Path,
-        help="folder with sub-*/sub-*.results (default BIDS_DIR/derivatives/afni)",
-    )
-    g.add_argument(
-        "--skip-bids-validation",
-        "--skip_bids_validation",
-        "--skip_bids_validator",
-        dest="skip_bids_validation",
-        action="store_true",
-        help="do not validate BIDS_DIR with pybids",
-    )
-    g.add_argument(
-        "--n-cpus",
-        "--n_cpus",
-        "--nthreads",
-        dest="n_cpus",
-        type=_positive_int,
-        default=None,
-        help="CPUs to use (default: SLURM_CPUS_PER_TASK, else all available)",
-    )
-    g.add_argument(
-        "--work-dir",
-        "-w",
-        type=Path,
-        help="scratch folder for temporary files, e.g. node-local disk under Slurm (default OUTPUT_DIR/.work)",
-    )
-    g.add_argument("--version", action="version", version=f"afni-group {__version__}")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks")
-
-    a = p.add_argument_group("analysis (defaults are the tutorial's)")
-    a.add_argument(
-        "--set",
-        dest="sets",
-        nargs=3,
-        action="append",
-        metavar=("LABEL", "BETA", "TSTAT"),
-        help="a 3dMEMA set: label and the beta and t sub-brick labels (repeat for 2 sets; "
-        "default: every contrast with X#0_Coef and X#0_Tstat, each analysed alone)",
-    )
-    a.add_argument(
-        "--design",
-        choices=("auto",) + DESIGNS,
-        default="auto",
-        help="two-set design: 'groups' (unpaired, what gen_group_command.py writes) or "
-        "'conditions' (paired); auto = one set -> one, two sets -> groups",
-    )
-    a.add_argument("--analysis-name", default="mema", help="folder name analysis-NAME (with --set)")
-    a.add_argument(
-        "--missing-data",
-        type=int,
-        default=0,
-        metavar="N",
-        help="3dMEMA -missing_data (default 0, as in the tutorial; -1 to leave it out)",
-    )
-    a.add_argument("--covariates", nargs="+", metavar="COLUMN", help="participants.tsv columns")
-    a.add_argument("--no-hktest", action="store_true", help="3dMEMA -no_HKtest")
-    a.add_argument(
-        "--mema-correct-dof",
-        action="store_true",
-        help="use the corrected DOF re-mapping instead of reproducing 3dMEMA's sign slip",
-    )
-    a.add_argument("--mask-frac", type=float, default=1.0, help="3dmask_tool -frac (default 1.0)")
-    a.add_argument("--pthr", type=_probability, default=0.001, help="voxelwise p (default 0.001)")
-    a.add_argument("--alpha", type=_probability, default=0.05, help="FWE alpha (default 0.05)")
-    a.add_argument("--sided", choices=SIDEDNESS, default="bisided", help="default bisided")
-    a.add_argument("--nn", type=int, choices=NEIGHBOURHOODS, default=1, help="default 1")
-    a.add_argument(
-        "--clustsim-iter", type=_positive_int, default=10000, help="3dClustSim -iter (10000)"
-    )
-    a.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="3dClustSim -seed (default: AFNI's fixed seed 123456789; 0 = from the clock)",
-    )
-    a.add_argument(
-        "--accept-grid-mismatch",
-        action="store_true",
-        help="analyse subjects whose grid origin, voxel size or orientation differs from the "
-        "first subject's voxel by voxel (listed in params.json and the report); default: error",
-    )
-    a.add_argument(
-        "--drop-incomplete",
-        action="store_true",
-        help="leave out subjects with missing files instead of failing",
-    )
-
-    r = p.add_argument_group("running")
-    r.add_argument(
-        "--engine",
-        choices=("auto", "afni", "native"),
-        default="auto",
-        help="afni: render and run an AFNI script; native: numpy; auto: afni if AFNI and R "
-        "are on PATH, else native",
-    )
-    r.add_argument(
-        "--via-gen-group-command",
-        action="store_true",
-        help="afni engine: write the 3dMEMA script with gen_group_command.py as the tutorial does",
-    )
-    r.add_argument(
-        "--dry-run", action="store_true", help="write the plan, inventory and script only"
-    )
-    r.add_argument("--overwrite", action="store_true", help="replace existing results")
-    r.add_argument("--resume", action="store_true", help="skip steps whose inputs are unchanged")
-    r.add_argument("--no-report", action="store_true", help="do not write report.html")
-
-    s = p.add_argument_group("Slurm and containers")
-    s.add_argument(
-        "--write-sbatch",
-        type=Path,
-        metavar="JOB.sh",
-        help="write an sbatch script running this command in the container, submit nothing",
-    )
-    s.add_argument("--image", help="Apptainer/Singularity image for --write-sbatch")
-    s.add_argument("--cpus", type=_positive_int, default=8, help="sbatch -c (default 8)")
-    s.add_argument("--mem", default="16G", help="sbatch --mem (default 16G)")
-    s.add_argument("--time", default="4:00:00", help="sbatch --time (default 4:00:00)")
-    s.add_argument("--mail-user", help="sbatch --mail-user")
-    s.add_argument(
-        "--bids-exec-spec",
-        action="store_true",
-        help="print the Boutiques descriptor (bids_app_spec.json) and exit",
-    )
-    return p
-
-
 def _pre_parse_special(argv: list[str]) -> int | None:
     """``--bids-exec-spec`` works without the positional arguments."""
     if "--bids-exec-spec" in argv:
@@ -266,39 +71,75 @@ def _is_within(child: Path, parent: Path) -> bool:
         return False
 
 
-def check_paths(args: argparse.Namespace) -> None:
-    """Refuse outputs that would write into the inputs."""
-    bids = args.bids_dir.resolve()
-    out = args.output_dir.resolve()
-    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
-    if out == bids:
+def _check_placement(path: Path, option: str, bids: Path, afni_dir: Path) -> None:
+    """Refuse a folder afni-group writes (OUTPUT_DIR, --work-dir) where it would touch inputs."""
+    target = path.resolve()
+    if target == bids:
         raise OutputError(
-            f"OUTPUT_DIR {out} is BIDS_DIR: choose a separate folder, e.g. "
+            f"{option} {target} is BIDS_DIR: choose a separate folder, e.g. "
             f"{bids}/derivatives/afni-group"
         )
-    if _is_within(out, afni_dir) or _is_within(afni_dir, out):
+    if _is_within(target, afni_dir) or _is_within(afni_dir, target):
         raise OutputError(
-            f"OUTPUT_DIR {out} is inside (or contains) the afni_proc results {afni_dir}: choose "
+            f"{option} {target} is inside (or contains) the afni_proc results {afni_dir}: choose "
             f"e.g. {bids}/derivatives/afni-group"
         )
-    if _is_within(bids, out):
-        raise OutputError(f"OUTPUT_DIR {out} contains BIDS_DIR {bids}: choose another folder")
-    if _is_within(out, bids) and not _is_within(out, bids / "derivatives"):
+    if _is_within(bids, target):
+        raise OutputError(f"{option} {target} contains BIDS_DIR {bids}: choose another folder")
+    if _is_within(target, bids) and not _is_within(target, bids / "derivatives"):
         raise OutputError(
-            f"OUTPUT_DIR {out} is inside BIDS_DIR but not under derivatives/: use "
+            f"{option} {target} is inside BIDS_DIR but not under derivatives/: use "
             f"{bids}/derivatives/afni-group or a folder outside the dataset"
         )
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse outputs (OUTPUT_DIR, --work-dir) that would write into the inputs."""
+    bids = args.bids_dir.resolve()
+    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
+    _check_placement(args.output_dir, "OUTPUT_DIR", bids, afni_dir)
+    # a --work-dir with $VAR (--write-sbatch) is only known on the compute node
+    if args.work_dir is not None and "$" not in str(args.work_dir):
+        _check_placement(args.work_dir, "--work-dir", bids, afni_dir)
     if not args.bids_dir.is_dir():
         raise MissingInputError(f"BIDS_DIR {args.bids_dir} does not exist")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations that contradict each other."""
+    if args.overwrite and args.resume:
+        raise UsageError(
+            "--overwrite and --resume contradict each other: --overwrite deletes the results "
+            "that --resume would reuse; pass one of them"
+        )
+    if args.session_label:
+        raise UsageError(
+            "--session-label is not supported: afni-group analyses one afni_proc.py results "
+            "folder per subject"
+        )
+
+
+def expand_work_dir(args: argparse.Namespace) -> None:
+    """Expand ``$VAR`` in ``--work-dir`` (given quoted, e.g. for node-local scratch)."""
+    if args.work_dir is None or "$" not in str(args.work_dir):
+        return
+    expanded = os.path.expandvars(str(args.work_dir))
+    if "$" in expanded:
+        raise UsageError(
+            f"--work-dir {args.work_dir}: a variable in it is not set here ({expanded})"
+        )
+    args.work_dir = Path(expanded)
 
 
 def build_plan(args: argparse.Namespace) -> AnalysisPlan:
     """Discovery + options → the plan."""
     from afni_group import discover
 
-    afni_dir = args.afni_dir or args.bids_dir / "derivatives" / "afni"
+    # absolute from here on: every path in the plan (and the rendered scripts) is absolute
+    bids_dir = args.bids_dir.resolve()
+    afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
     found = discover.discover_subjects(
-        args.bids_dir, afni_dir, args.participant_label, validate=not args.skip_bids_validation
+        bids_dir, afni_dir, args.participant_label, validate=not args.skip_bids_validation
     )
     subjects, dropped = discover.check_complete(found, args.drop_incomplete)
 
@@ -335,8 +176,8 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")
 
     return AnalysisPlan(
-        bids_dir=args.bids_dir.resolve(),
-        afni_dir=afni_dir.resolve(),
+        bids_dir=bids_dir,
+        afni_dir=afni_dir,
         output_dir=args.output_dir.resolve(),
         work_dir=(args.work_dir or args.output_dir / ".work").resolve(),
         subjects=subjects,
@@ -366,27 +207,30 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_UNKNOWN_LEVEL
-    if args.session_label:
-        raise UsageError(
-            "--session-label is not supported: afni-group analyses one afni_proc.py results "
-            "folder per subject"
-        )
+    check_options(args)
+    if args.write_sbatch:
+        slurm.check_launch_options(args, args.n_cpus)  # cheap: before discovery
     if args.n_cpus is None:
         args.n_cpus = default_n_cpus()
     limit_threads(args.n_cpus)
-    if args.write_sbatch:
-        from afni_group import slurm
-
-        path = slurm.write_sbatch(args, argv)
-        print(f"++ wrote {path} (submit it with: sbatch {path})")
-        return 0
+    if not args.write_sbatch:
+        expand_work_dir(args)
     check_paths(args)
 
     from afni_group import pipeline
 
     plan = build_plan(args)
+    if args.write_sbatch:
+        # the checks of a dry run, before the job waits in the queue; nothing is written
+        pipeline.preflight(plan, RunOptions.from_namespace(args))
+        path = slurm.write_sbatch(args, argv)
+        print(
+            f"++ wrote {path} (submit it with: sbatch {path}; Slurm writes its log "
+            f"{slurm.LOG_PATTERN.replace('%j', 'JOBID')} in the folder you submit from)"
+        )
+        return 0
     command_line = shlex.join(["afni-group", *argv])
-    return pipeline.run(plan, args, command_line)
+    return pipeline.run(plan, RunOptions.from_namespace(args), command_line)
 
 
 def configure_logging(verbose: int) -> None:

@@ -155,6 +155,18 @@ def discover_subjects(
     return [find_subject_files(afni_dir, lab) for lab in labels]
 
 
+def missing_file(subject: SubjectFiles, kind: str) -> Path:
+    """The file to name for a missing input: the BRIK when only the data half is missing.
+
+    A dataset is missing when its HEAD or its BRIK is; naming the HEAD while it is present
+    (and its ``.BRIK``/``.BRIK.gz`` is not) would send the user looking for the wrong file.
+    """
+    expected = subject.expected(kind)
+    if expected.name.endswith(".HEAD") and expected.is_file():
+        return expected.with_name(expected.name[: -len(".HEAD")] + ".BRIK")
+    return expected
+
+
 def check_complete(
     subjects: list[SubjectFiles], drop_incomplete: bool
 ) -> tuple[list[SubjectFiles], list[tuple[str, str]]]:
@@ -162,7 +174,8 @@ def check_complete(
     complete = [s for s in subjects if not s.missing]
     incomplete = [s for s in subjects if s.missing]
     dropped = [
-        (s.label, "missing " + ", ".join(str(s.expected(k)) for k in s.missing)) for s in incomplete
+        (s.label, "missing " + ", ".join(str(missing_file(s, k)) for k in s.missing))
+        for s in incomplete
     ]
     if incomplete and not drop_incomplete:
         listing = "; ".join(f"sub-{lab}: {why}" for lab, why in dropped)

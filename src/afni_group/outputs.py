@@ -22,6 +22,8 @@ from afni_group.plan import AnalysisPlan
 
 BIDS_VERSION = "1.10.0"
 STATE_DIR = ".afni-group"
+#: The files of the OUTPUT_DIR lock in STATE_DIR (:mod:`afni_group.lock`); --overwrite keeps them.
+LOCK_FILES = ("lock", "lock.owner")
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -126,6 +128,14 @@ def inventory_tsv(plan: AnalysisPlan) -> str:
     return buf.getvalue()
 
 
+def existing_results(out: Path) -> list[str]:
+    """Names of the results of an earlier run in ``out`` (sorted; empty if none)."""
+    names = [p.name for p in out.glob("analysis-*")] + [
+        p for p in ("params.json", "report.html") if (out / p).exists()
+    ]
+    return sorted(names)
+
+
 def prepare_output_dir(
     plan: AnalysisPlan, overwrite: bool, resume: bool, dry_run: bool = False
 ) -> None:
@@ -140,18 +150,19 @@ def prepare_output_dir(
         raise OutputError(f"cannot create OUTPUT_DIR {out}: {err.strerror}") from err
     if not os.access(out, os.W_OK):
         raise OutputError(f"OUTPUT_DIR {out} is not writable")
-    existing = [p.name for p in out.glob("analysis-*")] + [
-        p for p in ("params.json", "report.html") if (out / p).exists()
-    ]
+    existing = existing_results(out)
     if existing and not (overwrite or resume):
         raise OutputError(
             f"OUTPUT_DIR {out} already has results ({', '.join(sorted(existing)[:4])}...): pass "
             "--overwrite to replace them or --resume to reuse finished steps"
         )
     if overwrite and not dry_run:
-        for name in [p for p in out.glob("analysis-*")] + [out / STATE_DIR]:
+        state = [p for p in (out / STATE_DIR).glob("*") if p.name not in LOCK_FILES]
+        for name in [p for p in out.glob("analysis-*")] + state:
             if name.is_dir():
                 shutil.rmtree(name)
+            elif name.is_file():
+                name.unlink()  # a state file; the run's lock (lock.py) stays
         for name in ("params.json", "report.html"):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "report", ignore_errors=True)

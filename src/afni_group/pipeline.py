@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
 from pathlib import Path
 
-from afni_group import __version__, outputs, validate
-from afni_group.errors import UsageError
+from afni_group import __version__, lock, outputs, provenance, validate
+from afni_group.errors import OutputError, UsageError
+from afni_group.options import RunOptions
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
 
@@ -47,17 +48,12 @@ def render_script(plan: AnalysisPlan, command_line: str) -> str:
 
 def params_document(
     plan: AnalysisPlan,
-    args: argparse.Namespace,
+    options: RunOptions,
     command_line: str,
     results: list[dict] | None,
     timings: dict[str, float] | None = None,
 ) -> dict:
     """Everything a reader needs to reproduce or report the run (design.md, params.json)."""
-    options = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k not in ("write_sbatch", "bids_exec_spec")
-    }
     t = plan.thresholds
     analyses = []
     for i, analysis in enumerate(plan.analyses):
@@ -88,13 +84,13 @@ def params_document(
             for result in entry["results"]:
                 result["dof"] = _t_dof(adir / MEMA_FILE, result["tbrick"])
         analyses.append(entry)
-    return {
+    document = {
         "afni_group_version": __version__,
         "command_line": command_line,
         "engine": plan.engine,
         "engine_reason": plan.engine_reason,
         "status": "planned" if results is None else "complete",
-        "options": options,
+        "options": options.recorded,
         "versions": outputs.software_versions(afni=plan.engine == "afni"),
         "subjects": plan.subject_labels,
         "dropped": [{"subject": s, "reason": r} for s, r in plan.dropped],
@@ -103,6 +99,10 @@ def params_document(
         "input_qc": plan.input_qc,
         "timings_s": timings or {},
     }
+    hosts = host_paths(plan)
+    if hosts:
+        document["host_paths"] = hosts
+    return document
 
 
 def _t_dof(mema: Path, tbrick: str) -> float | None:
@@ -121,30 +121,99 @@ def _mask_voxels(path: Path) -> int | None:
     return int((afni_io.read_dataset(path).data[..., 0] != 0).sum())
 
 
-def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
-    """Run the plan (or only write it with ``--dry-run``); returns the exit code."""
-    plan.engine, plan.engine_reason = choose_engine(plan, args.engine)
+def preflight(plan: AnalysisPlan, options: RunOptions) -> None:
+    """Checks made before anything is written, by a run, a dry run and ``--write-sbatch``.
+
+    Reads the inputs and OUTPUT_DIR but writes nothing, so ``--write-sbatch`` can refuse bad
+    data before the job waits in the queue. (Input validation added here applies to all three.)
+    """
+    _refuse_existing_results(plan, options)
     # every input and option checked before anything is written or run (issue 15)
-    plan.input_qc = validate.preflight(plan, getattr(args, "accept_grid_mismatch", False))
+    plan.input_qc = validate.preflight(plan, options.accept_grid_mismatch)
+
+
+def _refuse_existing_results(plan: AnalysisPlan, options: RunOptions) -> None:
+    existing = outputs.existing_results(plan.output_dir)
+    if existing and not (options.overwrite or options.resume):
+        raise OutputError(
+            f"OUTPUT_DIR {plan.output_dir} already has results "
+            f"({', '.join(existing[:4])}...): pass --overwrite to replace them or --resume to "
+            "reuse finished steps"
+        )
+
+
+def host_paths(plan: AnalysisPlan) -> dict[str, dict]:
+    """The host side of the plan's folders when running in a ``--write-sbatch`` job."""
+    return provenance.host_paths(
+        {
+            "bids_dir": plan.bids_dir,
+            "afni_dir": plan.afni_dir,
+            "output_dir": plan.output_dir,
+            "work_dir": plan.work_dir,
+        }
+    )
+
+
+def _dataset_description(plan: AnalysisPlan) -> dict:
+    """dataset_description.json, with the host paths of the sources when in a container."""
+    description = outputs.dataset_description(plan)
+    hosts = host_paths(plan)
+    sources = []
+    for name in ("bids_dir", "afni_dir"):
+        if name in hosts:
+            sources.append({"URL": Path(hosts[name]["host"]).as_uri()})
+    if sources:  # the container's /data means nothing after the job: name the host folders
+        description["SourceDatasets"] = sources + description["SourceDatasets"]
+    return description
+
+
+def _script_text(plan: AnalysisPlan, command_line: str) -> str:
+    """group_analysis.sh, with a comment mapping container paths to host paths in a job."""
+    text = render_script(plan, command_line)
+    hosts = host_paths(plan)
+    if not hosts:
+        return text
+    first, _, rest = text.partition("\n")
+    lines = [f"# {h['container']} is {h['host']} on the host" for h in hosts.values()]
+    note = "# Written in a container, where:\n" + "\n".join(dict.fromkeys(lines)) + "\n"
+    return f"{first}\n{note}{rest}"
+
+
+def run(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
+    """Run the plan (or only write it with ``--dry-run``); returns the exit code.
+
+    The whole run holds the lock on OUTPUT_DIR (:mod:`afni_group.lock`): a second run into the
+    same folder exits 73 naming the holder.
+    """
+    # reads only: bad input is refused before OUTPUT_DIR is touched
+    plan.input_qc = validate.preflight(plan, options.accept_grid_mismatch)
+    with lock.locked(plan.output_dir):
+        # under the lock, so a running job is named as the holder, not as "existing results"
+        _refuse_existing_results(plan, options)
+        return _run_locked(plan, options, command_line)
+
+
+def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
+    plan.engine, plan.engine_reason = choose_engine(plan, options.engine)
     print(plan.describe(), file=sys.stderr)
     outputs.prepare_output_dir(
-        plan, overwrite=args.overwrite, resume=args.resume, dry_run=args.dry_run
+        plan, overwrite=options.overwrite, resume=options.resume, dry_run=options.dry_run
     )
     out = plan.output_dir
-    outputs.write_json(out / "dataset_description.json", outputs.dataset_description(plan))
+    outputs.write_json(out / "dataset_description.json", _dataset_description(plan))
     outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))
     script = out / SCRIPT_NAME
     try:
-        outputs.atomic_write_text(script, render_script(plan, command_line)).chmod(0o755)
+        outputs.atomic_write_text(script, _script_text(plan, command_line)).chmod(0o755)
     except UsageError as err:
         if plan.engine == "afni":
             raise
         # the native engine can run plans AFNI cannot express (e.g. --mema-correct-dof)
         LOG.warning("++ no %s written: %s", SCRIPT_NAME, err)
 
-    if args.dry_run:
+    if options.dry_run:
         outputs.write_json(
-            out / "plan.json", params_document(plan, args, command_line, results=None)
+            out / "plan.json", params_document(plan, options, command_line, results=None)
         )
         print(json.dumps(plan.to_dict(), indent=2))
         LOG.info(
@@ -154,7 +223,7 @@ def run(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
 
     handler = _log_to_file(out / "logs" / "afni-group.log")
     try:
-        return _execute(plan, args, command_line)
+        return _execute(plan, options, command_line)
     finally:
         logging.getLogger("afni_group").removeHandler(handler)
         handler.close()
@@ -169,13 +238,14 @@ def _log_to_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) -> int:
+def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     out = plan.output_dir
     script = out / SCRIPT_NAME
     start = time.monotonic()
     LOG.info("++ afni-group %s: %s", __version__, command_line)
+    made_work_dir = not plan.work_dir.exists()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
-    log = StepLog(out, resume=args.resume)
+    log = StepLog(out, resume=options.resume)
     if plan.engine == "afni":
         from afni_group.engines.afni.runner import run_afni
 
@@ -186,17 +256,30 @@ def _execute(plan: AnalysisPlan, args: argparse.Namespace, command_line: str) ->
         results = run_native(plan, log)
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
-    params = params_document(plan, args, command_line, results, timings)
-    if not args.no_report:
+    params = params_document(plan, options, command_line, results, timings)
+    if not options.no_report:
         from afni_group.report import write_report
 
         report = write_report(out, params)
         LOG.info("++ report: %s", report)
     # params.json marks a finished run: written last, so a failed run never leaves one
     outputs.write_json(out / "params.json", params)
-    if not any(plan.work_dir.iterdir()):
-        plan.work_dir.rmdir()
+    _remove_if_empty(plan.work_dir, made_work_dir)
     LOG.info(
         "++ DONE with group-level stats and clustering in %.1f s: %s", time.monotonic() - start, out
     )
     return 0
+
+
+def _remove_if_empty(work_dir: Path, made_here: bool) -> None:
+    """Remove the work folder this run created, if it is empty.
+
+    A folder that existed before (a bind-mount point such as ``/work`` in a container, which
+    ``rmdir`` refuses with EBUSY, or a user's scratch folder) is left alone; failing to remove
+    it never fails a finished run.
+    """
+    if not made_here:
+        return
+    with contextlib.suppress(OSError):
+        if not any(work_dir.iterdir()):
+            work_dir.rmdir()

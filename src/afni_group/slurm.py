@@ -5,6 +5,16 @@ The script binds BIDS_DIR read-only at ``/data``, OUTPUT_DIR at ``/out`` and the
 analysis option the user gave (paths rewritten to their place in the container), and sets
 ``OMP_NUM_THREADS`` and ``--n-cpus`` from ``SLURM_CPUS_PER_TASK``. It writes the script and
 submits nothing.
+
+Before writing, the caller (``cli``) runs discovery, planning and the pre-flight checks of a dry
+run, so bad data is refused now rather than after the queue wait. The script:
+
+* writes Slurm's log ``afni-group-JOBID.out`` into the folder ``sbatch`` is run from (Slurm
+  opens it before the script starts, so it must be a folder that exists), appending on requeue;
+* resumes (``--resume``) when Slurm restarts it (``SLURM_RESTART_COUNT`` > 0: requeue,
+  preemption, node failure);
+* hands the host paths of the binds to the container (``AFNI_GROUP_HOST_BINDS``) for provenance;
+* expands ``$VAR`` in ``--work-dir`` on the compute node (e.g. ``'$TMPDIR/ag'``).
 """
 
 from __future__ import annotations
@@ -19,44 +29,70 @@ from pathlib import Path
 
 from afni_group import __version__
 from afni_group.errors import OutputError, UsageError
+from afni_group.options import CONTAINER_IMAGE, LAUNCH_ONLY, build_parser
+from afni_group.provenance import HOST_BINDS_VARIABLE
 
 LOG = logging.getLogger(__name__)
 
-#: Options that say how to launch the job, not what to analyse: never passed into the container.
-LAUNCH_ONLY = frozenset(
-    {"write_sbatch", "image", "cpus", "mem", "time", "mail_user", "bids_exec_spec"}
-)
 # Handled by the script itself (positionals, and --n-cpus which follows Slurm's allocation).
-# --work-dir is always passed as /work, the bind of the host work folder.
+# --work-dir is always passed as /work, the bind of the host work folder; --overwrite and
+# --resume are chosen per attempt (a restarted job resumes).
 _SPECIAL = frozenset(
-    {"bids_dir", "output_dir", "analysis_level", "n_cpus", "work_dir", "help", "version"}
+    {
+        "bids_dir",
+        "output_dir",
+        "analysis_level",
+        "n_cpus",
+        "work_dir",
+        "help",
+        "version",
+        "overwrite",
+        "resume",
+    }
 )
 
 # Where the fixed folders live in the container (the BIDS-Apps habit of /data and /out).
 DATA, OUT, WORK = "/data", "/out", "/work"
 
-_MEM = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)B?", re.IGNORECASE)
-# Slurm --time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
+#: Slurm's job name and its log (relative: in the folder sbatch is run from, which exists).
+JOB_NAME = "afni-group"
+LOG_PATTERN = "afni-group-%j.out"
+
+
+# Slurm's own grammar (sbatch 22.05, checked with sbatch --test-only):
+# --mem: an integer, optional unit K/M/G/T (default M), optional B; no spaces or decimals.
+_MEM = re.compile(r"(\d+)(?:([KMGT])B?)?", re.IGNORECASE)
+# --time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; or no limit: 0, -1, INFINITE, UNLIMITED.
 _TIME = re.compile(r"(?:(\d+)-(\d+)(?::(\d+))?(?::(\d+))?|(\d+)(?::(\d+))?(?::(\d+))?)")
-_MAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*(,[\w.+-]+@[\w-]+(\.[\w-]+)*)*")
+_NO_LIMIT = ("0", "-1", "infinite", "unlimited")
+# --mail-user: user names or addresses, comma-separated (Slurm hands them to its mail program);
+# nothing an #SBATCH line could misread (no spaces, quotes, '#', newlines).
+_MAIL = re.compile(r"[\w.%+-]+(?:@[\w-]+(?:\.[\w-]+)*)?(?:,[\w.%+-]+(?:@[\w-]+(?:\.[\w-]+)*)?)*")
+# $VAR or ${VAR} in --work-dir, expanded on the compute node
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
-def parse_walltime(text: str) -> int:
-    """Slurm ``--time`` text → seconds.
+def parse_walltime(text: str) -> int | None:
+    """Slurm ``--time`` text → seconds; None for no limit.
 
     Parameters
     ----------
     text
-        ``minutes``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` or ``D-H:M:S``.
+        ``minutes``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` or ``D-H:M:S``; or ``0``, ``-1``,
+        ``INFINITE``, ``UNLIMITED`` (no limit), as sbatch accepts them.
 
     Raises
     ------
     ValueError
-        When the text is none of these.
+        When sbatch would refuse the text.
     """
-    match = _TIME.fullmatch(text.strip())
+    if text.lower() in _NO_LIMIT:
+        return None
+    match = _TIME.fullmatch(text)
     if not match:
-        raise ValueError(f"{text!r} is not a Slurm time ([D-]HH:MM:SS, HH:MM:SS or minutes)")
+        raise ValueError(
+            f"{text!r} is not a Slurm time (minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S or UNLIMITED)"
+        )
     d, dh, dm, ds, a, b, c = (int(g) if g else 0 for g in match.groups())
     if match.group(1) is not None:  # D-H[:M[:S]]
         return d * 86400 + dh * 3600 + dm * 60 + ds
@@ -68,19 +104,29 @@ def parse_walltime(text: str) -> int:
 
 
 def parse_mem_gb(text: str) -> float:
-    """Slurm ``--mem`` text (``16G``, ``16000M``, ``16000`` = MB) → GB."""
-    match = _MEM.fullmatch(text.strip())
+    """Slurm ``--mem`` text (``16G``, ``16000M``, ``16000`` = MB, ``16GB``) → GB.
+
+    Raises
+    ------
+    ValueError
+        When sbatch would refuse the text (decimals, spaces, other units).
+    """
+    match = _MEM.fullmatch(text)
     if not match:
-        raise ValueError(f"{text!r} is not a Slurm memory size (e.g. 16G or 16000M)")
+        raise ValueError(
+            f"{text!r} is not a Slurm memory size (a whole number with an optional unit "
+            "K, M, G or T, e.g. 16G or 16000M; no decimals or spaces)"
+        )
     unit = (match.group(2) or "M").upper()
-    return float(match.group(1)) * {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}[unit]
+    return int(match.group(1)) * {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}[unit]
 
 
-def check_launch_options(args: argparse.Namespace) -> None:
-    """Refuse launch options that would make a broken job script (one clear line each)."""
+def check_launch_options(args: argparse.Namespace, n_cpus: int | None = None) -> None:
+    """Refuse launch options that would make a broken job script (one clear line each).
+
+    ``n_cpus`` is the ``--n-cpus`` the user gave (None: it follows Slurm's allocation).
+    """
     if not args.image:
-        from afni_group.boutiques import CONTAINER_IMAGE
-
         raise UsageError(
             "--write-sbatch needs --image IMAGE.sif, the Apptainer image to run (build it once "
             f"with: apptainer build afni-group.sif docker://{CONTAINER_IMAGE})"
@@ -95,7 +141,39 @@ def check_launch_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--time: {err}") from None
     # #SBATCH lines are read by sbatch, not by a shell: nothing can be quoted there
     if args.mail_user and not _MAIL.fullmatch(args.mail_user):
-        raise UsageError(f"--mail-user {args.mail_user!r} is not an e-mail address")
+        raise UsageError(
+            f"--mail-user {args.mail_user!r} is not a user name or e-mail address (or a "
+            "comma-separated list of them)"
+        )
+    if n_cpus is not None and n_cpus > args.cpus:
+        raise UsageError(
+            f"--n-cpus {n_cpus} is more than the {args.cpus} CPUs the job asks Slurm "
+            f"for (--cpus {args.cpus}): raise --cpus or leave --n-cpus out (it then follows "
+            "the allocation)"
+        )
+
+
+def has_variables(path: Path | str | None) -> bool:
+    """True when a path holds ``$VAR`` to be expanded on the compute node."""
+    return path is not None and _VARIABLE.search(str(path)) is not None
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one bash word with ``$VAR``/``${VAR}`` expanded (and nothing else).
+
+    An unset variable stops the job with a message naming it.
+    """
+    parts: list[str] = []
+    pos = 0
+    for match in _VARIABLE.finditer(text):
+        if match.start() > pos:
+            parts.append(shlex.quote(text[pos : match.start()]))
+        name = match.group(1) or match.group(2)
+        parts.append(f'"${{{name}:?is not set on this node (needed by --work-dir)}}"')
+        pos = match.end()
+    if pos < len(text):
+        parts.append(shlex.quote(text[pos:]))
+    return "".join(parts)
 
 
 def _host_path(path: Path | str) -> Path:
@@ -118,13 +196,14 @@ class Mounts:
 
     bids_dir: Path
     output_dir: Path
-    work_dir: Path
+    work_dir: Path | None  # None: only known on the compute node ($VAR in --work-dir)
     extra: list[tuple[Path, str, bool]] = field(default_factory=list)  # host, target, read-only
 
     def _fixed(self) -> list[tuple[Path, str]]:
-        return [(self.bids_dir, DATA), (self.output_dir, OUT), (self.work_dir, WORK)] + [
-            (h, t) for h, t, _ in self.extra
-        ]
+        fixed = [(self.bids_dir, DATA), (self.output_dir, OUT)]
+        if self.work_dir is not None:
+            fixed.append((self.work_dir, WORK))
+        return fixed + [(h, t) for h, t, _ in self.extra]
 
     def container_path(self, host: Path, option: str, target: str, *, is_file: bool) -> str:
         """Where ``host`` is seen in the container, adding a read-only bind when needed.
@@ -215,8 +294,6 @@ def container_arguments(argv: list[str], mounts: Mounts) -> tuple[list[list[str]
         options and ``--n-cpus`` left out, and the ``--n-cpus`` the user gave (None: the
         script uses Slurm's allocation).
     """
-    from afni_group.cli import build_parser
-
     parser = build_parser()
     # A fresh parse: the caller's namespace already has defaults filled in (e.g. n_cpus).
     given = parser.parse_args(argv)
@@ -233,16 +310,6 @@ def _comment(text: str) -> str:
     return "\n".join(f"#   {line}" for line in text.splitlines() or [""])
 
 
-def _slurm_path(path: Path) -> str:
-    """A path for an #SBATCH line: no spaces (not quotable there), '%' escaped."""
-    if any(c.isspace() for c in str(path)):
-        raise UsageError(
-            f"--write-sbatch: the log folder {path} has a space in its path, which #SBATCH "
-            "lines cannot quote; write the job script in a folder without spaces"
-        )
-    return str(path).replace("%", "%%")
-
-
 def _image(text: str) -> str:
     """A local image becomes an absolute path; ``docker://...`` style URIs stay as given."""
     if "://" in text:
@@ -253,22 +320,30 @@ def _image(text: str) -> str:
     return str(path)
 
 
+def _work_dir(args: argparse.Namespace, output_dir: Path) -> tuple[str, Path | None]:
+    """The work folder as a bash word for the script, and as a host path when known now."""
+    if args.work_dir is None:
+        path = output_dir / ".work"
+        return shlex.quote(str(path)), path
+    if has_variables(args.work_dir):
+        return shell_word(str(args.work_dir)), None
+    path = _host_path(args.work_dir)
+    _check_bindable(path, "--work-dir")
+    return shlex.quote(str(path)), path
+
+
 def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> str:
     """The text of the sbatch script (see the module docstring)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    check_launch_options(args)
     bids_dir = _host_path(args.bids_dir)
     output_dir = _host_path(args.output_dir)
-    work_dir = _host_path(args.work_dir) if args.work_dir else output_dir / ".work"
-    for option, path in (
-        ("BIDS_DIR", bids_dir),
-        ("OUTPUT_DIR", output_dir),
-        ("--work-dir", work_dir),
-    ):
+    for option, path in (("BIDS_DIR", bids_dir), ("OUTPUT_DIR", output_dir)):
         _check_bindable(path, option)
+    work_word, work_dir = _work_dir(args, output_dir)
     mounts = Mounts(bids_dir, output_dir, work_dir)
     options, n_cpus = container_arguments(argv, mounts)
+    check_launch_options(args, n_cpus)
 
     env = Environment(
         loader=PackageLoader("afni_group", "templates"),
@@ -279,32 +354,36 @@ def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> st
         autoescape=False,  # a shell script: values are quoted with shlex, not HTML-escaped
     )
     env.filters["q"] = lambda value: shlex.quote(str(value))
+    mode = "--overwrite" if args.overwrite else "--resume" if args.resume else ""
     return env.get_template("sbatch.sh.j2").render(
         version=__version__,
         script=script,
         command=_comment(shlex.join(["afni-group", *argv])),
-        job_name="afni-group",
+        job_name=JOB_NAME,
         cpus=args.cpus,
         mem=args.mem,
         time=args.time,
         mail_user=args.mail_user,
-        log=_slurm_path(script.parent / "logs") + "/afni-group-%j.out",
+        log=LOG_PATTERN,
         image=_image(args.image),
         bids_dir=bids_dir,
         output_dir=output_dir,
-        work_dir=work_dir,
+        work_dir=work_word,
         extra_binds=mounts.bind_specs(),
+        host_binds_variable=HOST_BINDS_VARIABLE,
         analysis_level=args.analysis_level,
         data=DATA,
         out=OUT,
         work=WORK,
         options=[shlex.join(tokens) for tokens in options],
         n_cpus=n_cpus,
+        mode=mode,
+        default_work_dir=args.work_dir is None,
     )
 
 
 def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
-    """Write the sbatch script named by ``--write-sbatch`` (and its ``logs/`` folder).
+    """Write the sbatch script named by ``--write-sbatch``.
 
     Parameters
     ----------
@@ -321,9 +400,7 @@ def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
     script = _host_path(args.write_sbatch)
     text = render_sbatch(args, argv, script)
     try:
-        # Slurm does not create the --output folder: a job whose log folder is missing dies
-        # without a word, so make it now.
-        (script.parent / "logs").mkdir(parents=True, exist_ok=True)
+        script.parent.mkdir(parents=True, exist_ok=True)
         tmp = script.with_name(f".{script.name}.tmp{os.getpid()}")
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o755)

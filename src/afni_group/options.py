@@ -1,0 +1,260 @@
+"""The command line's options: the parser and what ``cli``, ``boutiques`` and ``slurm`` share.
+
+A leaf module (it imports no other afni_group module that imports it back): the parser, the
+analysis levels, the launch-only options and the container image name live here, and
+:class:`RunOptions` is the part of the command line the pipeline needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from afni_group import __version__
+from afni_group.errors import EXIT_USAGE
+from afni_group.plan import DESIGNS, NEIGHBOURHOODS, SIDEDNESS
+
+#: BIDS-App analysis levels afni-group implements.
+ANALYSIS_LEVELS = ("group",)
+
+#: Options that say how to launch the job, not what to analyse: never passed into the container
+#: (slurm) and not offered to platforms that run the descriptor (boutiques).
+LAUNCH_ONLY = frozenset(
+    {"write_sbatch", "image", "cpus", "mem", "time", "mail_user", "bids_exec_spec"}
+)
+
+#: Where the Docker image is published; Singularity.def bootstraps from the same name.
+IMAGE_REPOSITORY = "afnigroup/afni-group"
+#: The image of this version (tag = package version, never ``latest``).
+CONTAINER_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
+
+# Options params.json does not record (they say what to write, not how the analysis ran).
+_NOT_RECORDED = ("write_sbatch", "bids_exec_spec")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as exit 64 (BEP027) instead of 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"afni-group: error: {message}\n")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser: the single source of truth for the CLI and the Boutiques descriptor."""
+    p = _Parser(
+        prog="afni-group",
+        description=(
+            "AFNI-style group analysis of afni_proc.py results: 3dMEMA, group mask, mean ACF, "
+            "3dClustSim, cluster thresholds and 3dClusterize, as a BIDS-App."
+        ),
+        epilog="Exit codes: 0 ok, 1 failure, 17 unknown level, 18 no participant matched, "
+        "64 usage, 65 bad data, 66 missing input, 73 cannot create output.",
+    )
+    p.add_argument("bids_dir", type=Path, help="root of the BIDS dataset (read-only)")
+    p.add_argument("output_dir", type=Path, help="where the BIDS-Derivatives outputs go")
+    p.add_argument("analysis_level", help="level of the analysis; only 'group' exists")
+
+    g = p.add_argument_group("BIDS-App options")
+    g.add_argument(
+        "--participant-label",
+        "--participant_label",
+        dest="participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="subjects to include (with or without 'sub-'; or a file with one label per line)",
+    )
+    g.add_argument(
+        "--session-label",
+        "--session_label",
+        dest="session_label",
+        nargs="+",
+        metavar="LABEL",
+        help="BIDS-Apps session filter; not supported (afni-group analyses one afni_proc.py "
+        "results folder per subject): giving it is a usage error",
+    )
+    g.add_argument(
+        "--afni-dir",
+        type=Path,
+        help="folder with sub-*/sub-*.results (default BIDS_DIR/derivatives/afni)",
+    )
+    g.add_argument(
+        "--skip-bids-validation",
+        "--skip_bids_validation",
+        "--skip_bids_validator",
+        dest="skip_bids_validation",
+        action="store_true",
+        help="do not validate BIDS_DIR with pybids",
+    )
+    g.add_argument(
+        "--n-cpus",
+        "--n_cpus",
+        "--nthreads",
+        dest="n_cpus",
+        type=_positive_int,
+        default=None,
+        help="CPUs to use (default: SLURM_CPUS_PER_TASK, else all available)",
+    )
+    g.add_argument(
+        "--work-dir",
+        "-w",
+        type=Path,
+        help="scratch folder for temporary files, e.g. node-local disk under Slurm (default OUTPUT_DIR/.work)",
+    )
+    g.add_argument("--version", action="version", version=f"afni-group {__version__}")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks")
+
+    a = p.add_argument_group("analysis (defaults are the tutorial's)")
+    a.add_argument(
+        "--set",
+        dest="sets",
+        nargs=3,
+        action="append",
+        metavar=("LABEL", "BETA", "TSTAT"),
+        help="a 3dMEMA set: label and the beta and t sub-brick labels (repeat for 2 sets; "
+        "default: every contrast with X#0_Coef and X#0_Tstat, each analysed alone)",
+    )
+    a.add_argument(
+        "--design",
+        choices=("auto",) + DESIGNS,
+        default="auto",
+        help="two-set design: 'groups' (unpaired, what gen_group_command.py writes) or "
+        "'conditions' (paired); auto = one set -> one, two sets -> groups",
+    )
+    a.add_argument("--analysis-name", default="mema", help="folder name analysis-NAME (with --set)")
+    a.add_argument(
+        "--missing-data",
+        type=int,
+        default=0,
+        metavar="N",
+        help="3dMEMA -missing_data (default 0, as in the tutorial; -1 to leave it out)",
+    )
+    a.add_argument("--covariates", nargs="+", metavar="COLUMN", help="participants.tsv columns")
+    a.add_argument("--no-hktest", action="store_true", help="3dMEMA -no_HKtest")
+    a.add_argument(
+        "--mema-correct-dof",
+        action="store_true",
+        help="use the corrected DOF re-mapping instead of reproducing 3dMEMA's sign slip",
+    )
+    a.add_argument("--mask-frac", type=float, default=1.0, help="3dmask_tool -frac (default 1.0)")
+    a.add_argument("--pthr", type=_probability, default=0.001, help="voxelwise p (default 0.001)")
+    a.add_argument("--alpha", type=_probability, default=0.05, help="FWE alpha (default 0.05)")
+    a.add_argument("--sided", choices=SIDEDNESS, default="bisided", help="default bisided")
+    a.add_argument("--nn", type=int, choices=NEIGHBOURHOODS, default=1, help="default 1")
+    a.add_argument(
+        "--clustsim-iter", type=_positive_int, default=10000, help="3dClustSim -iter (10000)"
+    )
+    a.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="3dClustSim -seed (default: AFNI's fixed seed 123456789; 0 = from the clock)",
+    )
+    a.add_argument(
+        "--accept-grid-mismatch",
+        action="store_true",
+        help="analyse subjects whose grid origin, voxel size or orientation differs from the "
+        "first subject's voxel by voxel (listed in params.json and the report); default: error",
+    )
+    a.add_argument(
+        "--drop-incomplete",
+        action="store_true",
+        help="leave out subjects with missing files instead of failing",
+    )
+
+    r = p.add_argument_group("running")
+    r.add_argument(
+        "--engine",
+        choices=("auto", "afni", "native"),
+        default="auto",
+        help="afni: render and run an AFNI script; native: numpy; auto: afni if AFNI and R "
+        "are on PATH, else native",
+    )
+    r.add_argument(
+        "--via-gen-group-command",
+        action="store_true",
+        help="afni engine: write the 3dMEMA script with gen_group_command.py as the tutorial does",
+    )
+    r.add_argument(
+        "--dry-run", action="store_true", help="write the plan, inventory and script only"
+    )
+    r.add_argument("--overwrite", action="store_true", help="replace existing results")
+    r.add_argument("--resume", action="store_true", help="skip steps whose inputs are unchanged")
+    r.add_argument("--no-report", action="store_true", help="do not write report.html")
+
+    s = p.add_argument_group("Slurm and containers")
+    s.add_argument(
+        "--write-sbatch",
+        type=Path,
+        metavar="JOB.sh",
+        help="write an sbatch script running this command in the container, submit nothing",
+    )
+    s.add_argument("--image", help="Apptainer/Singularity image for --write-sbatch")
+    s.add_argument("--cpus", type=_positive_int, default=8, help="sbatch -c (default 8)")
+    s.add_argument("--mem", default="16G", help="sbatch --mem (default 16G)")
+    s.add_argument("--time", default="4:00:00", help="sbatch --time (default 4:00:00)")
+    s.add_argument("--mail-user", help="sbatch --mail-user")
+    s.add_argument(
+        "--bids-exec-spec",
+        action="store_true",
+        help="print the Boutiques descriptor (bids_app_spec.json) and exit",
+    )
+    return p
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What :func:`afni_group.pipeline.run` needs from the command line.
+
+    Attributes
+    ----------
+    engine
+        ``auto``, ``afni`` or ``native``.
+    dry_run, overwrite, resume, no_report, accept_grid_mismatch
+        The options of the same names.
+    recorded
+        Every command-line option as ``params.json`` records it (paths as text).
+    """
+
+    engine: str = "auto"
+    dry_run: bool = False
+    overwrite: bool = False
+    resume: bool = False
+    no_report: bool = False
+    accept_grid_mismatch: bool = False
+    recorded: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> RunOptions:
+        """The run options of a parsed command line (after defaults such as ``--n-cpus``)."""
+        recorded = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in _NOT_RECORDED
+        }
+        return cls(
+            engine=args.engine,
+            dry_run=args.dry_run,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            no_report=args.no_report,
+            accept_grid_mismatch=getattr(args, "accept_grid_mismatch", False),
+            recorded=recorded,
+        )

@@ -161,9 +161,12 @@ def missing_file(subject: SubjectFiles, kind: str) -> Path:
     A dataset is missing when its HEAD or its BRIK is; naming the HEAD while it is present
     (and its ``.BRIK``/``.BRIK.gz`` is not) would send the user looking for the wrong file.
     """
+    from afni_group.afni_io import naming
+
     expected = subject.expected(kind)
-    if expected.name.endswith(".HEAD") and expected.is_file():
-        return expected.with_name(expected.name[: -len(".HEAD")] + ".BRIK")
+    parts = naming.afni_name_parts(expected)
+    if parts is not None and expected.name.endswith(".HEAD") and expected.is_file():
+        return naming.brik_path(*parts)
     return expected
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from afni_group import __version__, outputs
+from afni_group import __version__, atlas, cluster_table, outputs
 from afni_group.errors import UsageError
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
@@ -87,6 +87,7 @@ def params_document(
             entry["mask"]["n_voxels"] = _mask_voxels(adir / MASK_FILE)
             for result in entry["results"]:
                 result["dof"] = _t_dof(adir / MEMA_FILE, result["tbrick"])
+                result["clusters"] = cluster_table.params_summary(adir / result["clusters_tsv"])
         analyses.append(entry)
     return {
         "afni_group_version": __version__,
@@ -100,6 +101,7 @@ def params_document(
         "dropped": [{"subject": s, "reason": r} for s, r in plan.dropped],
         "selection_notes": plan.selection_notes,
         "analyses": analyses,
+        "atlases": atlas.provenance(),
         "timings_s": timings or {},
     }
 

@@ -247,7 +247,7 @@ def _image(vol: Volume, data: np.ndarray | None = None) -> nib.Nifti1Image:
 
 def _world_point(vol: Volume, ijk: tuple[int, int, int]) -> tuple[float, float, float]:
     xyz = vol.affine[:3, :3] @ np.asarray(ijk, dtype=float) + vol.affine[:3, 3]
-    return tuple(round(float(v), 1) for v in xyz)
+    return tuple(float(v) for v in xyz)
 
 
 def focus_point(
@@ -283,7 +283,7 @@ def axial_cuts(mask: Volume, n_max: int, must: list[int] | None = None) -> list[
             continue
         free.pop(int(np.argmin([abs(z - k) for k in free])))
     zs = sorted(set(free + keep))
-    return [round(float(mask.world(2, z)), 1) for z in zs]
+    return [float(mask.world(2, z)) for z in zs]
 
 
 def _label_colorbar(display, label: str) -> None:
@@ -468,7 +468,7 @@ def plot_cluster_maps(
     ee_vals = np.where(in_cluster, np.nan_to_num(ee.data), 0.0)
     t_vals = np.where(in_cluster, np.nan_to_num(stat.data), 0.0)
     zs = cluster_slices(ids, ee_vals, n_slices) or [clusters.shape[2] // 2]
-    cuts = [round(float(clusters.world(2, z)), 1) for z in zs]
+    cuts = [float(clusters.world(2, z)) for z in zs]
     height = 5.2 if mni else 2.7
     fig = _new_figure(FIG_WIDTH_IN, height)
     bottom_h = 2.5 / height

@@ -506,6 +506,11 @@ def _set_context(
             if space and not mni
             else "No atlas labels: the clusters table has none and they could not be computed."
         )
+    underlay = (
+        "nilearn's MNI152 template"
+        if mni
+        else f"the group mask (the data are in {space} space, not MNI)"
+    )
     if stat_vol is not None and mask_vol is not None:
         dof = ctx["dof"]
         stat_label = f"t (df = {dof:g})" if dof else "t"
@@ -518,11 +523,6 @@ def _set_context(
             mni=mni,
             stat_label=f"{stat_label}, shown at |t| \u2265 {float(threshold):.3f} "
             f"(p < {_fmt_p(pthr)}, {sided})",
-        )
-        underlay = (
-            "nilearn's MNI152 template"
-            if mni
-            else f"the group mask (the data are in {space} space, not MNI)"
         )
         ctx["figures"].append(
             _save_figure(

@@ -446,6 +446,7 @@ def _set_context(
         "files": [],
         "tsv_name": result.get("clusters_tsv") or "clusters.tsv",
         "space": "unknown",
+        "coord_space": "MNI",
         "labels_given": False,
         "atlas_note": None,
     }
@@ -496,6 +497,7 @@ def _set_context(
     space = stat_vol.space if stat_vol is not None else None
     mni = atlas_labels_apply(space) if space else True
     ctx["space"] = space or "unknown"
+    ctx["coord_space"] = "MNI" if mni else f"{space}-space"
     ctx["labels_given"] = any(
         c.get(f"peak_{k}") not in (None, "n/a") for c in clusters for k in ATLAS_NAMES
     )
@@ -538,7 +540,8 @@ def _set_context(
                 f"smaller |t| (at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at the "
                 f"voxelwise threshold |t| = {float(threshold):.3f}). Top: cut through the peak "
                 "of cluster 1 (or the largest |t|); bottom: axial slices, through the cluster "
-                "peaks first. Neurological convention (left is left); mm (MNI, RAS+/LPI).",
+                f"peaks first. Neurological convention (left is left); mm ({ctx['coord_space']}, "
+                "RAS+/LPI).",
             )
         )
         if not n_clusters:

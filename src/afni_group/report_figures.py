@@ -386,6 +386,7 @@ def plot_stat_maps(
         black_bg=True,
         resampling_interpolation="nearest",
         draw_cross=False,
+        dim="auto" if mni else 1.8,  # the mask underlay (0/1) as a dark silhouette
     )
     ortho = plotting.plot_stat_map(
         t_img,
@@ -510,6 +511,7 @@ def plot_cluster_maps(
         black_bg=True,
         resampling_interpolation="nearest",
         draw_cross=False,
+        dim="auto" if mni else 1.8,
     )
     row.add_contours(
         _image(clusters, in_cluster.astype(np.float32)),

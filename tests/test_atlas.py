@@ -166,6 +166,9 @@ def test_demo_cluster_is_right_occipital_in_both_atlases(mni_run):
     assert first["peak_aal"].replace("_", " ") in html
     assert first["peak_harvard_oxford"].replace("_", " ") in html
     assert '<ul class="comp">' in html and "No atlas labels" not in html
+    assert "Clusters were labelled at their peak and centre of mass" in html  # methods text
+    summary_row = html.split('href="#set-mema_chx"')[1].split("</tr>")[0]
+    assert first["peak_aal"].replace("_", " ") in summary_row
 
 
 def _template_fraction(pixels: np.ndarray) -> float:
@@ -198,6 +201,7 @@ def test_tlrc_data_get_no_labels_and_a_note(tlrc_run):
     html = (tlrc_run / "report.html").read_text()
     assert "No atlas labels: the data are in TLRC space" in html
     assert "No glass brain" in html and "not MNI" in html
+    assert "Clusters were labelled" not in html and "TLRC-space mm" in html
 
 
 def _chromium() -> str | None:

@@ -167,7 +167,7 @@ def test_demo_cluster_is_right_occipital_in_both_atlases(mni_run):
     assert first["peak_harvard_oxford"].replace("_", " ") in html
     assert '<ul class="comp">' in html and "No atlas labels" not in html
     assert "Clusters were labelled at their peak and centre of mass" in html  # methods text
-    summary_row = html.split('href="#set-mema_chx"')[1].split("</tr>")[0]
+    summary_row = html.split('href="#set-mema_chx"')[2].split("</tr>")[0]  # [1]: nav bar
     assert first["peak_aal"].replace("_", " ") in summary_row
 
 

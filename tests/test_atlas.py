@@ -45,6 +45,8 @@ def test_planted_centres_get_their_regions_in_both_atlases():
     assert [p.name for p in aal] == ["Calcarine_R", "Precentral_L"]
     assert 5 <= ho[0].probability <= 100 and aal[0].probability is None
     assert str(ho[0]) == f"Right_Intracalcarine_Cortex ({ho[0].probability:.0f}%)"
+    for blob, h, a in zip(demo.BLOBS, ho, aal, strict=True):  # the demo's recorded truth
+        assert blob.atlas_regions == (h.name, a.name)
     outside = atlas.label_points(np.array([[0.0, 0.0, 200.0]]), "aal")[0]
     assert outside.name == atlas.NO_LABEL and str(outside) == atlas.NO_LABEL
 

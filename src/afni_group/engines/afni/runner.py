@@ -223,6 +223,7 @@ def write_clusters_tsv(
     bool
         False (with a warning, no tsv) when the native clusterizer fails or disagrees.
     """
+    from afni_group import cluster_table
     from afni_group.engines.native import clusterize
 
     t = plan.thresholds
@@ -253,7 +254,10 @@ def write_clusters_tsv(
             files["report"],
         )
         return False
-    clusterize.write_clusters_tsv(result, adir / files["clusters_tsv"])
+    extra = cluster_table.tsv_extra(
+        result, adir / MEMA_FILE, f"{set_label}:t", adir / plan.clustsim_table, t.pthr
+    )
+    clusterize.write_clusters_tsv(result, adir / files["clusters_tsv"], *extra)
     return True
 
 

@@ -21,6 +21,7 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1086,8 +1087,16 @@ def _tsv_number(value: float, decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def write_clusters_tsv(result: ClusterizeResult, path: str | Path) -> Path:
+def write_clusters_tsv(
+    result: ClusterizeResult,
+    path: str | Path,
+    extra_columns: Sequence[str] = (),
+    extra: Sequence[Mapping[str, str]] = (),
+) -> Path:
     """Write one row per cluster (columns fixed in docs/design.md); header only if none.
+
+    ``extra_columns`` are appended after them, one cell per cluster from ``extra`` (peak t,
+    corrected p and atlas labels: ``afni_group.cluster_table.tsv_extra``).
 
     Coordinates are in mm: RAI/DICOM (as 3dClusterize prints by default) and LPI (the MNI/
     NIfTI convention, x = −RAI x, y = −RAI y). Centre of mass is |data|-weighted; the peak is the
@@ -1112,9 +1121,11 @@ def write_clusters_tsv(result: ClusterizeResult, path: str | Path) -> Path:
                 "%.6g" % c.stats.peak_value,
             ]
         )
+    for row, cells in zip(rows, extra, strict=False):
+        row += [cells.get(k, "n/a") for k in extra_columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(TSV_COLUMNS)
+    writer.writerow([*TSV_COLUMNS, *extra_columns])
     writer.writerows(rows)
     return atomic.write_text(path, buffer.getvalue())
 

@@ -334,13 +334,13 @@ def _rows_close(a: list[str], b: list[str], rtol: float) -> bool:
     """Rows equal as text, or as numbers within ``rtol`` (last-digit rounding of floats)."""
     if len(a) != len(b):
         return False
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         if ra == rb:
             continue
         ta, tb = ra.split(), rb.split()
         if len(ta) != len(tb):
             return False
-        for x, y in zip(ta, tb):
+        for x, y in zip(ta, tb, strict=True):
             if x == y:
                 continue
             try:
@@ -546,13 +546,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for out in (args.native_out, args.afni_out):
         if not (out / "params.json").is_file():
-            print(f"parity: {out} is not an afni-group output folder (no params.json)", file=sys.stderr)
+            print(
+                f"parity: {out} is not an afni-group output folder (no params.json)",
+                file=sys.stderr,
+            )
             return EXIT_NO_INPUT
     checks = compare_runs(args.native_out, args.afni_out, args.rtol, args.z_max)
     for check in checks:
         print(check.line())
     counts = summary(checks)
-    print(f"parity: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[SKIP]} skip, {counts[INFO]} info")
+    print(
+        f"parity: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[SKIP]} skip, {counts[INFO]} info"
+    )
     if args.json:
         write_json(args.json, args.native_out, args.afni_out, checks)
     return EXIT_FAILURE if counts[FAIL] else EXIT_OK

@@ -11,7 +11,7 @@
 #   engine parity: python -m afni_group.parity on the two output folders (one line per check,
 #     written as parity.json);
 #   Singularity.def's %test commands inside the image;
-#   a missing BRIK: exit 66 and a one-line error, with each engine.
+#   a missing BRIK: exit 66 and a one-line error naming the dataset, no results, each engine.
 #
 # Environment: PODMAN (default podman; CONTAINERS_CONF is honoured), CLUSTSIM_ITER (default
 # 1000: 3dClustSim -iter for both runs), CHECK_DIR (where data and outputs go; default a new
@@ -165,7 +165,9 @@ for engine in native afni; do
     nlines=$(grep -c . "$DIR/bad-$engine.err")
     err=$(head -n 1 "$DIR/bad-$engine.err")
     results=$(find "$out_dir" -name 'mema_results*' -o -name report.html | wc -l)
-    if [ "$rc" = 66 ] && [ "$nlines" = 1 ] && grep -q "BRIK" <<< "$err" && [ "$results" = 0 ]; then
+    # the one line must name the subject's stats dataset (its HEAD or BRIK)
+    if [ "$rc" = 66 ] && [ "$nlines" = 1 ] && grep -q "stats.sub-01" <<< "$err" \
+        && [ "$results" = 0 ]; then
         pass "missing-BRIK/$engine" "exit 66, one line: $err"
     else
         fail "missing-BRIK/$engine" "exit $rc, $nlines stderr line(s), $results result file(s): $(oneline "$(cat "$DIR/bad-$engine.err")" 300)"

@@ -52,7 +52,7 @@ ctr() { "$PODMAN" run --rm --network=none --read-only --tmpfs /tmp -u 1000:1000 
 # a folder uid 1000 may write to
 wdir() { mkdir -p "$1" && chmod 777 "$1"; }
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16); }
-oneline() { tr '\n' ' ' <<< "$1" | cut -c1-"${2:-200}"; }
+oneline() { tr '\n' ' ' <<< "$1" | tr -s ' ' | cut -c1-"${2:-200}"; }
 
 if ! command -v "$PODMAN" > /dev/null; then
     say SKIP image "$PODMAN not found"
@@ -84,7 +84,7 @@ else fail --bids-exec-spec "differs from bids_app_spec.json (see $DIR/spec.json)
 # shellcheck disable=SC2016  # expanded inside the container
 inside='echo "$(head -1 /opt/afni/AFNI_version.txt) commit $(cat /opt/afni/AFNI_commit.txt)
  (source: $(cat /opt/afni/AFNI_source.txt)); $(Rscript --version 2>&1 | head -1)"'
-if afni=$(ctr --entrypoint bash "$TAG" -c "$inside" 2>&1); then pass afni-inside "$afni"
+if afni=$(ctr --entrypoint bash "$TAG" -c "$inside" 2>&1); then pass afni-inside "$(oneline "$afni" 300)"
 else fail afni-inside "$(oneline "$afni")"; fi
 
 # ---- the demo, both engines --------------------------------------------------------------------

@@ -226,3 +226,15 @@ def test_check_image(tmp_path):
     for name in ("--bids-exec-spec", "run/native", "run/afni", "parity", "missing-BRIK/afni"):
         assert any(line.startswith(f"PASS {name}:") for line in lines), (name, proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_afni_version_from_the_install_without_the_gui(tmp_path, monkeypatch):
+    """The image has no ``afni`` program: params.json takes AFNI's version from its install."""
+    from afni_group import outputs
+
+    (tmp_path / "3dMEMA").write_text("#!/bin/sh\n")
+    (tmp_path / "3dMEMA").chmod(0o755)
+    (tmp_path / "AFNI_version.txt").write_text("AFNI_26.2.03\nlinux_ubuntu_24_64\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert outputs.software_versions(afni=True)["AFNI"] == "AFNI_26.2.03"
+    assert outputs.software_versions(afni=False)["AFNI"] is None

@@ -25,7 +25,6 @@ ARG AFNI_COMMIT=90ce18f64946abb1859bfbd8ea2b3165aa5d36b9
 ARG AFNI_SOURCE=github
 ARG AFNI_REPO=https://github.com/afni/afni.git
 COPY docker/ /build/
-# hadolint ignore=DL3008
 RUN AFNI_REPO="$AFNI_REPO" bash /build/afni-build.sh "$AFNI_SOURCE" "$AFNI_COMMIT" /opt/afni
 
 ###############################################################################

@@ -65,9 +65,19 @@ def software_versions(afni: bool = False) -> dict[str, str | None]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    versions["AFNI"] = _first_line(["afni", "-ver"]) if afni else None
+    versions["AFNI"] = (_first_line(["afni", "-ver"]) or _afni_version_file()) if afni else None
     versions["R"] = _first_line(["Rscript", "--version"]) if afni else None
     return versions
+
+
+def _afni_version_file() -> str | None:
+    """AFNI_version.txt beside 3dMEMA (installs without the GUI program ``afni``, e.g. the image)."""
+    where = shutil.which("3dMEMA")
+    path = Path(where).parent / "AFNI_version.txt" if where else None
+    if path is None or not path.is_file():
+        return None
+    lines = path.read_text(errors="replace").split()
+    return lines[0] if lines else None
 
 
 def _first_line(cmd: list[str]) -> str | None:

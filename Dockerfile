@@ -5,54 +5,62 @@
 #   docker run --rm --read-only --tmpfs /tmp -u "$(id -u):$(id -g)" \
 #       -v /path/to/bids:/data:ro -v /path/to/out:/out afnigroup/afni-group:0.1.0 /data /out group
 #
-# AFNI comes from AFNI's own release build, pinned by its release tag; AFNI_26.2.03 is the version
-# whose behaviour ../shared/spec documents. Record the digest when you first pull it:
-#   docker buildx imagetools inspect afni/afni_make_build:AFNI_26.2.03
-# and build with --build-arg AFNI_IMAGE=afni/afni_make_build:AFNI_26.2.03@sha256:<digest>.
-ARG AFNI_IMAGE=afni/afni_make_build:AFNI_26.2.03
-# The runtime OS must match the one AFNI's binaries were built on (their HISTORY_NOTE says
-# {AFNI_26.2.03:linux_ubuntu_24_64}): a Debian/Ubuntu with an older glibc cannot load them.
-# Ubuntu 24.04 also brings Python 3.12, R 4.3 and r-cran-snow.
+# AFNI is compiled from AFNI's public source in a builder stage on the same base image as the
+# runtime, so every library it links is the runtime's own (AFNI's published images are built on
+# Ubuntu 18.04: their shared libraries do not load on 24.04; see docs/containers.md).
+# The source is pinned by commit: git checks the fetched tree against the hash.
+# Offline builds (tests/image/build_local.sh) override AFNI_SOURCE and BASE_IMAGE.
 ARG BASE_IMAGE=ubuntu:24.04
 
-FROM ${AFNI_IMAGE} AS afni
+###############################################################################
+# Builder: the AFNI programs afni-group runs, from source (a few minutes)
+###############################################################################
+FROM ${BASE_IMAGE} AS afni-build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# AFNI_26.2.03 as ../shared/spec documents it: the snapshot 90ce18f6 (2026-08-21) of AFNI's
+# master, whose version string is AFNI_26.2.03 (the tag itself is on 5b79e2a5, 2026-08-04).
+ARG AFNI_COMMIT=90ce18f64946abb1859bfbd8ea2b3165aa5d36b9
+# github: fetch AFNI_COMMIT from AFNI_REPO; context: docker/afni-src.tar (git archive of
+# AFNI_COMMIT); prefix: copy an already built install from docker/afni-prefix/.
+ARG AFNI_SOURCE=github
+ARG AFNI_REPO=https://github.com/afni/afni.git
+COPY docker/ /build/
+RUN AFNI_REPO="$AFNI_REPO" bash /build/afni-build.sh "$AFNI_SOURCE" "$AFNI_COMMIT" /opt/afni
 
+###############################################################################
+# Runtime
+###############################################################################
 FROM ${BASE_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# Runtime libraries of AFNI's command-line programs, as AFNI's own Ubuntu setup notes list them
-# (GSL, libjpeg62, Motif/Xt via libxm4 and GLU that libmri links, libgomp for OpenMP, expat,
-# zlib); the ldd check below fails the build if one is still missing. tcsh for AFNI's scripts
-# (gen_group_command.py writes tcsh); R with snow for 3dMEMA -jobs > 1, installed here because
-# 3dMEMA would otherwise try install.packages() at run time, which fails on offline compute nodes
-# and in read-only images; Python 3.12 with venv for this package.
-# Versions come from the Ubuntu release the base image pins; apt does not keep superseded
-# security-update versions, so pinning them here would break rebuilds.
+# Runtime libraries of the AFNI programs built above (libmri is static): GSL (3dClusterize),
+# libgomp (3dClustSim's OpenMP), expat and zlib; the ldd check below fails the build if one is
+# missing. tcsh for AFNI's scripts (the 3dMEMA wrapper, the scripts gen_group_command.py
+# writes); R with data.table (AFNI's AFNIio.R always sources lib_dataTable.R, which loads it)
+# and snow (3dMEMA -jobs > 1; installed here because 3dMEMA would otherwise try
+# install.packages() at run time, which fails offline and in read-only images); Python with
+# venv for this package. Versions come from the release the base image pins; apt does not
+# keep superseded security-update versions, so pinning them here would break rebuilds.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gsl-bin \
         libexpat1 \
-        libglu1-mesa \
         libgomp1 \
-        libjpeg62 \
-        libxm4 \
         zlib1g \
         tcsh \
         r-base-core \
+        r-cran-data.table \
         r-cran-snow \
         python3 \
         python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
-# AFNI's whole install folder: the C programs with libmri.so/libf2c.so, the R programs (3dMEMA,
-# 3dMEMA.R, AFNIio.R, AFNIplot.R ...) and the Python programs with their afnipy package
-# (gen_group_command.py, 1d_tool.py). The whole folder rather than a list of files: the R and
-# Python helpers a program loads change between AFNI releases, and a missing one only shows when
-# that program runs. Programs that need X11/Motif (the GUI) are present but unused.
-COPY --from=afni /opt/afni/install /opt/afni
-RUN echo /opt/afni > /etc/ld.so.conf.d/afni.conf && ldconfig
+# The AFNI programs (flat: C programs, the 3dMEMA wrapper with 3dMEMA.R/AFNIio.R/
+# lib_dataTable.R/R_io.so, 1d_tool.py and gen_group_command.py with afnipy/), plus
+# AFNI_commit.txt and AFNI_source.txt saying where they came from.
+COPY --from=afni-build /opt/afni /opt/afni
 
 # Everything a run may write goes to OUTPUT_DIR, --work-dir or /tmp (docker run --read-only
 # --tmpfs /tmp, -u any uid, Apptainer with $HOME bound): no caches or logs in $HOME or the image.
@@ -86,18 +94,26 @@ RUN python3 -m venv /opt/venv \
     && rm -rf /src/afni-group \
     && python -c "import afni_group; print(afni_group.__version__)" > /version
 
-# Fail the build, not a user's job, when a program the pipeline runs is missing or cannot load
-# its libraries, or when R cannot load snow.
-RUN for prog in 3dMEMA 3dmask_tool 3dClustSim 1d_tool.py p2dsetstat 3dClusterize \
-        gen_group_command.py 3dinfo 3dcalc 3dbucket 3drefit 3dAttribute Rscript tcsh; do \
-        command -v "$prog" >/dev/null || { echo "missing program: $prog" >&2; exit 1; }; \
+# Fail the build, not a user's job: every program the afni engine runs (its own list, with
+# gen_group_command.py and tcsh) is on PATH; every AFNI binary loads all its libraries;
+# R loads snow, data.table and AFNI's R_io.so; the AFNI scripts answer.
+RUN python -c "from afni_group.engines.afni.runner import afni_available; \
+ok, why = afni_available(True); print(why); raise SystemExit(0 if ok else 1)" \
+    && for prog in 3dMEMA 3dMEMA.R AFNIio.R lib_dataTable.R R_io.so @global_parse 3dinfo 3dcalc \
+        3dbucket 3drefit 3dcopy 3dTcat 3dAttribute 3dNotes nifti_tool 3dAFNItoNIFTI; do \
+        test -e "/opt/afni/$prog" || { echo "missing AFNI file: $prog" >&2; exit 1; }; \
     done \
-    && for prog in 3dmask_tool 3dClustSim p2dsetstat 3dClusterize 3dinfo 3dcalc 3dbucket 3drefit; do \
-        if ldd "/opt/afni/$prog" | grep "not found"; then echo "$prog: missing library" >&2; exit 1; fi; \
+    && for f in /opt/afni/*; do \
+        if [ -f "$f" ] && [ "$(head -c 4 "$f" | tr -d '\177')" = ELF ]; then \
+            if ldd "$f" | grep "not found"; then echo "$f: missing library" >&2; exit 1; fi; \
+        fi; \
     done \
-    && test -f /opt/afni/3dMEMA.R && test -f /opt/afni/AFNIio.R \
-    && Rscript -e 'library(snow)' \
+    && Rscript -e 'library(snow); library(data.table); dyn.load("/opt/afni/R_io.so")' \
+    && 3dMEMA -help > /dev/null \
+    && 3dClustSim -help > /dev/null \
+    && 3dClusterize -help > /dev/null \
     && 1d_tool.py -ver \
+    && gen_group_command.py -ver \
     && afni-group --version
 
 LABEL org.opencontainers.image.title="afni-group" \

@@ -619,10 +619,12 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
     from afni_group.engines.native import clusterize as cz
 
     group = PIPELINE / "GROUP_LEVEL"
-    for name in ("mema_results.nii.gz", "mask.nii.gz", "clust_bisided_report_chx.txt"):
+    names = ("mema_results.nii.gz", "mask.nii.gz", "clust_bisided_report_chx.txt")
+    for name in (*names, "ClustSim.NN1_bisided.1D"):
         shutil.copy(group / name, tmp_path / name)
     plan = types.SimpleNamespace(
-        thresholds=types.SimpleNamespace(sided="bisided", nn=1),
+        thresholds=types.SimpleNamespace(sided="bisided", nn=1, pthr=0.001),
+        clustsim_table="ClustSim.NN1_bisided.1D",
         cluster_files=lambda label: {
             "report": f"clust_bisided_report_{label}.txt",
             "clusters_tsv": f"clust_bisided_clusters_{label}.tsv",
@@ -639,8 +641,12 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
         clust_nvox=4,
     )
     cz.write_clusters_tsv(expected, tmp_path / "expected.tsv")
-    assert written == (tmp_path / "expected.tsv").read_text()
-    assert written.count("\n") == 1 + expected.n_clusters > 1
+    ncol = len(cz.TSV_COLUMNS)  # the core's columns; cluster_table's extra ones follow
+    rows = [line.split("\t") for line in written.splitlines()]
+    assert [r[:ncol] for r in rows] == [
+        line.split("\t") for line in (tmp_path / "expected.tsv").read_text().splitlines()
+    ]
+    assert len(rows) == 1 + expected.n_clusters > 1
     (tmp_path / "clust_bisided_clusters_chx.tsv").unlink()
     assert not runner.write_clusters_tsv(plan, tmp_path, "chx", "3.5", 4)
     assert not (tmp_path / "clust_bisided_clusters_chx.tsv").exists()

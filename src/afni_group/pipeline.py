@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from afni_group import __version__, lock, outputs, provenance, validate
+from afni_group import __version__, atlas, cluster_table, lock, outputs, provenance, validate
 from afni_group.errors import OutputError, UsageError
 from afni_group.options import RunOptions
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
@@ -83,6 +83,7 @@ def params_document(
             entry["mask"]["n_voxels"] = _mask_voxels(adir / MASK_FILE)
             for result in entry["results"]:
                 result["dof"] = _t_dof(adir / MEMA_FILE, result["tbrick"])
+                result["clusters"] = cluster_table.params_summary(adir / result["clusters_tsv"])
         analyses.append(entry)
     document = {
         "afni_group_version": __version__,
@@ -97,6 +98,7 @@ def params_document(
         "selection_notes": plan.selection_notes,
         "analyses": analyses,
         "input_qc": plan.input_qc,
+        "atlases": atlas.provenance(),
         "timings_s": timings or {},
     }
     hosts = host_paths(plan)

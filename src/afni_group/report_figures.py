@@ -1,18 +1,24 @@
-"""Figures of the HTML report: slice montages drawn with matplotlib's Agg canvas.
+"""Figures of the HTML report, drawn with nilearn's plotting over its MNI152 template.
 
-Everything here works on plain arrays in *canonical* (RAS+) voxel order, so the same code serves
-both engines: :func:`load_volume` reads a brick from the output files and reorients it.
+:func:`load_volume` reads a brick from the output files (either engine) into canonical (RAS+)
+voxel order; the figures hand nibabel images of those arrays to ``nilearn.plotting``:
+:func:`plot_stat_maps` (t map, orthogonal views + axial row) and :func:`plot_cluster_maps`
+(glass brain of the surviving clusters + effect estimate). The underlay is nilearn's bundled
+MNI152 template (no download); data not in MNI space get the group mask as underlay and no
+glass brain.
 
-The t map is drawn "highlight, don't hide" (Chen, Taylor et al., NeuroImage 2022): voxels in
-clusters that survive correction are opaque and outlined, every other in-mask voxel keeps its
-colour but fades with decreasing |t|, so the reader sees what was *not* significant too.
+What nilearn does not do is kept here: the "highlight, don't hide" opacity (Chen, Taylor et
+al., NeuroImage 2022; :func:`highlight_alpha`, passed as nilearn's ``transparency``) that keeps
+surviving clusters opaque and fades every other in-mask voxel by |t|, the choice of slices
+(through the clusters' peaks), cluster numbers on the glass brain and colour-bar units.
 
-No pyplot: figures are built with :class:`matplotlib.figure.Figure` on an explicit Agg canvas,
-so no GUI backend is ever touched and no global state leaks between reports.
+No pyplot: figures are :class:`matplotlib.figure.Figure` objects on an explicit Agg canvas
+(nilearn draws into them through ``figure=``), so no GUI backend is touched.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -42,13 +48,11 @@ def _ensure_mplconfigdir() -> None:
 
 _ensure_mplconfigdir()
 
-import matplotlib  # noqa: E402
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import patheffects  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.colors import LinearSegmentedColormap, Normalize  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -56,9 +60,7 @@ from afni_group import atomic  # noqa: E402
 
 DPI = 100
 FIG_WIDTH_IN = 11.0
-BG = "#101418"  # panel background (outside the brain)
-BRAIN = "#3b4148"  # in-mask underlay when no anatomical underlay is given
-OUTLINE = "#9aa3ad"  # mask outline
+BG = "#000000"  # figure background (nilearn's black_bg panels)
 FG = "#e8ecf0"  # text on the dark panels
 FAINT_MAX_ALPHA = 0.6  # opacity reached by a sub-threshold voxel at |t| = threshold
 
@@ -95,6 +97,7 @@ class Volume:
     data: np.ndarray
     affine: np.ndarray
     stat_params: tuple[float, ...] = ()
+    space: str = ""  # AFNI TEMPLATE_SPACE of the file (MNI, TLRC, ORIG, ...)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -145,6 +148,7 @@ def load_volume(path: str | Path, brick: str | int | None = None) -> Volume:
     data = np.asarray(dset.brick(index), dtype=np.float32)
     vol = _to_canonical(data, np.asarray(dset.affine, dtype=float))
     vol.stat_params = tuple(dset.stat_dof(index))
+    vol.space = dset.space
     return vol
 
 
@@ -209,38 +213,6 @@ def pick_slices(present: np.ndarray, n_max: int) -> list[int]:
     return sorted({int(idx[p]) for p in picks})
 
 
-def edge_segments(mask2d: np.ndarray, extent: list[float]) -> np.ndarray:
-    """Line segments along the voxel edges that separate ``mask2d`` from its complement.
-
-    Unlike a contour through voxel centres this draws the exact voxel boundary (AFNI-style boxes).
-
-    Parameters
-    ----------
-    mask2d : numpy.ndarray of bool
-        Slice in display order: rows = vertical axis (bottom first), columns = horizontal axis.
-    extent : list of float
-        (left, right, bottom, top) in mm, as given to imshow.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, 2, 2) array of segments ((x0, y0), (x1, y1)) in mm.
-    """
-    m = np.pad(np.asarray(mask2d, dtype=bool), 1)
-    nrow, ncol = mask2d.shape
-    x_edges = np.linspace(extent[0], extent[1], ncol + 1)
-    y_edges = np.linspace(extent[2], extent[3], nrow + 1)
-    segs = []
-    # vertical edges: between column c-1 and c (padded index c, c+1)
-    r, c = np.nonzero(m[1:-1, :-1] != m[1:-1, 1:])
-    for rr, cc in zip(r, c, strict=True):
-        segs.append(((x_edges[cc], y_edges[rr]), (x_edges[cc], y_edges[rr + 1])))
-    r, c = np.nonzero(m[:-1, 1:-1] != m[1:, 1:-1])
-    for rr, cc in zip(r, c, strict=True):
-        segs.append(((x_edges[cc], y_edges[rr]), (x_edges[cc + 1], y_edges[rr])))
-    return np.asarray(segs, dtype=float).reshape(-1, 2, 2)
-
-
 def symmetric_limit(values: np.ndarray, floor: float = 0.0) -> float:
     """A tidy symmetric colour limit: max |value| (finite), at least ``floor``, never 0."""
     finite = np.abs(values[np.isfinite(values)])
@@ -259,309 +231,79 @@ def stat_colour_limit(values: np.ndarray, threshold: float) -> float:
     return float(np.clip(symmetric_limit(values), 2.0 * threshold, 3.0 * threshold))
 
 
-def cluster_colours(n: int) -> list[tuple[float, float, float, float]]:
-    """One distinct RGBA colour per cluster index 1..n (tab10, then tab20, cycling)."""
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+# ----------------------------------------------------------------------------- figures
 
 
-# ----------------------------------------------------------------------------- slicing
+@functools.cache
+def mni_template():
+    """nilearn's MNI152 (ICBM 2009) T1 template, 1 mm; bundled in the nilearn wheel, no download."""
+    from nilearn import datasets
+
+    return datasets.load_mni152_template(resolution=1)
 
 
-_AXES = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}
+def _image(vol: Volume, data: np.ndarray | None = None) -> nib.Nifti1Image:
+    arr = vol.data if data is None else data
+    return nib.Nifti1Image(np.asarray(arr, dtype=np.float32), vol.affine)
 
 
-def _slice(arr: np.ndarray, view: str, index: int) -> np.ndarray:
-    """2-D slice in display order (rows = vertical axis from bottom, cols = horizontal axis)."""
-    h, v, n = _AXES[view]
-    sl = [slice(None)] * 3
-    sl[n] = index
-    s = arr[tuple(sl)]
-    # after removing axis n the remaining axes are in increasing order; h < v in every view
-    return s.T
+def _world_point(vol: Volume, ijk: tuple[int, int, int]) -> tuple[float, float, float]:
+    xyz = vol.affine[:3, :3] @ np.asarray(ijk, dtype=float) + vol.affine[:3, 3]
+    return tuple(float(v) for v in xyz)
 
 
-def _coord_label(vol: Volume, view: str, index: int) -> str:
-    axis = _AXES[view][2]
-    name = "xyz"[axis]
-    return f"{name} = {float(vol.world(axis, index)):+.0f}"
+def focus_point(
+    stat: Volume, inside: np.ndarray, clusters: Volume | None, ee: Volume | None
+) -> tuple[float, float, float]:
+    """Where the orthogonal views cut (mm): the peak of cluster 1, else the max |t| in the mask.
 
-
-# ----------------------------------------------------------------------------- drawing
-
-
-def _new_figure(width_in: float, height_in: float) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), dpi=DPI, facecolor=BG)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _prepare_axes(ax, extent: list[float]) -> None:
-    ax.set_facecolor(BG)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-
-
-def _draw_underlay(ax, vol_mask: Volume, view: str, index: int, underlay: Volume | None) -> None:
-    axes2 = _AXES[view][:2]
-    extent = vol_mask.extent(axes2)
-    _prepare_axes(ax, extent)
-    inside = _slice(vol_mask.data, view, index) > 0
-    if underlay is not None:
-        u = _slice(underlay.data, view, index)
-        lo, hi = (
-            np.percentile(underlay.data[underlay.data != 0], [2, 98])
-            if np.any(underlay.data)
-            else (0.0, 1.0)
-        )
-        ax.imshow(
-            u,
-            cmap="gray",
-            vmin=lo,
-            vmax=hi,
-            origin="lower",
-            extent=extent,
-            interpolation="nearest",
-        )
-    else:
-        rgba = np.zeros(inside.shape + (4,))
-        rgba[inside] = matplotlib.colors.to_rgba(BRAIN)
-        ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
-    segs = edge_segments(inside, extent)
-    if len(segs):
-        ax.add_collection(LineCollection(segs, colors=OUTLINE, linewidths=0.8))
-
-
-def _draw_rgba(ax, rgba: np.ndarray, extent: list[float]) -> None:
-    ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
-
-
-def _outline(ax, mask2d: np.ndarray, extent: list[float], colour: str, width: float) -> None:
-    segs = edge_segments(mask2d, extent)
-    if len(segs):
-        ax.add_collection(LineCollection(segs, colors=colour, linewidths=width))
-
-
-def _stat_rgba(
-    stat: np.ndarray, vmax: float, threshold: float, surviving: np.ndarray, inside: np.ndarray
-) -> np.ndarray:
-    rgba = STAT_CMAP(Normalize(-vmax, vmax, clip=True)(stat))
-    rgba[..., 3] = highlight_alpha(stat, threshold, surviving, inside)
-    return rgba
-
-
-def _panel_title(ax, text: str) -> None:
-    ax.text(0.02, 0.98, text, transform=ax.transAxes, color=FG, fontsize=8, va="top", ha="left")
-
-
-def _stat_colourbar(
-    fig: Figure, rect, vmax: float, threshold: float, label: str, saturated: bool = False
-) -> None:
-    """Horizontal colour bar that shows the fading itself: faint below |t| < threshold."""
-    cax = fig.add_axes(rect)
-    values = np.linspace(-vmax, vmax, 512)
-    rgba = STAT_CMAP(Normalize(-vmax, vmax)(values))
-    ratio = np.clip(np.abs(values) / threshold, 0, 1)
-    rgba[:, 3] = np.where(np.abs(values) >= threshold, 1.0, FAINT_MAX_ALPHA * ratio**2)
-    cax.set_facecolor(BG)
-    cax.imshow(
-        rgba[np.newaxis, :, :],
-        extent=[-vmax, vmax, 0, 1],
-        aspect="auto",
-        origin="lower",
-        interpolation="bilinear",
-    )
-    for t in (-threshold, threshold):
-        if abs(t) < vmax:
-            cax.axvline(t, color=FG, linewidth=1.0, linestyle="--")
-    ticks = [-vmax, -threshold, 0.0, threshold, vmax]
-    cax.set_xticks(ticks)
-    labels = [f"{t:.1f}" for t in ticks]
-    labels[1], labels[3] = f"{-threshold:.2f}", f"{threshold:.2f}"
-    if saturated:  # values beyond the limit exist and take the end colours
-        labels[0], labels[-1] = f"\u2264{labels[0]}", f"\u2265{labels[-1]}"
-    cax.set_xticklabels(labels, color=FG, fontsize=8)
-    cax.set_yticks([])
-    cax.tick_params(colors=FG, length=3)
-    for spine in cax.spines.values():
-        spine.set_edgecolor(OUTLINE)
-    cax.set_xlabel(label, color=FG, fontsize=9)
-
-
-def _plain_colourbar(fig: Figure, rect, vmax: float, label: str) -> None:
-    cax = fig.add_axes(rect)
-    values = np.linspace(-vmax, vmax, 512)
-    cax.imshow(
-        STAT_CMAP(Normalize(-vmax, vmax)(values))[np.newaxis],
-        extent=[-vmax, vmax, 0, 1],
-        aspect="auto",
-        origin="lower",
-    )
-    ticks = [-vmax, -vmax / 2, 0.0, vmax / 2, vmax]
-    cax.set_xticks(ticks)
-    cax.set_xticklabels([f"{t:.2g}" for t in ticks], color=FG, fontsize=8)
-    cax.set_yticks([])
-    cax.tick_params(colors=FG, length=3)
-    for spine in cax.spines.values():
-        spine.set_edgecolor(OUTLINE)
-    cax.set_xlabel(label, color=FG, fontsize=9)
-
-
-def _lr_marks(ax, letters: tuple[str, str] = ("L", "R")) -> None:
-    """Mark the sides of a panel: images are in neurological convention (left is left)."""
-    kw = dict(transform=ax.transAxes, color=FG, fontsize=8, fontweight="bold", va="bottom")
-    ax.text(0.02, 0.02, letters[0], ha="left", **kw)
-    ax.text(0.98, 0.02, letters[1], ha="right", **kw)
-
-
-def _focus_voxel(
-    stat: np.ndarray, inside: np.ndarray, cmap: np.ndarray | None, ee: np.ndarray | None
-) -> tuple[int, int, int]:
-    """Voxel for the sagittal/coronal views: the peak of cluster 1, else the max |t| in the mask.
-
-    The cluster peak follows 3dClusterize's "Max Int": the largest |data| value in the cluster.
+    The cluster peak follows 3dClusterize's "Max Int": the largest |effect| in the cluster.
     """
-    if cmap is not None and np.any(cmap == 1):
-        weights = np.abs(ee) if ee is not None else np.abs(stat)
-        score = np.where(cmap == 1, weights, -np.inf)
-    else:
-        score = np.where(inside, np.abs(np.nan_to_num(stat)), -np.inf)
-        if not np.isfinite(score).any():
-            return tuple(int(n) // 2 for n in stat.shape)
-    return tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), stat.shape))
-
-
-def plot_stat_montage(
-    stat: Volume,
-    mask: Volume,
-    threshold: float,
-    clusters: Volume | None,
-    *,
-    ee: Volume | None = None,
-    underlay: Volume | None = None,
-    stat_label: str = "t",
-    n_axial: int = 12,
-    ncols: int = 6,
-) -> Figure:
-    """Axial montage plus one sagittal and one coronal slice of a statistic map.
-
-    Parameters
-    ----------
-    stat : Volume
-        Statistic (t) map.
-    mask : Volume
-        Group mask (same grid); drawn as a grey silhouette with an outline when there is no
-        ``underlay``.
-    threshold : float
-        Voxelwise threshold on |stat|.
-    clusters : Volume or None
-        Cluster-index map (0 = none); its voxels are opaque and outlined. None: nothing survived.
-    ee : Volume or None
-        Effect estimate inside the clusters, used to find the peak of cluster 1.
-    underlay : Volume or None
-        Optional anatomical underlay on the same grid.
-    stat_label : str
-        Colour-bar label.
-    n_axial, ncols : int
-        Largest number of axial slices and panels per row.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Figure with an Agg canvas; size ``FIG_WIDTH_IN`` x (rows + 1.35) panel heights.
-    """
-    inside = mask.data > 0
-    surviving = (clusters.data > 0) if clusters is not None else np.zeros_like(inside)
     t = np.nan_to_num(stat.data)
-    vmax = stat_colour_limit(np.where(inside, t, 0.0), threshold)
-    rgba_all = _stat_rgba(t, vmax, threshold, surviving, inside)
+    if clusters is not None and np.any(np.rint(clusters.data) == 1):
+        weights = np.abs(np.nan_to_num(ee.data)) if ee is not None else np.abs(t)
+        score = np.where(np.rint(clusters.data) == 1, weights, -np.inf)
+    elif inside.any():
+        score = np.where(inside, np.abs(t), -np.inf)
+    else:
+        return _world_point(stat, tuple(int(n) // 2 for n in stat.shape))
+    ijk = np.unravel_index(int(np.argmax(score)), score.shape)
+    return _world_point(stat, tuple(int(i) for i in ijk))
 
-    fx, fy, fz = _focus_voxel(
-        t,
-        inside,
-        clusters.data if clusters is not None else None,
-        ee.data if ee is not None else None,
-    )
-    zs = pick_slices(inside.any(axis=(0, 1)), n_axial) or [stat.shape[2] // 2]
-    if fz not in zs:  # always show the slice through the peak of the largest cluster
-        zs[int(np.argmin([abs(z - fz) for z in zs]))] = fz
-        zs = sorted(set(zs))
-    nrows = int(np.ceil(len(zs) / ncols))
-    panel = FIG_WIDTH_IN / ncols
-    height = panel * nrows + panel * 1.35
-    fig = _new_figure(FIG_WIDTH_IN, height)
 
-    def add_panel(left, bottom, w, h, view, index, title):
-        ax = fig.add_axes([left, bottom, w, h])
-        _draw_underlay(ax, mask, view, index, underlay)
-        ext = mask.extent(_AXES[view][:2])
-        _draw_rgba(ax, _slice_rgba(rgba_all, view, index), ext)
-        _outline(ax, _slice(surviving, view, index), ext, "white", 1.2)
-        _panel_title(ax, title)
-        return ax
+def axial_cuts(mask: Volume, n_max: int, must: list[int] | None = None) -> list[float]:
+    """z (mm) of up to ``n_max`` axial slices spread over the mask, including the ``must`` ones.
 
-    row_h = panel / height
-    col_w = 1.0 / ncols
-    pad = 0.01
-    for n, z in enumerate(zs):
-        r, c = divmod(n, ncols)
-        bottom = 1.0 - (r + 1) * row_h
-        ax = add_panel(
-            c * col_w + pad / 2,
-            bottom + pad / 2,
-            col_w - pad,
-            row_h - pad,
-            "axial",
-            z,
-            _coord_label(mask, "axial", z),
-        )
-        if n == 0:
-            _lr_marks(ax)
+    ``must`` (slice indices, e.g. through cluster peaks) replace the nearest evenly spread slice.
+    """
+    present = mask.data.any(axis=(0, 1))
+    spread = pick_slices(present if present.any() else np.ones(mask.shape[2], bool), n_max)
+    keep = sorted(set((must or [])[:n_max]))
+    free = [z for z in spread if z not in keep]
+    for z in keep:
+        if len(free) + len(keep) <= n_max or not free:
+            continue
+        free.pop(int(np.argmin([abs(z - k) for k in free])))
+    zs = sorted(set(free + keep))
+    return [float(mask.world(2, z)) for z in zs]
 
-    bottom_h = 1.25 * panel / height
-    ax = add_panel(
-        pad / 2,
-        pad / 2,
-        col_w * 1.5 - pad,
-        bottom_h - pad,
-        "sagittal",
-        fx,
-        _coord_label(mask, "sagittal", fx),
-    )
-    _lr_marks(ax, ("P", "A"))
-    ax = add_panel(
-        col_w * 1.5 + pad / 2,
-        pad / 2,
-        col_w * 1.5 - pad,
-        bottom_h - pad,
-        "coronal",
-        fy,
-        _coord_label(mask, "coronal", fy),
-    )
-    _lr_marks(ax)
 
-    # legend block: colour bar and what faint / opaque mean
-    lx = col_w * 3 + 0.03
-    saturated = bool(np.any(np.abs(t[inside]) > vmax))
-    _stat_colourbar(
-        fig,
-        [lx, bottom_h * 0.62, 0.94 - lx, bottom_h * 0.16],
-        vmax,
-        threshold,
-        stat_label,
-        saturated=saturated,
-    )
+def _label_colorbar(display, label: str) -> None:
+    """Put the units above the colour bar nilearn drew; readable ticks on black."""
+    cbar = getattr(display, "_cbar", None)
+    if cbar is None:
+        return
+    cbar.ax.set_title(label, color=FG, fontsize=8.5, loc="right", pad=4)
+    cbar.ax.tick_params(colors=FG, labelsize=8)
+
+
+def _legend(fig: Figure, anchor: tuple[float, float]) -> None:
     handles = [
         Patch(
             facecolor=STAT_CMAP(0.95),
             edgecolor="white",
             linewidth=1.2,
-            label="opaque + outline: surviving cluster",
+            label="opaque + white outline: surviving cluster",
         ),
         Patch(
             facecolor=(*STAT_CMAP(0.9)[:3], 0.35),
@@ -571,131 +313,244 @@ def plot_stat_montage(
     ]
     fig.legend(
         handles=handles,
-        loc="lower left",
-        bbox_to_anchor=(lx, bottom_h * 0.02),
+        loc="upper left",
+        bbox_to_anchor=anchor,
         frameon=False,
         fontsize=8.5,
         labelcolor=FG,
-        ncols=1,
     )
-    return fig
 
 
-def _slice_rgba(rgba: np.ndarray, view: str, index: int) -> np.ndarray:
-    h, v, n = _AXES[view]
-    sl = [slice(None)] * 4
-    sl[n] = index
-    s = rgba[tuple(sl)]  # (h, v, 4)
-    return np.transpose(s, (1, 0, 2))
-
-
-def plot_cluster_maps(
-    clusters: Volume,
-    ee: Volume,
+def plot_stat_maps(
+    stat: Volume,
     mask: Volume,
-    cluster_info: list[dict],
+    threshold: float,
+    clusters: Volume | None,
     *,
-    underlay: Volume | None = None,
-    ee_label: str = "effect estimate (% signal change)",
-    n_slices: int = 6,
+    ee: Volume | None = None,
+    mni: bool = True,
+    stat_label: str = "t",
+    n_axial: int = 8,
 ) -> Figure:
-    """Cluster-index map (top row) and effect-estimate map (bottom row) on the same slices.
+    """The t map over the MNI template: orthogonal views at the main peak and an axial row.
+
+    "Highlight, don't hide": nilearn's ``transparency`` gets :func:`highlight_alpha`, so voxels
+    of surviving clusters are opaque (and outlined white), all other in-mask voxels faded by
+    |t|. Without clusters this is the faded sub-threshold map.
 
     Parameters
     ----------
-    clusters : Volume
-        Cluster-index map (1 = largest cluster).
-    ee : Volume
-        Effect estimate masked by the clusters (3dClusterize ``-pref_dat``).
-    mask : Volume
-        Group mask (underlay silhouette).
-    cluster_info : list of dict
-        One dict per cluster (``cluster_id``, ``n_voxels``, ``tail``) for the legend.
-    underlay : Volume or None
-        Optional anatomical underlay on the same grid.
-    ee_label : str
-        Colour-bar label (with units).
-    n_slices : int
-        Largest number of axial slices (chosen among those that contain cluster voxels).
+    stat, mask : Volume
+        t map and group mask (same grid).
+    threshold : float
+        Voxelwise |t| threshold.
+    clusters : Volume or None
+        Cluster-index map (0 = none); None when nothing survived.
+    ee : Volume or None
+        Effect estimate in the clusters (locates the peak of cluster 1).
+    mni : bool
+        True: nilearn's MNI152 template underneath. False (TLRC/ORIG data): the group mask.
+    stat_label : str
+        Colour-bar label.
+    n_axial : int
+        Number of axial slices in the bottom row.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    cmap_data = np.rint(clusters.data).astype(int)
-    n_clusters = int(cmap_data.max()) if cmap_data.size else 0
-    in_cluster = cmap_data > 0
-    zs = cluster_slices(cmap_data, ee.data, n_slices) or [clusters.shape[2] // 2]
-    ncols = max(len(zs), 4)
-    legend_w = 2.3  # inches, right-hand column: cluster legend
-    bar_h = 0.75  # inches, bottom strip: colour bar
-    panel = (FIG_WIDTH_IN - legend_w) / ncols
-    height = 2 * panel + bar_h
-    fig = _new_figure(FIG_WIDTH_IN, height)
+    from nilearn import plotting
 
-    colours = np.zeros((max(n_clusters, 1) + 1, 4))
-    colours[1:] = cluster_colours(max(n_clusters, 1))
-    rgba_map = colours[np.clip(cmap_data, 0, n_clusters)]
-    rgba_map[~in_cluster, 3] = 0.0
+    inside = mask.data > 0
+    surviving = (np.rint(clusters.data) > 0) if clusters is not None else np.zeros_like(inside)
+    t = np.where(inside, np.nan_to_num(stat.data), 0.0)
+    vmax = stat_colour_limit(t, threshold)
+    alpha = _image(stat, highlight_alpha(t, threshold, surviving, inside))
+    t_img = _image(stat, t)
+    background = mni_template() if mni else _image(mask, inside.astype(np.float32))
+    focus = focus_point(stat, inside, clusters, ee)
+    peaks = []
+    if clusters is not None:
+        ids = np.rint(clusters.data).astype(int)
+        weights = np.abs(np.nan_to_num(ee.data if ee is not None else t))
+        peaks = cluster_slices(ids, weights, n_axial // 2)
+    cuts = axial_cuts(mask, n_axial, peaks)
 
-    ee_vals = np.where(in_cluster, np.nan_to_num(ee.data), 0.0)
-    vmax = symmetric_limit(ee_vals)
-    rgba_ee = STAT_CMAP(Normalize(-vmax, vmax, clip=True)(ee_vals))
-    rgba_ee[..., 3] = np.where(in_cluster, 1.0, 0.0)
-
-    map_w = 1.0 - legend_w / FIG_WIDTH_IN
-    col_w = map_w / ncols
-    row_h = panel / height
-    pad = 0.006
-    ext = mask.extent((0, 1))
-    for row, (rgba, name) in enumerate(((rgba_map, "cluster map"), (rgba_ee, "effect estimate"))):
-        bottom = 1.0 - (row + 1) * row_h
-        for c, z in enumerate(zs):
-            ax = fig.add_axes([c * col_w + pad / 2, bottom + pad / 2, col_w - pad, row_h - pad])
-            _draw_underlay(ax, mask, "axial", z, underlay)
-            _draw_rgba(ax, _slice_rgba(rgba, "axial", z), ext)
-            # thin outline on the colour-coded map (the colour is the message), white on the EE
-            _outline(ax, _slice(in_cluster, "axial", z), ext, "white", 0.6 if row == 0 else 1.0)
-            label = _coord_label(mask, "axial", z)
-            _panel_title(ax, f"{name}\n{label}" if c == 0 else label)
-            if c == 0 and row == 0:
-                _lr_marks(ax)
-            if row == 0:
-                _annotate_clusters(ax, cmap_data, z, mask)
-
-    # legend: as many entries as fit beside the two rows of panels (about 0.19 in each)
-    max_entries = max(int((2 * panel - 0.35) / 0.19) - 1, 3)
-    shown = cluster_info[:max_entries]
-    handles = [
-        Patch(
-            facecolor=colours[i["cluster_id"]] if i["cluster_id"] <= n_clusters else "grey",
-            edgecolor="white",
-            label=f"{i['cluster_id']}: {i['n_voxels']} vox, {i['tail']}",
-        )
-        for i in shown
-    ]
-    if len(cluster_info) > len(shown):
-        handles.append(
-            Patch(
-                facecolor="none",
-                edgecolor="none",
-                label=f"+ {len(cluster_info) - len(shown)} more (see table)",
-            )
-        )
-    legend = fig.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(map_w + 0.01, 0.99),
-        frameon=False,
-        fontsize=8,
-        labelcolor=FG,
-        title="clusters (number: size, sign)",
-        title_fontsize=8,
-        alignment="left",
+    fig = _new_figure(FIG_WIDTH_IN, 5.4)
+    common = dict(
+        bg_img=background,
+        transparency=alpha,
+        threshold=None,
+        cmap=STAT_CMAP,
+        vmin=-vmax,
+        vmax=vmax,
+        symmetric_cbar=True,
+        black_bg=True,
+        resampling_interpolation="nearest",
+        draw_cross=False,
+        dim="auto" if mni else 1.8,  # the mask underlay (0/1) as a dark silhouette
     )
-    legend.get_title().set_color(FG)
-    bar_frac = bar_h / height
-    _plain_colourbar(fig, [0.25, bar_frac * 0.62, 0.5 * map_w, bar_frac * 0.2], vmax, ee_label)
+    ortho = plotting.plot_stat_map(
+        t_img,
+        display_mode="ortho",
+        cut_coords=focus,
+        figure=fig,
+        axes=[0.0, 0.40, 0.66, 0.57],
+        colorbar=True,
+        **common,
+    )
+    _label_colorbar(ortho, "t")
+    row = plotting.plot_stat_map(
+        t_img,
+        display_mode="z",
+        cut_coords=cuts,
+        figure=fig,
+        axes=[0.0, 0.0, 1.0, 0.40],
+        colorbar=False,
+        **common,
+    )
+    if surviving.any():
+        outline = _image(mask, surviving.astype(np.float32))
+        for display in (ortho, row):
+            display.add_contours(outline, levels=[0.5], colors="white", linewidths=1.0)
+    _legend(fig, (0.67, 0.97))
+    underlay = "MNI152 template (nilearn)" if mni else "group mask (data not in MNI space)"
+    fig.text(
+        0.68,
+        0.80,
+        f"{stat_label}\nunderlay: {underlay}\ncut at x, y, z = {focus[0]:g}, {focus[1]:g}, "
+        f"{focus[2]:g} mm",
+        color=FG,
+        fontsize=8.5,
+        va="top",
+        linespacing=1.6,
+    )
+    return fig
+
+
+def plot_cluster_maps(
+    stat: Volume,
+    ee: Volume,
+    clusters: Volume,
+    mask: Volume,
+    cluster_info: list[dict],
+    *,
+    mni: bool = True,
+    ee_label: str = "effect, % signal change",
+    n_slices: int = 6,
+) -> Figure:
+    """Glass brain of the surviving clusters (t) and their effect estimate on axial slices.
+
+    Parameters
+    ----------
+    stat : Volume
+        t map; shown inside the clusters only.
+    ee : Volume
+        Effect estimate masked by the clusters (3dClusterize ``-pref_dat``).
+    clusters : Volume
+        Cluster-index map (1 = largest).
+    mask : Volume
+        Group mask (underlay when the data are not in MNI space).
+    cluster_info : list of dict
+        ``cluster_id`` and ``peak`` (x, y, z mm) of each cluster, to number them.
+    mni : bool
+        False: no glass brain (it is drawn in MNI space), the mask instead of the template.
+    ee_label : str
+        Colour-bar label of the effect (units).
+    n_slices : int
+        Largest number of axial slices (through the clusters' peaks first).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from nilearn import plotting
+
+    ids = np.rint(clusters.data).astype(int)
+    in_cluster = ids > 0
+    ee_vals = np.where(in_cluster, np.nan_to_num(ee.data), 0.0)
+    t_vals = np.where(in_cluster, np.nan_to_num(stat.data), 0.0)
+    zs = cluster_slices(ids, ee_vals, n_slices) or [clusters.shape[2] // 2]
+    cuts = [float(clusters.world(2, z)) for z in zs]
+    height = 5.2 if mni else 2.7
+    fig = _new_figure(FIG_WIDTH_IN, height)
+    bottom_h = 2.5 / height
+    if mni:
+        tmax = symmetric_limit(t_vals)
+        glass = plotting.plot_glass_brain(
+            _image(stat, t_vals),
+            display_mode="lzry",
+            figure=fig,
+            axes=[0.0, bottom_h + 0.02, 1.0, 1.0 - bottom_h - 0.04],
+            plot_abs=False,
+            cmap=STAT_CMAP,
+            vmin=-tmax,
+            vmax=tmax,
+            symmetric_cbar=True,
+            threshold=1e-6,
+            colorbar=True,
+            black_bg=True,
+            resampling_interpolation="nearest",
+        )
+        _label_colorbar(glass, "t")
+        _number_clusters(glass, cluster_info)
+    background = mni_template() if mni else _image(mask, (mask.data > 0).astype(np.float32))
+    vmax = symmetric_limit(ee_vals)
+    row = plotting.plot_stat_map(
+        _image(ee, ee_vals),
+        bg_img=background,
+        display_mode="z",
+        cut_coords=cuts,
+        figure=fig,
+        axes=[0.0, 0.0, 1.0, bottom_h],
+        threshold=None,
+        transparency=_image(ee, in_cluster.astype(np.float32)),
+        cmap=STAT_CMAP,
+        vmin=-vmax,
+        vmax=vmax,
+        symmetric_cbar=True,
+        colorbar=True,
+        black_bg=True,
+        resampling_interpolation="nearest",
+        draw_cross=False,
+        dim="auto" if mni else 1.8,
+    )
+    row.add_contours(
+        _image(clusters, in_cluster.astype(np.float32)),
+        levels=[0.5],
+        colors="white",
+        linewidths=0.8,
+    )
+    _label_colorbar(row, ee_label)
+    return fig
+
+
+def _number_clusters(display, cluster_info: list[dict]) -> None:
+    """Write each cluster's number beside its peak on the axial and coronal glass-brain views."""
+    axes = getattr(display, "axes", {}) or {}
+    for direction, plane in (("z", (0, 1)), ("y", (0, 2))):
+        view = axes.get(direction)
+        if view is None:
+            continue
+        for info in cluster_info[:20]:
+            peak = info.get("peak")
+            if peak is None or any(v is None for v in peak):
+                continue
+            view.ax.annotate(
+                str(info["cluster_id"]),
+                (peak[plane[0]], peak[plane[1]]),
+                xytext=(4, 4),
+                textcoords="offset points",
+                color="white",
+                fontsize=8,
+                fontweight="bold",
+                path_effects=[patheffects.withStroke(linewidth=2.2, foreground="black")],
+            )
+
+
+def _new_figure(width_in: float, height_in: float) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, facecolor=BG)
+    FigureCanvasAgg(fig)
     return fig
 
 
@@ -732,25 +587,6 @@ def cluster_slices(cmap: np.ndarray, ee: np.ndarray, n_max: int) -> list[int]:
     present[chosen] = False
     chosen += pick_slices(present, n_max - len(chosen))
     return sorted(chosen)
-
-
-def _annotate_clusters(ax, cmap_data: np.ndarray, z: int, mask: Volume) -> None:
-    """Number each cluster beside its in-slice centroid (offset, so small clusters stay visible)."""
-    sl = cmap_data[:, :, z]
-    for cid in np.unique(sl[sl > 0]):
-        ii, jj = np.nonzero(sl == cid)
-        x = float(mask.world(0, ii.mean()))
-        y = float(mask.world(1, jj.mean()))
-        ax.annotate(
-            str(int(cid)),
-            (x, y),
-            xytext=(5, 5),
-            textcoords="offset points",
-            color="white",
-            fontsize=7.5,
-            fontweight="bold",
-            path_effects=[patheffects.withStroke(linewidth=2.2, foreground="black")],
-        )
 
 
 # ----------------------------------------------------------------------------- output

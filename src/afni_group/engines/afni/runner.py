@@ -223,9 +223,10 @@ def write_clusters_tsv(
     bool
         False (with a warning, no tsv) when the native clusterizer fails or disagrees.
     """
-    from afni_group import afni_io, atomic
+    from afni_group import afni_io, cluster_table
+    from afni_group.engines.native.clusterize import write_clusters_tsv as write_tsv
     from afni_group.engines.native.clusterize_core import clusterize
-    from afni_group.engines.native.clusterize_report import cluster_table_row, format_clusters_tsv
+    from afni_group.engines.native.clusterize_report import cluster_table_row
 
     t = plan.thresholds
     files = plan.cluster_files(set_label)
@@ -256,7 +257,10 @@ def write_clusters_tsv(
             files["report"],
         )
         return False
-    atomic.write_text(adir / files["clusters_tsv"], format_clusters_tsv(found.table))
+    extra = cluster_table.tsv_extra(
+        found, adir / MEMA_FILE, f"{set_label}:t", adir / plan.clustsim_table, t.pthr
+    )
+    write_tsv(found, adir / files["clusters_tsv"], *extra)
     return True
 
 

@@ -590,7 +590,8 @@ def write_clusters_tsv(
 ) -> Path:
     """Write one row per cluster (columns fixed in docs/design.md); header only if none.
 
-    ``extra_columns`` are appended after them, one cell per cluster from ``extra``.
+    ``extra_columns`` are appended after them, one cell per cluster from ``extra`` (peak t,
+    corrected p and atlas labels: ``afni_group.cluster_table.tsv_extra``).
 
     Coordinates are in mm: RAI/DICOM (as 3dClusterize prints by default) and LPI (the MNI/
     NIfTI convention, x = −RAI x, y = −RAI y). Centre of mass is |data|-weighted; the peak is the

@@ -139,6 +139,7 @@ def run_cluster_steps(
     plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog
 ) -> tuple[int, list[dict]]:
     """Cluster-size threshold, then p2dsetstat and 3dClusterize for each set."""
+    from afni_group import cluster_table
     from afni_group.engines.native import clusterize, csim_lookup, p2dsetstat
 
     t = plan.thresholds
@@ -185,7 +186,8 @@ def run_cluster_steps(
                 pref_dat=str(outdir / files["ee"]),
             )
             atomic_write_text(outdir / files["report"], result.report_text)
-            clusterize.write_clusters_tsv(result, outdir / files["clusters_tsv"])
+            extra = cluster_table.tsv_extra(result, mema_path, tbrick, table, t.pthr)
+            clusterize.write_clusters_tsv(result, outdir / files["clusters_tsv"], *extra)
             return int(result.n_clusters)
 
         n_clusters = log.run(

@@ -127,16 +127,34 @@ def plan_matrix(plan: RadixStep | None, n: int) -> np.ndarray:
     return apply_plan(plan, np.eye(n, dtype=np.complex128)).T
 
 
+def apply_along(plan: RadixStep | None, x: np.ndarray, axis: int) -> np.ndarray:
+    """Forward transform of ``x`` along ``axis`` with a replayed plan, in ``x``'s precision.
+
+    Exact plans are one FFT; a decimation step is the sub-transforms (along the sub-length
+    axis), its twiddles, and an ``r``-point DFT across the sub-sequences.
+    """
+    if plan is None:
+        return scipy.fft.fft(x, axis=axis, workers=1)
+    r, m = plan.radix, plan.m
+    shape = x.shape
+    parts = x.reshape(shape[:axis] + (m, r) + shape[axis + 1 :])  # [.., k, j, ..] = x[k·r + j]
+    y = apply_along(plan.inner, parts, axis)
+    tw = plan.twiddles.T.astype(x.dtype).reshape((1,) * axis + (m, r) + (1,) * (x.ndim - axis - 1))
+    y *= tw
+    z = scipy.fft.fft(y, axis=axis + 1, overwrite_x=True, workers=1)  # [.., k, q, ..]
+    return np.swapaxes(z, axis, axis + 1).reshape(shape)  # output index q·m + k
+
+
 @dataclass(frozen=True)
 class AxisTransforms:
     """Per-axis forward transforms of a padded grid as AFNI applies them.
 
-    ``matrices[axis]`` is ``None`` where AFNI's transform is exact (use the FFT), else the
-    (n, n) complex matrix of the transform AFNI applies along that axis.
+    ``weights[axis]`` / ``noise[axis]`` are ``None`` where AFNI's transform is exact (the
+    FFT), else the replayed plan of the transform AFNI applies along that axis.
     """
 
-    weights: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
-    noise: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
+    weights: tuple[RadixStep | None, RadixStep | None, RadixStep | None]
+    noise: tuple[RadixStep | None, RadixStep | None, RadixStep | None]
 
     @property
     def exact(self) -> bool:
@@ -155,10 +173,7 @@ def afni_axis_transforms(padded: tuple[int, int, int]) -> AxisTransforms:
         cache.transform(n)
     noise_plans = [cache.transform(n) for n in padded]
 
-    def matrices(plans):
-        return tuple(
-            None if is_exact(p, n) else plan_matrix(p, n).astype(np.complex64)
-            for p, n in zip(plans, padded, strict=True)
-        )
+    def inexact(plans):
+        return tuple(None if is_exact(p, n) else p for p, n in zip(plans, padded, strict=True))
 
-    return AxisTransforms(matrices(weight_plans), matrices(noise_plans))
+    return AxisTransforms(inexact(weight_plans), inexact(noise_plans))

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from afni_group.engines.native.clustsim_afni_fft import AxisTransforms, afni_axis_transforms
+from afni_group.engines.native.clustsim_afni_fft import (
+    AxisTransforms,
+    RadixStep,
+    afni_axis_transforms,
+    apply_along,
+)
 from afni_group.engines.native.clustsim_kernels import fill_noise, pair_key
 
 # --------------------------------------------------------------------------------------------
@@ -127,25 +132,20 @@ def grid_transforms(grid: NoiseGrid, exact_fft: bool = False) -> AxisTransforms:
 
 
 def transform_axis(
-    volume: np.ndarray, axis: int, matrix: np.ndarray | None, start: int = 0, count: int = -1
+    volume: np.ndarray, axis: int, plan: RadixStep | None, start: int = 0, count: int = -1
 ) -> np.ndarray:
     """Forward transform along ``axis`` keeping outputs ``start : start + count``.
 
-    ``matrix`` ``None`` = the FFT; otherwise the (n, n) matrix of AFNI's transform (only the
-    kept rows are used). ``volume`` may be overwritten.
+    ``plan`` ``None`` = the FFT; otherwise AFNI's transform along that axis
+    (:func:`clustsim_afni_fft.apply_along`). ``volume`` may be overwritten.
     """
     n = volume.shape[axis]
     count = n if count < 0 else count
-    if matrix is None:
+    if plan is None:
         out = scipy.fft.fft(volume, axis=axis, overwrite_x=True, workers=1)
-        return out[(slice(None),) * axis + (slice(start, start + count),)]
-    rows = matrix[start : start + count].astype(volume.dtype, copy=False)
-    if axis == volume.ndim - 1:
-        flat = volume.reshape(-1, n) @ rows.T
-        return flat.reshape(*volume.shape[:-1], count)
-    if axis == 0:
-        return (rows @ volume.reshape(n, -1)).reshape(count, *volume.shape[1:])
-    return np.moveaxis(np.tensordot(rows, volume, axes=([1], [axis])), 0, axis)
+    else:
+        out = apply_along(plan, volume, axis)
+    return out[(slice(None),) * axis + (slice(start, start + count),)]
 
 
 def spectral_weights(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ from afni_group.engines.native.clustsim_tables import (  # noqa: F401  (re-expor
     SimulationTiming,
     ThresholdUncertainty,
     _ClusterWork,
+    ceil_threshold,
     check_acf,
     check_grid,
     check_probabilities,
@@ -358,14 +360,70 @@ def run_clustsim(
     return written
 
 
-def mc_standard_errors(tables: ClustSimTables) -> dict[str, list[list[float]]]:
-    """Monte-Carlo s.e. of every cell, keyed ``NNk_SIDED`` (rows p, columns alpha; 4 decimals)."""
+def mc_standard_errors(tables: ClustSimTables) -> dict:
+    """Monte-Carlo s.e. of every cell (JSON-ready, for the pipeline's step log).
+
+    ``{"pthr": [...], "athr": [...], "se": {"NNk_SIDED": rows p × columns alpha}}``, 4 decimals.
+    """
     se = tables.standard_errors()
     return {
-        f"NN{nn}_{sided}": np.round(se[s, nn - 1], 4).tolist()
-        for s, sided in enumerate(SIDEDNESS)
-        for nn in (1, 2, 3)
+        "pthr": list(tables.pthr),
+        "athr": list(tables.athr),
+        "se": {
+            f"NN{nn}_{sided}": np.round(se[s, nn - 1], 4).tolist()
+            for s, sided in enumerate(SIDEDNESS)
+            for nn in (1, 2, 3)
+        },
     }
+
+
+def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) -> dict | None:
+    """Monte-Carlo error of the threshold 1d_tool.py takes from ``table`` (for params.json).
+
+    Parameters
+    ----------
+    table : path
+        The ``PREFIX.NNk_SIDED.1D`` table the cluster-size threshold was read from.
+    pthr, alpha : float
+        The cell.
+    mc : dict
+        From :func:`mc_standard_errors` (``None``: not available, e.g. the afni engine).
+
+    Returns
+    -------
+    dict or None
+        :meth:`ThresholdUncertainty.as_dict` of the printed cell; a warning is logged when
+        the whole-voxel threshold is not stable.
+    """
+    from afni_group.engines.native import csim_lookup
+    from afni_group.engines.native.clustsim_tables import uncertainty_from_se
+
+    name = re.search(r"NN([123])_(1sided|2sided|bisided)", Path(table).name)
+    if not mc or name is None:
+        return None
+    try:
+        rows = mc["se"][f"NN{name.group(1)}_{name.group(2)}"]
+        se = float(
+            rows[[float(p) for p in mc["pthr"]].index(float(pthr))][
+                [float(a) for a in mc["athr"]].index(float(alpha))
+            ]
+        )
+    except (KeyError, ValueError, IndexError, TypeError):
+        return None
+    look = csim_lookup.lookup_cluster_size(table, pthr, alpha)
+    if not look.ok or look.cell is None:
+        return None
+    result = uncertainty_from_se(float(look.cell), se)
+    if not result.stable:
+        lo, hi = result.interval
+        LOG.warning(
+            "cluster-size threshold %d voxels (table cell %.1f, Monte-Carlo s.e. %.2f) is not "
+            "stable: its 95%% interval %.1f-%.1f gives %d to %d voxels; more 3dClustSim "
+            "iterations (--clustsim-iter) would settle it",
+            result.threshold, result.size, se, lo, hi,
+            ceil_threshold(max(lo, 0.0)), ceil_threshold(hi),
+        )  # fmt: skip
+    return result.as_dict()
 
 
 def __getattr__(name: str):

@@ -13,6 +13,7 @@ Monte-Carlo error (beyond AFNI): a table cell is the (1 - alpha) quantile of the
 size estimated from N iterations. The number of iterations above it is Binomial(N, alpha), so
 the distribution-free 95 % interval of the quantile is the same interpolation at
 ``alpha ± 1.96·sqrt(alpha(1-alpha)/N)``; the standard error is the interval's half width / 1.96.
+A threshold is "stable" when ``size ± 1.96·se`` rounds up (as 1d_tool.py does) to one integer.
 """
 
 from __future__ import annotations
@@ -377,7 +378,7 @@ class ThresholdUncertainty:
     se : float
         Standard error (voxels).
     interval : (float, float)
-        95 % interval.
+        95 % interval, ``size ± 1.96·se``.
     threshold : int
         The whole-voxel threshold (ceiling of the cell as printed).
     stable : bool
@@ -416,10 +417,15 @@ def threshold_uncertainty(
     floor = 0.1 / iterations
     upper = float(cluster_size_for_alpha(curve, max(alpha - half, floor), iterations)[0])
     lower = float(cluster_size_for_alpha(curve, min(alpha + half, 0.5), iterations)[0])
-    lower, upper = min(lower, size), max(upper, size)
-    se = (upper - lower) / (2 * Z95)
-    stable = ceil_threshold(lower) == ceil_threshold(upper)
-    return ThresholdUncertainty(float(size), se, (lower, upper), ceil_threshold(size), stable)
+    se = max(upper - lower, 0.0) / (2 * Z95)
+    return uncertainty_from_se(float(size), se)
+
+
+def uncertainty_from_se(size: float, se: float) -> ThresholdUncertainty:
+    """Interval ``size ± 1.96 se`` and whether it gives one whole-voxel threshold."""
+    lower, upper = size - Z95 * se, size + Z95 * se
+    stable = ceil_threshold(max(lower, 0.0)) == ceil_threshold(upper)
+    return ThresholdUncertainty(size, se, (lower, upper), ceil_threshold(size), stable)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from afni_group.engines.native import clustsim as cs
-from afni_group.engines.native.clustsim_kernels import gather_scaled, neighbour_table
+from afni_group.engines.native.clustsim_kernels import gather_scaled
 from afni_group.errors import InputDataError, UsageError
 
 EX = Path("/work/shared/spec/testdata/afni_examples")
@@ -111,7 +111,7 @@ def test_all_thresholds_pass_equals_naive_labelling():
     x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
     mask = (x / 8.5) ** 2 + (y / 7.5) ** 2 + (z / 6.5) ** 2 <= 1
     index = np.flatnonzero(mask)
-    work = cs._ClusterWork(index, neighbour_table(mask))
+    work = cs._ClusterWork(mask)
     pthr = cs.LOTS_PTHR
     z1, z2 = cs.z_thresholds(pthr)
     out = np.zeros((3, 3, len(pthr)), np.int32)

@@ -1,4 +1,4 @@
-"""Compiled kernels for the native 3dClustSim: noise, neighbour tables, all-thresholds clustering.
+"""Compiled kernels for the native 3dClustSim: noise and all-thresholds clustering.
 
 Noise (:func:`fill_noise`): complex white noise times the spectral weights, in one vectorised
 pass. The random bits are counter-based (SplitMix64 of a per-pair key plus the k-space index),
@@ -14,7 +14,8 @@ one volume are handled in a single pass per connectivity: the suprathreshold vox
 decreasing order of value and merged into clusters with a union-find; every time the visit order
 crosses a threshold the current largest cluster size is exactly the statistic for that threshold.
 The three connectivities share the pass (one union-find each), and the voxels visited are only
-those above the lowest threshold.
+those above the lowest threshold. Voxels are addressed in the grid padded by one voxel per side,
+so the 26 neighbours are fixed index offsets (no neighbour table to load, no border tests).
 """
 
 from __future__ import annotations
@@ -156,34 +157,6 @@ NEIGHBOUR_OFFSETS = (
 NEIGHBOUR_COUNTS = np.array([6, 18, 26], dtype=np.int64)
 
 
-def neighbour_table(mask: np.ndarray) -> np.ndarray:
-    """Neighbours of every in-mask voxel, as indices into the list of in-mask voxels.
-
-    Parameters
-    ----------
-    mask : ndarray of bool, shape (nx, ny, nz)
-        The in-mask voxels; their order is ``np.flatnonzero(mask)`` (C order).
-
-    Returns
-    -------
-    ndarray of int32, shape (n_mask, 26)
-        Column k is the in-mask index of the neighbour at ``NEIGHBOUR_OFFSETS[k]``, or -1 when
-        that neighbour is outside the grid (no wrap-around) or outside the mask.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    lookup = np.full(mask.shape, -1, dtype=np.int32)
-    coords = np.nonzero(mask)
-    lookup[coords] = np.arange(coords[0].size, dtype=np.int32)
-    table = np.full((coords[0].size, 26), -1, dtype=np.int32)
-    shape = np.array(mask.shape)[:, None]
-    pos = np.stack(coords)
-    for k, offset in enumerate(NEIGHBOUR_OFFSETS):
-        npos = pos + offset[:, None]
-        inside = np.all((npos >= 0) & (npos < shape), axis=0)
-        table[inside, k] = lookup[tuple(npos[:, inside])]
-    return table
-
-
 @njit(nogil=True, cache=True)
 def _find(parent, x):
     root = x
@@ -198,7 +171,7 @@ def _find(parent, x):
 
 @njit(nogil=True, cache=True)
 def descending_max_cluster_sizes(
-    values, candidates, neighbours, thresholds, slots, parent, size, stamp, stamp_value, out
+    values, ordered, gindex, offsets, thresholds, slots, parent, size, stamp, stamp_value, out
 ):
     """Largest cluster size at every threshold, for NN1, NN2 and NN3, in one pass.
 
@@ -206,45 +179,49 @@ def descending_max_cluster_sizes(
     ----------
     values : float32 array (n_mask,)
         Value used for ordering (the voxel value, its negative, or its absolute value).
-    candidates : int array
-        In-mask indices of the voxels above the lowest threshold.
-    neighbours : int32 array (n_mask, 26)
-        From :func:`neighbour_table`.
+    ordered : int array
+        In-mask indices of the voxels above the lowest threshold, by decreasing value.
+    gindex : int64 array (n_mask,)
+        Index of each in-mask voxel in the grid padded by one voxel on every side
+        (:func:`padded_grid_index`), so that neighbours are fixed offsets and the border needs
+        no test.
+    offsets : int64 array (26,)
+        Padded-grid offsets of the neighbours, faces first, then edges, then corners.
     thresholds : float32 array
         Thresholds sorted in decreasing order; a voxel is in the set when ``value > threshold``.
     slots : int array
         Column of ``out`` that receives the result of each threshold.
-    parent, size : int32 arrays (3, n_mask)
+    parent, size : int32 arrays (3, padded grid size)
         Work space (need no initialisation).
-    stamp : int32 array (n_mask,)
-        Work space; a voxel is active in this pass when ``stamp[v] == stamp_value``.
+    stamp : int32 array (padded grid size,)
+        Work space; a voxel is active in this pass when ``stamp[g] == stamp_value``.
     stamp_value : int
         A value not used in ``stamp`` before (one per pass), so nothing has to be cleared.
     out : int32 array (3, n_slots)
         Receives the largest cluster size per NN (rows) and slot.
     """
-    order = np.argsort(-values[candidates])
     n_thr = thresholds.size
     t = 0
     best = np.zeros(3, dtype=np.int64)
-    for q in range(order.size):
-        m = candidates[order[q]]
+    roots = np.empty(3, dtype=np.int64)
+    for q in range(ordered.size):
+        m = ordered[q]
         v = values[m]
         # every voxel above thresholds[t] is already in: record before adding this one
         while t < n_thr and thresholds[t] >= v:
             for nn in range(3):
                 out[nn, slots[t]] = best[nn]
             t += 1
-        stamp[m] = stamp_value
-        roots = np.empty(3, dtype=np.int64)
+        g = gindex[m]
+        stamp[g] = stamp_value
         for nn in range(3):
-            parent[nn, m] = m
-            size[nn, m] = 1
-            roots[nn] = m
+            parent[nn, g] = g
+            size[nn, g] = 1
+            roots[nn] = g
         # one sweep over the 26 neighbours: faces feed NN1-3, edges NN2-3, corners NN3
         for k in range(26):
-            nb = neighbours[m, k]
-            if nb < 0 or stamp[nb] != stamp_value:
+            nb = g + offsets[k]
+            if stamp[nb] != stamp_value:
                 continue
             first = 0 if k < 6 else (1 if k < 18 else 2)
             for nn in range(first, 3):
@@ -263,6 +240,21 @@ def descending_max_cluster_sizes(
         for nn in range(3):
             out[nn, slots[t]] = best[nn]
         t += 1
+
+
+def padded_grid_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Padded-grid index of every in-mask voxel, the 26 neighbour offsets, the padded size.
+
+    The grid is padded by one voxel per side, which is never in the mask: neighbours across
+    the grid's edge are never active (no wrap-around).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    padded = np.array(mask.shape) + 2
+    coords = np.array(np.nonzero(mask)) + 1
+    gindex = np.ravel_multi_index(tuple(coords), tuple(padded)).astype(np.int64)
+    strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
+    offsets = (NEIGHBOUR_OFFSETS @ strides).astype(np.int64)
+    return gindex, offsets, int(np.prod(padded))
 
 
 @njit(nogil=True, cache=True)
@@ -290,43 +282,35 @@ def gather_scaled(volume, use_imag, mask_index):
     return out
 
 
-@njit(nogil=True, cache=True)
-def volume_max_sizes(
-    values, neighbours, z1, z2, parent, size, stamp, stamp_base, out_1sided, out_2sided, out_bi
-):
+def volume_max_sizes(values, work, z1, z2, out_1sided, out_2sided, out_bi, stamp_base):
     """Largest cluster per NN and p for the 1-sided, 2-sided and bi-sided rules of one volume.
 
-    ``z1``/``z2`` are the 1-sided and 2-sided thresholds in decreasing order (one per p, same
-    order as the outputs). Outputs are int32 arrays (3, n_p), rows NN1, NN2, NN3. Uses three
-    passes (stamps ``stamp_base`` .. ``stamp_base + 2``): positive values (1-sided at z1 and
-    positive bi-sided at z2), negative values (bi-sided at z2), absolute values (2-sided at z2).
+    ``z1``/``z2`` are the 1-sided and 2-sided thresholds (one per p, same order as the
+    outputs); ``work`` supplies ``gindex``, ``offsets``, ``parent``, ``size``, ``stamp``.
+    Outputs are int32 arrays (3, n_p), rows NN1, NN2, NN3. Three passes (stamps
+    ``stamp_base`` .. ``stamp_base + 2``): positive values (1-sided at z1 and positive bi-sided
+    at z2), negative values (bi-sided at z2), absolute values (2-sided at z2). The voxels are
+    sorted here (numpy), the passes are compiled.
     """
     n_p = z1.size
-    # positive tail: thresholds z1 and z2 merged into one decreasing list
     pos_thr = np.concatenate((z1, z2))
     pos_slots = np.argsort(-pos_thr, kind="mergesort")
     pos_sorted = pos_thr[pos_slots]
+    z2_slots = np.argsort(-z2, kind="mergesort")
+    z2_sorted = z2[z2_slots]
     pos_out = np.zeros((3, 2 * n_p), dtype=np.int32)
-    cand = np.flatnonzero(values > pos_sorted[-1])
-    descending_max_cluster_sizes(
-        values, cand, neighbours, pos_sorted, pos_slots, parent, size, stamp, stamp_base, pos_out
-    )
-    slots = np.argsort(-z2, kind="mergesort")
-    z2_sorted = z2[slots]
-    neg = -values
     neg_out = np.zeros((3, n_p), dtype=np.int32)
-    cand = np.flatnonzero(neg > z2_sorted[-1])
-    descending_max_cluster_sizes(
-        neg, cand, neighbours, z2_sorted, slots, parent, size, stamp, stamp_base + 1, neg_out
+    passes = (
+        (values, pos_sorted, pos_slots, pos_out),
+        (-values, z2_sorted, z2_slots, neg_out),
+        (np.abs(values), z2_sorted, z2_slots, out_2sided),
     )
-    mag = np.abs(values)
-    cand = np.flatnonzero(mag > z2_sorted[-1])
-    descending_max_cluster_sizes(
-        mag, cand, neighbours, z2_sorted, slots, parent, size, stamp, stamp_base + 2, out_2sided
-    )
-    for nn in range(3):
-        for p in range(n_p):
-            out_1sided[nn, p] = pos_out[nn, p]
-            a = pos_out[nn, n_p + p]
-            b = neg_out[nn, p]
-            out_bi[nn, p] = a if a > b else b
+    for k, (v, thr, slots, out) in enumerate(passes):
+        cand = np.flatnonzero(v > thr[-1])
+        ordered = cand[np.argsort(-v[cand])]
+        descending_max_cluster_sizes(
+            v, ordered, work.gindex, work.offsets, thr, slots, work.parent, work.size,
+            work.stamp, stamp_base + k, out,
+        )  # fmt: skip
+    out_1sided[:] = pos_out[:, :n_p]
+    np.maximum(pos_out[:, n_p:], neg_out, out=out_bi)

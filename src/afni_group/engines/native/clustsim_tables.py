@@ -29,7 +29,7 @@ from scipy.special import ndtri
 
 from afni_group.engines.native.clustsim_kernels import (
     gather_scaled,
-    neighbour_table,
+    padded_grid_index,
     volume_max_sizes,
 )
 from afni_group.engines.native.clustsim_noise import (
@@ -148,12 +148,10 @@ class SimulationTiming:
 
 
 class _ClusterWork:
-    """Per-thread workspace for :func:`volume_max_sizes`."""
+    """Per-thread workspace for :func:`volume_max_sizes` (padded-grid union-find arrays)."""
 
-    def __init__(self, mask_index: np.ndarray, neighbours: np.ndarray):
-        n = mask_index.size
-        self.mask_index = mask_index
-        self.neighbours = neighbours
+    def __init__(self, mask: np.ndarray):
+        self.gindex, self.offsets, n = padded_grid_index(mask)
         self.parent = np.empty((3, n), dtype=np.int32)
         self.size = np.empty((3, n), dtype=np.int32)
         self.stamp = np.zeros(n, dtype=np.int32)
@@ -164,10 +162,7 @@ class _ClusterWork:
         if self.stamp_base > 2**31 - 8:
             self.stamp[:] = 0
             self.stamp_base = 1
-        volume_max_sizes(
-            values, self.neighbours, z1, z2, self.parent, self.size, self.stamp,
-            self.stamp_base, out[0], out[1], out[2],
-        )  # fmt: skip
+        volume_max_sizes(values, self, z1, z2, out[0], out[1], out[2], self.stamp_base)
         self.stamp_base += 3
 
 
@@ -217,7 +212,6 @@ def simulate_max_cluster_sizes(
     transforms = grid_transforms(grid, exact_fft)
     weights, _ = spectral_weights(grid, transforms)
     mask_index = np.flatnonzero(mask).astype(np.int64)
-    neighbours = neighbour_table(mask)
     z1, z2 = z_thresholds(pthr)
     iterations = int(iterations)
     result = np.zeros((iterations, 3, 3, len(pthr)), dtype=np.int32)
@@ -229,7 +223,7 @@ def simulate_max_cluster_sizes(
     def run_chunk(chunk: int) -> int:
         first, last = chunks[chunk]
         source = NoiseSource(grid, weights, transforms, seed)
-        work = _ClusterWork(mask_index, neighbours)
+        work = _ClusterWork(mask)
         spent = SimulationTiming()
         done = 0
         for p in range(first, last):

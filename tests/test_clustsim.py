@@ -494,3 +494,22 @@ def test_threshold_mc_from_written_table(tmp_path, caplog):
     assert unstable["threshold"] == 10 and not unstable["stable"]
     assert "not stable" in caplog.text
     assert cs.threshold_mc(table, 0.01, 0.05, None) is None
+
+
+def test_pipeline_records_and_reports_the_mc_error(tmp_path):
+    import json
+
+    from afni_group import cli, demo
+
+    bids = tmp_path / "bids"
+    assert demo.main([str(bids), "--subjects", "5", "--seed", "1", "--grid", "small"]) == 0
+    out = tmp_path / "out"
+    argv = [str(bids), str(out), "group", "--engine", "native", "--clustsim-iter", "2000",
+            "--seed", "3", "--n-cpus", "2"]  # fmt: skip
+    assert cli.main(argv) == 0
+    params = json.loads((out / "params.json").read_text())
+    for analysis in params["analyses"]:
+        mc = analysis["cluster_size_mc"]
+        assert mc["threshold"] == analysis["cluster_size_threshold"]
+        assert mc["mc_se"] >= 0 and mc["ci95"][0] <= mc["size"] <= mc["ci95"][1]
+    assert "MC s.e." in (out / "report.html").read_text()

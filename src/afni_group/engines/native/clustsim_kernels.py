@@ -242,78 +242,6 @@ def descending_max_cluster_sizes(
         t += 1
 
 
-@njit(nogil=True, cache=True)
-def _merge(parent, size, nn, root, nb):
-    """Union of ``nb``'s set into the set rooted at ``root`` (NN level ``nn``); the new root."""
-    other = _find(parent[nn], nb)
-    if other == root:
-        return root
-    if size[nn, other] < size[nn, root]:
-        other, root = root, other
-    parent[nn, root] = other
-    size[nn, other] += size[nn, root]
-    return other
-
-
-@njit(nogil=True, cache=True)
-def descending_two_and_bisided(
-    magnitude, positive, ordered, gindex, offsets, thresholds, slots,
-    parent, size, parent_same, size_same, stamp, sign, stamp_value, out_2sided, out_bi,
-):  # fmt: skip
-    """2-sided and bi-sided largest clusters at every threshold, in one pass over ``|v|``.
-
-    Voxels are visited by decreasing ``magnitude``; one union-find per NN joins every active
-    neighbour (2-sided: signs mixed), a second joins only neighbours of the same sign, whose
-    largest cluster is the larger of the positive and negative largest clusters (bi-sided).
-    ``positive[m]`` is the sign of in-mask voxel m; ``sign`` is grid-sized work space.
-    Other parameters as in :func:`descending_max_cluster_sizes`.
-    """
-    n_thr = thresholds.size
-    t = 0
-    best = np.zeros(3, dtype=np.int64)
-    best_same = np.zeros(3, dtype=np.int64)
-    roots = np.empty(3, dtype=np.int64)
-    roots_same = np.empty(3, dtype=np.int64)
-    for q in range(ordered.size):
-        m = ordered[q]
-        v = magnitude[m]
-        while t < n_thr and thresholds[t] >= v:
-            for nn in range(3):
-                out_2sided[nn, slots[t]] = best[nn]
-                out_bi[nn, slots[t]] = best_same[nn]
-            t += 1
-        g = gindex[m]
-        stamp[g] = stamp_value
-        sign[g] = positive[m]
-        for nn in range(3):
-            parent[nn, g] = g
-            size[nn, g] = 1
-            parent_same[nn, g] = g
-            size_same[nn, g] = 1
-            roots[nn] = g
-            roots_same[nn] = g
-        for k in range(26):
-            nb = g + offsets[k]
-            if stamp[nb] != stamp_value:
-                continue
-            first = 0 if k < 6 else (1 if k < 18 else 2)
-            same = sign[nb] == sign[g]
-            for nn in range(first, 3):
-                roots[nn] = _merge(parent, size, nn, roots[nn], nb)
-                if same:
-                    roots_same[nn] = _merge(parent_same, size_same, nn, roots_same[nn], nb)
-        for nn in range(3):
-            if size[nn, roots[nn]] > best[nn]:
-                best[nn] = size[nn, roots[nn]]
-            if size_same[nn, roots_same[nn]] > best_same[nn]:
-                best_same[nn] = size_same[nn, roots_same[nn]]
-    while t < n_thr:
-        for nn in range(3):
-            out_2sided[nn, slots[t]] = best[nn]
-            out_bi[nn, slots[t]] = best_same[nn]
-        t += 1
-
-
 def padded_grid_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Padded-grid index of every in-mask voxel, the 26 neighbour offsets, the padded size.
 
@@ -358,27 +286,31 @@ def volume_max_sizes(values, work, z1, z2, out_1sided, out_2sided, out_bi, stamp
     """Largest cluster per NN and p for the 1-sided, 2-sided and bi-sided rules of one volume.
 
     ``z1``/``z2`` are the 1-sided and 2-sided thresholds (one per p, same order as the
-    outputs); ``work`` supplies ``gindex``, ``offsets``, the union-find arrays ``parent``,
-    ``size``, ``parent_same``, ``size_same`` and ``stamp``, ``sign``. Outputs are int32 arrays
-    (3, n_p), rows NN1, NN2, NN3. Two passes (stamps ``stamp_base``, ``stamp_base + 1``):
-    positive values at z1 (1-sided), then absolute values at z2 (2-sided and bi-sided
-    together). The voxels are sorted here (numpy), the passes are compiled.
+    outputs); ``work`` supplies ``gindex``, ``offsets``, ``parent``, ``size``, ``stamp``.
+    Outputs are int32 arrays (3, n_p), rows NN1, NN2, NN3. Three passes (stamps
+    ``stamp_base`` .. ``stamp_base + 2``): positive values (1-sided at z1 and positive bi-sided
+    at z2), negative values (bi-sided at z2), absolute values (2-sided at z2). The voxels are
+    sorted here (numpy), the passes are compiled.
     """
-    z1_slots = np.argsort(-z1, kind="mergesort")
-    z1_sorted = z1[z1_slots]
+    n_p = z1.size
+    pos_thr = np.concatenate((z1, z2))
+    pos_slots = np.argsort(-pos_thr, kind="mergesort")
+    pos_sorted = pos_thr[pos_slots]
     z2_slots = np.argsort(-z2, kind="mergesort")
     z2_sorted = z2[z2_slots]
-    cand = np.flatnonzero(values > z1_sorted[-1])
-    ordered = cand[np.argsort(-values[cand])]
-    descending_max_cluster_sizes(
-        values, ordered, work.gindex, work.offsets, z1_sorted, z1_slots, work.parent,
-        work.size, work.stamp, stamp_base, out_1sided,
-    )  # fmt: skip
-    magnitude = np.abs(values)
-    cand = np.flatnonzero(magnitude > z2_sorted[-1])
-    ordered = cand[np.argsort(-magnitude[cand])]
-    descending_two_and_bisided(
-        magnitude, values > 0, ordered, work.gindex, work.offsets, z2_sorted, z2_slots,
-        work.parent, work.size, work.parent_same, work.size_same, work.stamp, work.sign,
-        stamp_base + 1, out_2sided, out_bi,
-    )  # fmt: skip
+    pos_out = np.zeros((3, 2 * n_p), dtype=np.int32)
+    neg_out = np.zeros((3, n_p), dtype=np.int32)
+    passes = (
+        (values, pos_sorted, pos_slots, pos_out),
+        (-values, z2_sorted, z2_slots, neg_out),
+        (np.abs(values), z2_sorted, z2_slots, out_2sided),
+    )
+    for k, (v, thr, slots, out) in enumerate(passes):
+        cand = np.flatnonzero(v > thr[-1])
+        ordered = cand[np.argsort(-v[cand])]
+        descending_max_cluster_sizes(
+            v, ordered, work.gindex, work.offsets, thr, slots, work.parent, work.size,
+            work.stamp, stamp_base + k, out,
+        )  # fmt: skip
+    out_1sided[:] = pos_out[:, :n_p]
+    np.maximum(pos_out[:, n_p:], neg_out, out=out_bi)

@@ -154,10 +154,7 @@ class _ClusterWork:
         self.gindex, self.offsets, n = padded_grid_index(mask)
         self.parent = np.empty((3, n), dtype=np.int32)
         self.size = np.empty((3, n), dtype=np.int32)
-        self.parent_same = np.empty((3, n), dtype=np.int32)
-        self.size_same = np.empty((3, n), dtype=np.int32)
         self.stamp = np.zeros(n, dtype=np.int32)
-        self.sign = np.zeros(n, dtype=np.bool_)
         self.stamp_base = 1
 
     def max_sizes(self, values: np.ndarray, z1, z2, out: np.ndarray) -> None:
@@ -166,7 +163,7 @@ class _ClusterWork:
             self.stamp[:] = 0
             self.stamp_base = 1
         volume_max_sizes(values, self, z1, z2, out[0], out[1], out[2], self.stamp_base)
-        self.stamp_base += 2
+        self.stamp_base += 3
 
 
 def simulate_max_cluster_sizes(

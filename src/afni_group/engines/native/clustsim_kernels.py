@@ -158,13 +158,14 @@ NEIGHBOUR_COUNTS = np.array([6, 18, 26], dtype=np.int64)
 
 
 @njit(nogil=True, cache=True)
-def _find(parent, x):
+def _find(parent, nn, x):
+    """Root of ``x`` in union-find row ``nn`` of ``parent``, with path compression."""
     root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:  # path compression
-        nxt = parent[x]
-        parent[x] = root
+    while parent[nn, root] != root:
+        root = parent[nn, root]
+    while parent[nn, x] != root:
+        nxt = parent[nn, x]
+        parent[nn, x] = root
         x = nxt
     return root
 
@@ -226,7 +227,7 @@ def descending_max_cluster_sizes(
             first = 0 if k < 6 else (1 if k < 18 else 2)
             for nn in range(first, 3):
                 root = roots[nn]
-                r2 = _find(parent[nn], nb)
+                r2 = _find(parent, nn, nb)
                 if r2 != root:
                     if size[nn, r2] < size[nn, root]:
                         r2, root = root, r2

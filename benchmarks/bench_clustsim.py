@@ -1,61 +1,99 @@
-"""Benchmark the native 3dClustSim (run by hand; prints figures, asserts nothing).
+"""Speed of the native 3dClustSim, side by side with AFNI (run by hand; prints figures only).
 
-Brain-shaped mask of about 80,000 voxels in a 64×76×60 grid of 2.5 mm voxels, ACF
-(0.66, 3.19, 10.38), ``-both`` lists (29 p × 10 alpha, all NN and sidedness). Runs ITER
-iterations (default 1000) and extrapolates to 10000. Anchor: AFNI_26.2.03 took 225 s with 2
-threads for its default 9-p tables on a 72,000-voxel mask; target < 120 s for ``-both``.
+1. ``3dClustSim -both -mask brain25 -acf 0.657691 3.19123 10.3821 -iter ITER`` with THREADS
+   threads: AFNI (OMP_NUM_THREADS) and ``afni-native 3dClustSim`` (``--n-cpus``), one after
+   the other in the same run, wall-clock times and their ratio (target issue 12: >= 8x at
+   -iter 2000, 2 threads).
+2. Native iterations/s of the simulation alone at 1 and 2 threads (or ``--scaling 1 2 8 16``),
+   with the thread time per stage (noise+transforms, clustering).
 
-usage: python benchmarks/bench_clustsim.py [ITER] [N_JOBS]
+The machine's load (``uptime``) is printed before and after: on a shared machine the ratio of
+the two programs run back to back is the meaningful figure.
+
+usage: python benchmarks/bench_clustsim.py WORKDIR [--iter 2000] [--threads 2] [--no-afni]
+       [--scaling 1 2] [--scaling-iter 400] [--mask brain25|demo3mm]
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import resource
+import shutil
+import subprocess
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_clustsim_masks import masks as bench_masks  # noqa: E402
 
-from afni_group.engines.native import clustsim as cs
+from afni_group.engines.native import clustsim as cs  # noqa: E402
+
+ACF = (0.657691, 3.19123, 10.3821)
 
 
-def brain_mask(shape=(64, 76, 60)) -> np.ndarray:
-    x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
-    return (x / 27) ** 2 + (y / 33) ** 2 + (z / 21.4) ** 2 <= 1
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def time_cmd(cmd: list[str], env: dict, cwd: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - t0
 
 
 def main() -> None:
-    iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    n_jobs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    mask = brain_mask()
-    acf = (0.66, 3.19, 10.38)
-    grid = cs.noise_grid(mask.shape, (2.5,) * 3, acf)
-    print(f"mask voxels {int(mask.sum())}, grid {mask.shape}, padded {grid.padded}")
-    # warm up the compiled kernels
-    cs.simulate_max_cluster_sizes(mask, (2.5,) * 3, acf, cs.LOTS_PTHR, 4, seed=1)
-    timing = cs.SimulationTiming()
-    t0 = time.perf_counter()
-    sizes = cs.simulate_max_cluster_sizes(
-        mask, (2.5,) * 3, acf, cs.LOTS_PTHR, iterations, seed=1, n_jobs=n_jobs, timing=timing
-    )
-    t_sim = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    for s in range(3):
-        for nn in range(3):
-            cs.cluster_table(sizes[:, s, nn], cs.LOTS_ATHR, iterations)
-    t_tab = time.perf_counter() - t1
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    total = timing.noise + timing.fft + timing.clustering
-    print(f"iterations {iterations}, threads {n_jobs}")
-    print(f"wall {t_sim:.2f} s simulation + {t_tab:.2f} s tables; peak RSS {peak_mb:.0f} MB")
-    for name in ("noise", "fft", "clustering"):
-        v = getattr(timing, name)
-        print(f"  {name:10s} {v:7.2f} s thread-time ({100 * v / total:4.1f} %)")
-    est = t_sim * 10000 / iterations + t_tab
-    print(
-        f"extrapolated to 10000 iterations: {est:.0f} s wall "
-        f"(target < 120 s; AFNI default 9-p tables: 225 s, ratio {225 / est:.2f}x)"
-    )
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workdir", type=Path)
+    ap.add_argument("--iter", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-afni", action="store_true")
+    ap.add_argument("--scaling", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--scaling-iter", type=int, default=400)
+    ap.add_argument("--mask", default="brain25")
+    args = ap.parse_args()
+    mask = bench_masks(args.workdir)[args.mask]
+    info = cs.load_mask(mask)
+    grid = cs.noise_grid(info.mask.shape, info.voxel_sizes, ACF)
+    print(f"mask {args.mask}: {int(info.mask.sum())} voxels, grid {info.mask.shape}, padded "
+          f"{grid.padded}; cpus {os.cpu_count()}")  # fmt: skip
+    print("load before:", uptime())
+    # warm the compiled kernels (numba cache) outside the timings
+    cs.simulate_max_cluster_sizes(info.mask, info.voxel_sizes, ACF, cs.LOTS_PTHR, 4, seed=1)
+
+    common = ["-both", "-mask", str(mask), "-acf", *map(str, ACF), "-iter", str(args.iter)]
+    native_exe = shutil.which("afni-native") or str(Path(sys.executable).parent / "afni-native")
+    env = dict(os.environ, AFNI_DONT_LOGFILE="YES", OMP_NUM_THREADS=str(args.threads))
+    out = args.workdir / "speed"
+    out.mkdir(exist_ok=True)
+    t_native = time_cmd([native_exe, "3dClustSim", *common, "-prefix", "nat", "-quiet",
+                         "--n-cpus", str(args.threads)], env, out)  # fmt: skip
+    print(f"afni-native 3dClustSim -iter {args.iter}, {args.threads} threads: {t_native:.1f} s")
+    afni = shutil.which("3dClustSim")
+    if not args.no_afni and afni:
+        t_afni = time_cmd([afni, *common, "-prefix", "afni", "-quiet"], env, out)
+        print(f"AFNI 3dClustSim        -iter {args.iter}, {args.threads} threads: {t_afni:.1f} s")
+        print(f"ratio AFNI / native: {t_afni / t_native:.1f}x (target >= 8x)")
+    elif not args.no_afni:
+        print("AFNI 3dClustSim not on PATH (source /opt/afni-oracle/env.sh): no ratio")
+
+    for n_jobs in args.scaling:
+        timing = cs.SimulationTiming()
+        cs.simulate_max_cluster_sizes(
+            info.mask, info.voxel_sizes, ACF, cs.LOTS_PTHR, args.scaling_iter, seed=1,
+            n_jobs=n_jobs, timing=timing,
+        )  # fmt: skip
+        total = timing.fft + timing.clustering
+        print(
+            f"{n_jobs:3d} threads: {args.scaling_iter / timing.wall:7.1f} iterations/s "
+            f"(wall {timing.wall:.1f} s; thread time noise+transforms "
+            f"{100 * timing.fft / total:.0f} %, clustering {100 * timing.clustering / total:.0f} %)"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS (this process) {peak:.0f} MB")
+    print("load after:", uptime())
 
 
 if __name__ == "__main__":

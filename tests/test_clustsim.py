@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from afni_group.engines.native import clustsim as cs
-from afni_group.engines.native.clustsim_kernels import gather_scaled, neighbour_table
+from afni_group.engines.native.clustsim_kernels import gather_scaled
 from afni_group.errors import InputDataError, UsageError
 
 EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
@@ -63,14 +63,15 @@ def test_weights_are_mirrored_and_zero_at_dc_and_nyquist():
 def test_noise_unit_variance_and_acf_follows_model():
     shape, d, acf = (40, 40, 40), 2.5, (0.6, 3.0, 6.0)
     grid = cs.noise_grid(shape, (d, d, d), acf)
-    w, _ = cs.spectral_weights(grid)
-    src = cs.NoiseSource(grid, w, np.random.default_rng(5))
+    tr = cs.grid_transforms(grid, exact_fft=True)
+    w, _ = cs.spectral_weights(grid, tr)
+    src = cs.NoiseSource(grid, w, tr, seed=5)
     everything = np.arange(np.prod(shape))
     lags = [1, 2, 4]
     corr = {lag: [] for lag in lags}
     variances = []
-    for _ in range(6):
-        pair = src.pair()
+    for k in range(6):
+        pair = src.pair(k)
         for imag in (False, True):
             v = gather_scaled(pair, imag, everything).reshape(shape).astype(np.float64)
             assert np.mean(v * v) == pytest.approx(1.0, rel=1e-5)  # unit RMS by construction
@@ -87,11 +88,12 @@ def test_noise_unit_variance_and_acf_follows_model():
 
 def test_real_and_imaginary_fields_are_independent():
     grid = cs.noise_grid((24, 24, 24), (3.0, 3.0, 3.0), (0.7, 3, 3))
-    w, _ = cs.spectral_weights(grid)
-    src = cs.NoiseSource(grid, w, np.random.default_rng(1))
+    tr = cs.grid_transforms(grid)
+    w, _ = cs.spectral_weights(grid, tr)
+    src = cs.NoiseSource(grid, w, tr, seed=1)
     idx = np.arange(24**3)
     r = [np.corrcoef(gather_scaled(p, False, idx), gather_scaled(p, True, idx))[0, 1]
-         for p in (src.pair() for _ in range(8))]  # fmt: skip
+         for p in (src.pair(k) for k in range(8))]  # fmt: skip
     assert abs(np.mean(r)) < 0.05
 
 
@@ -109,7 +111,7 @@ def test_all_thresholds_pass_equals_naive_labelling():
     x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
     mask = (x / 8.5) ** 2 + (y / 7.5) ** 2 + (z / 6.5) ** 2 <= 1
     index = np.flatnonzero(mask)
-    work = cs._ClusterWork(index, neighbour_table(mask))
+    work = cs._ClusterWork(mask)
     pthr = cs.LOTS_PTHR
     z1, z2 = cs.z_thresholds(pthr)
     out = np.zeros((3, 3, len(pthr)), np.int32)
@@ -339,3 +341,175 @@ def test_cli_drop_in(tmp_path, monkeypatch):
     assert (tmp_path / "3dClustSim.cmd").read_text() == (GROUP / "3dClustSim.cmd").read_text()
     with pytest.raises(UsageError, match="cannot follow -pthr"):
         cs.cli_main(["-pthr", "0.01", "-both", "-mask", "mask.nii.gz", "-acf", "0.7", "3", "3"])
+
+
+# ---------------------------------------------------------------- AFNI's FFT (bias fix)
+
+DATA = Path(__file__).parent / "data" / "clustsim"
+
+
+def _afni_fft_records(name):
+    raw = (DATA / name).read_bytes()
+    off, out = 0, []
+    while off < len(raw):
+        n = int(np.frombuffer(raw, np.int32, 1, off)[0])
+        x = np.frombuffer(raw, np.complex64, n, off + 4)
+        y = np.frombuffer(raw, np.complex64, n, off + 4 + 8 * n)
+        out.append((n, x, y))
+        off += 4 + 16 * n
+    return out
+
+
+@pytest.mark.parametrize("name", ["csfft_80_96_80_80.bin", "csfft_128_160_128.bin"])
+def test_replayed_fft_matches_afni_csfft(name):
+    from afni_group.engines.native.clustsim_afni_fft import CsfftCache, apply_plan
+
+    cache = CsfftCache()
+    wrong = 0
+    for n, x, y in _afni_fft_records(name):
+        ours = apply_plan(cache.transform(n), x.astype(np.complex128))
+        np.testing.assert_allclose(ours, y, atol=2e-5 * np.abs(y).max())
+        wrong += not np.allclose(np.fft.fft(x.astype(np.complex128)), y, atol=1e-3)
+    assert wrong >= 1  # the sequence does hit AFNI's reused twiddle table
+
+
+def test_axis_transforms_exact_only_on_single_radix_grids():
+    from afni_group.engines.native.clustsim_afni_fft import afni_axis_transforms
+
+    assert afni_axis_transforms((96, 120, 96)).exact
+    assert afni_axis_transforms((40, 40, 40)).exact
+    mixed = afni_axis_transforms((80, 96, 80))
+    assert [m is None for m in mixed.weights] == [True, True, False]
+    assert [m is None for m in mixed.noise] == [False, True, False]
+
+
+def test_apply_along_any_axis_equals_the_plan():
+    from afni_group.engines.native.clustsim_afni_fft import CsfftCache, apply_along, apply_plan
+
+    cache = CsfftCache()
+    for n in (80, 96):
+        cache.transform(n)
+    plan = cache.transform(80)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 80, 4)) + 1j * rng.standard_normal((6, 80, 4))
+    ref = np.moveaxis(apply_plan(plan, np.moveaxis(x, 1, -1)), -1, 1)
+    np.testing.assert_allclose(apply_along(plan, x.copy(), 1), ref, atol=1e-9)
+    np.testing.assert_allclose(
+        apply_along(plan, np.moveaxis(x, 1, 0).copy(), 0), np.moveaxis(ref, 1, 0), atol=1e-9
+    )
+
+
+# ---------------------------------------------------------------- noise generator
+
+
+def test_noise_kernel_is_normal_and_keyed():
+    from afni_group.engines.native.clustsim_kernels import fill_noise, pair_key
+
+    n = 200_000
+    w = np.ones(n, np.float32)
+    a = np.empty(2 * n, np.float32)
+    b = np.empty(2 * n, np.float32)
+    fill_noise(a, w, pair_key(7, 0))
+    fill_noise(b, w, pair_key(7, 0))
+    np.testing.assert_array_equal(a, b)
+    fill_noise(b, w, pair_key(7, 1))
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.01
+    v = a.astype(np.float64)
+    assert abs(v.mean()) < 0.01 and v.var() == pytest.approx(1, abs=0.01)
+    assert (v**4).mean() == pytest.approx(3, abs=0.05)
+    assert abs(np.corrcoef(v[0::2], v[1::2])[0, 1]) < 0.01  # real vs imaginary
+    assert np.mean(np.abs(v) > 3) == pytest.approx(0.0027, rel=0.15)
+    w[::2] = 0
+    fill_noise(b, w, pair_key(7, 0))
+    assert np.all(b.reshape(-1, 2)[::2] == 0)
+    np.testing.assert_array_equal(b.reshape(-1, 2)[1::2], a.reshape(-1, 2)[1::2])
+
+
+def test_afni_transforms_change_the_field_along_the_inexact_axes():
+    grid = cs.noise_grid((53, 64, 50), (3.0, 3.0, 3.0), (0.66, 3.19, 10.38))
+    assert grid.padded == (80, 96, 80)
+    lag1 = {}
+    for exact in (True, False):
+        tr = cs.grid_transforms(grid, exact_fft=exact)
+        w, kernel = cs.spectral_weights(grid, tr)
+        assert kernel == (39, 47, 39)
+        src = cs.NoiseSource(grid, w, tr, seed=2)
+        everything = np.arange(np.prod(grid.shape))
+        r = np.zeros(3)
+        for k in range(6):
+            pair = src.pair(k)
+            for imag in (False, True):
+                v = gather_scaled(pair, imag, everything).reshape(grid.shape).astype(float)
+                for axis in range(3):
+                    a = np.moveaxis(v, axis, 0)
+                    r[axis] += np.mean(a[:-1] * a[1:]) / 12
+        lag1[exact] = r
+    # AFNI's z axis (twiddles of length 96 on a length-80 transform) is smoother
+    assert lag1[False][2] - lag1[True][2] > 0.02
+    assert abs(lag1[False][1] - lag1[True][1]) < 0.01
+
+
+# ---------------------------------------------------------------- core API and MC error
+
+
+def test_core_returns_tables_in_memory_and_rejects_bad_values():
+    mask = _small_mask()
+    res = cs.clustsim(mask, (3, 3, 3), (0.7, 3, 8), iterations=2000, pthr=[0.01, 0.001],
+                      athr=[0.05, 0.01], n_jobs=2, seed=5)  # fmt: skip
+    assert res.tables.shape == (3, 3, 2, 2) and res.max_sizes.shape == (2000, 3, 3, 2)
+    assert res.threshold(0.001, 0.05, 1, "bisided") == res.table(1, "bisided")[1, 0]
+    u = res.threshold_uncertainty(0.01, 0.05, 2, "2sided")
+    assert u.se > 0 and u.interval[0] < u.size < u.interval[1]
+    assert u.threshold == cs.ceil_threshold(u.size)
+    with pytest.raises(ValueError, match="'a' value"):
+        cs.clustsim(mask, (3, 3, 3), (2, 3, 8))
+    with pytest.raises(ValueError, match="at least 2000"):
+        cs.clustsim(mask, (3, 3, 3), (0.7, 3, 8), iterations=100)
+    with pytest.raises(ValueError, match="no table cell"):
+        res.threshold(0.02, 0.05, 1, "bisided")
+
+
+def test_mc_standard_error_matches_replicate_spread():
+    """The binomial-interval s.e. agrees with the spread of the cell over independent runs."""
+    rng = np.random.default_rng(0)
+    n, reps = 2000, 300
+    sizes, ses = [], []
+    for _ in range(reps):
+        maxima = np.maximum(np.round(rng.gumbel(20, 5, n)), 0).astype(int)[:, None]
+        curve = cs.tail_probabilities(maxima[:, 0], n)
+        sizes.append(float(cs.cluster_size_for_alpha(curve, 0.05, n)[0]))
+        ses.append(cs.threshold_uncertainty(maxima[:, 0], 0.05, n).se)
+    assert np.mean(ses) == pytest.approx(np.std(sizes), rel=0.2)
+
+
+def test_threshold_mc_from_written_table(tmp_path, caplog):
+    table = tmp_path / "ClustSim.NN1_bisided.1D"
+    info = cs.TableInfo("3dClustSim -mask m.nii -acf 0.7 3 8", (8, 8, 8), (3.0, 3.0, 3.0), 300,
+                        2000, (0.01, 0.001), (0.05,), mask_name="m.nii")  # fmt: skip
+    table.write_text(cs.format_1d_table(np.array([[9.26], [4.4]], np.float32), 1, "bisided", info))
+    mc = {"pthr": [0.01, 0.001], "athr": [0.05], "se": {"NN1_bisided": [[0.3], [0.1]]}}
+    stable = cs.threshold_mc(table, 0.001, 0.05, mc)
+    assert stable["threshold"] == 5 and stable["stable"] and stable["mc_se"] == 0.1
+    unstable = cs.threshold_mc(table, 0.01, 0.05, mc)
+    assert unstable["threshold"] == 10 and not unstable["stable"]
+    assert "not stable" in caplog.text
+    assert cs.threshold_mc(table, 0.01, 0.05, None) is None
+
+
+def test_pipeline_records_and_reports_the_mc_error(tmp_path):
+    import json
+
+    from afni_group import cli, demo
+
+    bids = tmp_path / "bids"
+    assert demo.main([str(bids), "--subjects", "5", "--seed", "1", "--grid", "small"]) == 0
+    out = tmp_path / "out"
+    argv = [str(bids), str(out), "group", "--engine", "native", "--clustsim-iter", "2000",
+            "--seed", "3", "--n-cpus", "2"]  # fmt: skip
+    assert cli.main(argv) == 0
+    params = json.loads((out / "params.json").read_text())
+    for analysis in params["analyses"]:
+        mc = analysis["cluster_size_mc"]
+        assert mc["threshold"] == analysis["cluster_size_threshold"]
+        assert mc["mc_se"] >= 0 and mc["ci95"][0] <= mc["size"] <= mc["ci95"][1]
+    assert "MC s.e." in (out / "report.html").read_text()

@@ -587,11 +587,19 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         "clustsim": cs,
         "sided_text": SIDED_TEXT.get(cs.get("sided"), cs.get("sided")),
         "k": analysis.get("cluster_size_threshold"),
+        "k_mc": analysis.get("cluster_size_mc"),  # Monte-Carlo error (native engine only)
         "mask": None,
         "acf": None,
         "warnings": [],
         "sets": [],
     }
+    if ctx["k_mc"] and not ctx["k_mc"].get("stable", True):
+        lo, hi = ctx["k_mc"]["ci95"]
+        ctx["warnings"].append(
+            f"The cluster-size threshold is not stable: table cell {ctx['k_mc']['size']:.1f}, "
+            f"Monte-Carlo s.e. {ctx['k_mc']['mc_se']:.2f} (95 % interval {lo:.1f}-{hi:.1f}) "
+            "spans a whole-voxel boundary; more 3dClustSim iterations would settle it."
+        )
     mask_vol = None
     if mask_path.exists():
         mask_vol = rf.load_volume(mask_path)

@@ -80,6 +80,7 @@ class CsimLookup:
     ok: bool
     messages: list[str] = field(default_factory=list)
     header: ClustSimHeader | None = None
+    cell: float | None = None  # the table cell as printed (before the ceiling)
 
 
 def read_text_table(path: str | Path) -> TextTable:
@@ -221,7 +222,7 @@ def lookup_cluster_size(path: str | Path, pthr: float, alpha: float) -> CsimLook
         cell = table.columns[col][row]
     except IndexError:
         return CsimLookup(0, False, ["** csim_clust_size: unknown index error"], attrs)
-    return CsimLookup(int(math.ceil(cell)), True, [], attrs)
+    return CsimLookup(int(math.ceil(cell)), True, [], attrs, cell)
 
 
 def cluster_size_threshold(table: str | Path, pthr: float, alpha: float) -> int:

@@ -82,8 +82,12 @@ def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: Ste
     )
 
 
-def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> list[float]:
-    """Group mask, mean ACF and 3dClustSim, written into ``outdir``; returns the ACF."""
+def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[list[float], dict]:
+    """Group mask, mean ACF and 3dClustSim, written into ``outdir``.
+
+    Returns the ACF and the Monte-Carlo s.e. of every ClustSim table cell
+    (:func:`clustsim.mc_standard_errors`; empty when the step log has none).
+    """
     from afni_group.engines.native import acf, clustsim, mask_tool
 
     mask = outdir / MASK_FILE
@@ -104,26 +108,30 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> list[flo
     acf_text = acf.format_acf(mean)
     LOG.info("++ Group average ACF params: %s", " ".join(acf_text))
     acf_values = tuple(float(v) for v in acf_text)
-    log.run(
+
+    def simulate() -> dict:
+        files = clustsim.run_clustsim(
+            mask,
+            acf_values,
+            outdir / CLUSTSIM_PREFIX,
+            iterations=plan.clustsim_iter,
+            seed=plan.seed,
+            n_jobs=plan.n_cpus,
+            command_line=_clustsim_command(plan, acf_text),
+        )
+        tables = getattr(files, "tables", None)
+        mc = clustsim.mc_standard_errors(tables) if tables is not None else {}
+        return {"files": [str(p) for p in files], "mc": mc}
+
+    done = log.run(
         "3dClustSim",
         {"acf": acf_text, "iter": plan.clustsim_iter, "seed": plan.seed},
         [mask],
         [outdir / f for f in CLUSTSIM_FILES],
-        lambda: [
-            str(p)
-            for p in clustsim.run_clustsim(
-                mask,
-                acf_values,
-                outdir / CLUSTSIM_PREFIX,
-                iterations=plan.clustsim_iter,
-                seed=plan.seed,
-                n_jobs=plan.n_cpus,
-                command_line=_clustsim_command(plan, acf_text),
-            )
-        ],
+        simulate,
     )
     # record what 3dClustSim was given (awk's %.6g text), as the afni engine does
-    return list(acf_values)
+    return list(acf_values), (done.get("mc") or {}) if isinstance(done, dict) else {}
 
 
 def _clustsim_command(plan: AnalysisPlan, acf_text: list[str]) -> str:
@@ -221,19 +229,28 @@ def run_cluster_steps(
 
 def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
     """Run every step of the plan; returns the per-analysis results for params.json."""
+    from afni_group.engines.native import clustsim
+
     dirs = [plan.analysis_dir(a) for a in plan.analyses]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         run_mema_step(plan, analysis, outdir, log)
-    acf_mean = run_shared_steps(plan, dirs[0], log)
+    acf_mean, mc = run_shared_steps(plan, dirs[0], log)
     for outdir in dirs[1:]:
         for name in [MASK_FILE, *CLUSTSIM_FILES]:
             atomic_copy(dirs[0] / name, outdir / name)
     results = []
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         clust_nvox, set_results = run_cluster_steps(plan, analysis, outdir, log)
+        t = plan.thresholds
+        uncertainty = clustsim.threshold_mc(outdir / plan.clustsim_table, t.pthr, t.alpha, mc)
         results.append(
-            {"acf": acf_mean, "cluster_size_threshold": clust_nvox, "results": set_results}
+            {
+                "acf": acf_mean,
+                "cluster_size_threshold": clust_nvox,
+                "cluster_size_mc": uncertainty,
+                "results": set_results,
+            }
         )
     return results

@@ -1,0 +1,240 @@
+"""Smooth Gaussian noise for 3dClustSim's ``-acf`` model (spec 05 §3), on arrays.
+
+The mixed ACF ``a*exp(-r²/(2b²)) + (1-a)*exp(-r/c)`` is made by FFT on a zero-padded copy of the
+mask grid: complex white noise times the square root of the ACF's power spectrum, transformed,
+cropped; the real and imaginary parts are two independent volumes. By default the transforms
+are the ones AFNI_26.2.03 actually applies (:mod:`clustsim_afni_fft`: on some grids, e.g.
+80×96×80, its FFT reuses another length's twiddle table along one or two axes), so that the
+simulated fields — and the tables — have AFNI's statistics; ``exact_fft=True`` gives the exact
+DFT instead.
+
+Speed: the noise and the weighting are one vectorised pass (:func:`clustsim_kernels.fill_noise`);
+the transform is pruned to the crop axis by axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from afni_group.engines.native.clustsim_afni_fft import (
+    AxisTransforms,
+    RadixStep,
+    afni_axis_transforms,
+    apply_along,
+)
+from afni_group.engines.native.clustsim_kernels import fill_noise, pair_key
+
+# --------------------------------------------------------------------------------------------
+# ACF model and FFT grid (spec 05 §3.1–3.3)
+
+
+def acf_value(r: float | np.ndarray, acf: Sequence[float]) -> np.ndarray:
+    """Mixed ACF ``a*exp(-r²/(2b²)) + (1-a)*exp(-r/c)`` at radius ``r`` (mm), in float32."""
+    a, b, c = (np.float32(v) for v in acf)
+    r = np.asarray(r, dtype=np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        return a * np.exp(np.float32(-0.5) * r * r / (b * b)) + (np.float32(1) - a) * np.exp(-r / c)
+
+
+def acf_radius(value: float, acf: Sequence[float]) -> float:
+    """Radius (mm) at which the ACF falls to ``value`` (AFNI's march + two regula-falsi steps)."""
+    a, b, c = (np.float32(v) for v in acf)
+    v = np.float32(value)
+    if v >= 1:
+        return 0.0
+    rtop = np.float32(3) * b + np.float32(6) * c
+    if v <= 0.0001:
+        return float(rtop)
+    dr = min(np.float32(0.02) * b, np.float32(0.02) * c)
+
+    def f(r):
+        return acf_value(r, (a, b, c))
+
+    r = np.float32(0)
+    while r < rtop and not f(r + dr) < v:
+        r = np.float32(r + dr)
+    if r >= rtop:
+        return float(rtop)
+    rlo, rhi = r, np.float32(r + dr)
+
+    def falsi(lo, hi):
+        v0, v1 = f(lo), f(hi)
+        dv = v0 - v1
+        if dv == 0 or abs(dv) < 0.005 * (abs(v - v0) + abs(v - v1)):
+            return lo
+        return np.float32(lo + (v0 - v) / dv * (hi - lo))
+
+    x = falsi(rlo, rhi)
+    if f(x) > v:
+        rlo = x
+    else:
+        rhi = x
+    return float(falsi(rlo, rhi))
+
+
+def fft_length(n: int) -> int:
+    """Smallest even length >= n of the form 2^k·m, k >= 1, m in {1, 3, 5, 15}."""
+    n = max(int(n), 2)
+    best = None
+    for m in (1, 3, 5, 15):
+        length = 2 * m
+        while length < n:
+            length *= 2
+        best = length if best is None else min(best, length)
+    return best
+
+
+@dataclass(frozen=True)
+class NoiseGrid:
+    """Geometry of the padded FFT grid for one mask grid and ACF."""
+
+    shape: tuple[int, int, int]  # nx, ny, nz of the mask grid
+    voxel_sizes: tuple[float, float, float]
+    acf: tuple[float, float, float]
+    radius: float  # kernel radius rinv(0.02), mm
+    fwhm: float  # 2·rinv(0.5), mm
+    padded: tuple[int, int, int]
+    offsets: tuple[int, int, int]  # crop start per axis
+
+
+def noise_grid(
+    shape: Sequence[int], voxel_sizes: Sequence[float], acf: Sequence[float]
+) -> NoiseGrid:
+    """Padded FFT grid: ``n + 2·ceil(R/d)`` (at least 16) rounded up to :func:`fft_length`."""
+    radius = acf_radius(0.02, acf)
+    fwhm = 2 * acf_radius(0.5, acf)
+    padded = []
+    for n, d in zip(shape, voxel_sizes, strict=True):
+        n_pad = max(int(n) + 2 * math.ceil(np.float32(radius) / np.float32(abs(d))), 16)
+        padded.append(fft_length(n_pad))
+    offsets = tuple((p - int(n)) // 2 for p, n in zip(padded, shape, strict=True))
+    return NoiseGrid(
+        tuple(int(n) for n in shape),
+        tuple(abs(float(d)) for d in voxel_sizes),
+        tuple(float(v) for v in acf),
+        radius,
+        fwhm,
+        tuple(padded),
+        offsets,
+    )
+
+
+def grid_transforms(grid: NoiseGrid, exact_fft: bool = False) -> AxisTransforms:
+    """Per-axis transforms for the weights and the noise (all exact when ``exact_fft``)."""
+    if exact_fft:
+        return AxisTransforms((None, None, None), (None, None, None))
+    return afni_axis_transforms(grid.padded)
+
+
+def transform_axis(
+    volume: np.ndarray, axis: int, plan: RadixStep | None, start: int = 0, count: int = -1
+) -> np.ndarray:
+    """Forward transform along ``axis`` keeping outputs ``start : start + count``.
+
+    ``plan`` ``None`` = the FFT; otherwise AFNI's transform along that axis
+    (:func:`clustsim_afni_fft.apply_along`). ``volume`` may be overwritten.
+    """
+    n = volume.shape[axis]
+    count = n if count < 0 else count
+    if plan is None:
+        out = scipy.fft.fft(volume, axis=axis, overwrite_x=True, workers=1)
+    else:
+        out = apply_along(plan, volume, axis)
+    return out[(slice(None),) * axis + (slice(start, start + count),)]
+
+
+def spectral_weights(
+    grid: NoiseGrid, transforms: AxisTransforms | None = None
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Square root of the ACF's power spectrum on the padded grid, as a full k-space array.
+
+    Returns the float32 weight array of shape ``grid.padded`` (the kept octant mirrored to the
+    other seven; DC, Nyquist and dropped planes are 0) and the kept octant size (AFNI's "kernel
+    image dimensions"). ``transforms`` (default: AFNI's, :func:`grid_transforms`) supplies the
+    transform of the ACF volume.
+    """
+    if transforms is None:
+        transforms = grid_transforms(grid)
+    axes = []
+    for n, d in zip(grid.padded, grid.voxel_sizes, strict=True):
+        i = np.arange(n)
+        axes.append(np.where(i < n // 2, i, n - i) * d)
+    x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
+    w0 = acf_value(np.sqrt(x * x + y * y + z * z), grid.acf).astype(np.complex128)
+    hx, hy, hz = (n // 2 for n in grid.padded)
+    w0[hx, :, :] = 0
+    w0[:, hy, :] = 0
+    w0[:, :, hz] = 0
+    spec = w0
+    for axis in range(3):
+        spec = transform_axis(spec, axis, transforms.weights[axis])
+    spec = spec.real
+    dc = abs(spec[0, 0, 0])
+    octant = spec[:hx, :hy, :hz]
+    octant = np.where(octant < 1e-5 * dc, 0.0, np.sqrt(np.maximum(octant, 0.0)))
+    # AFNI shrinks the octant with MRI_autobbox; in practice that drops the last index plane
+    # (h-1) of each axis when the octant is non-zero out to it (spec 05 §3.3).
+    keep = []
+    for axis, h in enumerate((hx, hy, hz)):
+        other = tuple(a for a in range(3) if a != axis)
+        nonzero = np.flatnonzero(np.any(octant != 0, axis=other))
+        top = int(nonzero[-1]) if nonzero.size else 0
+        keep.append(top + 1 if top < h - 1 else h - 1)
+    w = octant[: keep[0], : keep[1], : keep[2]]
+    folds = []
+    for n, k in zip(grid.padded, keep, strict=True):
+        i = np.arange(n)
+        folded = np.minimum(i, n - i)
+        folds.append(np.where(folded < k, folded, -1))
+    fx, fy, fz = np.ix_(*folds)
+    valid = (fx >= 0) & (fy >= 0) & (fz >= 0)
+    full = np.where(valid, w[np.maximum(fx, 0), np.maximum(fy, 0), np.maximum(fz, 0)], 0.0)
+    full = full.astype(np.float32)
+    full[0, 0, 0] = 0
+    return full, (keep[0], keep[1], keep[2])
+
+
+class NoiseSource:
+    """Smooth noise volume pairs (real and imaginary part of one transform) on a mask grid.
+
+    Pair ``p`` depends only on ``seed`` and ``p``, so any split of the pairs over threads gives
+    the same volumes. One instance per thread (it owns a work buffer).
+
+    Parameters
+    ----------
+    grid : NoiseGrid
+    weights : ndarray
+        From :func:`spectral_weights`.
+    transforms : AxisTransforms
+        From :func:`grid_transforms` (the same as for the weights).
+    seed : int
+    """
+
+    def __init__(self, grid: NoiseGrid, weights: np.ndarray, transforms: AxisTransforms, seed: int):
+        self.grid = grid
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32).ravel()
+        self.transforms = transforms
+        self.seed = int(seed)
+        self._buffer = np.empty(grid.padded, dtype=np.complex64)
+
+    def pair(self, index: int) -> np.ndarray:
+        """Volume pair ``index`` on the crop grid (complex64; real and imaginary are the two)."""
+        fill_noise(
+            self._buffer.view(np.float32).reshape(-1), self.weights, pair_key(self.seed, index)
+        )
+        out = self._buffer
+        # last axis first (contiguous, full size); the crop shrinks the next transforms
+        for axis in (2, 1, 0):
+            out = transform_axis(
+                out,
+                axis,
+                self.transforms.noise[axis],
+                self.grid.offsets[axis],
+                self.grid.shape[axis],
+            )
+        return np.ascontiguousarray(out)

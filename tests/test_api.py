@@ -121,9 +121,10 @@ def test_clustsim_tables_equal_3dclustsim_files(tmp_path, monkeypatch):
             table_file = f"ClustSim.NN{nn}_{sided}.1D"
             for pthr, alpha in ((0.001, 0.05), (0.01, 0.1), (0.0001, 0.01)):
                 from_file = csim_lookup.cluster_size_threshold(table_file, pthr, alpha)
-                assert tables.threshold(pthr, alpha, nn, sided) == from_file, table_file
+                size = ag.cluster_size_threshold(tables, pthr, alpha, nn, sided)
+                assert size == from_file, table_file
     with pytest.raises(ValueError, match="pthr"):
-        tables.threshold(0.0123, 0.05)
+        ag.cluster_size_threshold(tables, 0.0123, 0.05)
 
 
 def test_p_to_stat_equals_p2dsetstat(capsys):

@@ -8,7 +8,7 @@ AFNI programs compute::
     maps = ag.mema([chx_betas], [chx_tstats], set_labels=["chx"], missing_data=True)
     mask = ag.group_mask(subject_masks, frac=1.0)
     tables = ag.clustsim(mask, (2.5, 2.5, 2.5), ag.mean_acf(blur_files))
-    size = tables.threshold(pthr=0.001, alpha=0.05, nn=1, sided="bisided")
+    size = ag.cluster_size_threshold(tables, pthr=0.001, alpha=0.05, nn=1, sided="bisided")
     t = ag.p_to_stat(0.001, ag.STAT_TTEST, (maps.stat_params[1][0],), "bisided")
     found = ag.clusterize(maps.brick(1), maps.brick(0), maps.affine, thresholds=t,
                           mask=mask, min_nvox=size)
@@ -30,6 +30,7 @@ _EXPORTS = {
     "mean_acf": "afni_group.api",
     "clustsim": "afni_group.api",
     "ClustSimTables": "afni_group.api",
+    "cluster_size_threshold": "afni_group.api",
     "p_to_stat": "afni_group.api",
     "clusterize": "afni_group.api",
     "ClusterResult": "afni_group.api",

@@ -16,16 +16,15 @@ Bad values raise ``ValueError``; missing or unreadable files raise the errors of
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from afni_group.afni_io import AfniDataset, read_dataset, write_dataset
 from afni_group.engines.native.clusterize_core import ClusterResult, ClusterRow
 from afni_group.engines.native.clusterize_core import clusterize as _clusterize_core
+from afni_group.engines.native.clustsim_tables import ClustSimTables
 from afni_group.statdist import pval_to_stat
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +34,7 @@ __all__ = [
     "ClusterResult",
     "ClusterRow",
     "ClustSimTables",
+    "cluster_size_threshold",
     "clusterize",
     "clustsim",
     "group_mask",
@@ -226,42 +226,6 @@ def mean_acf(lines_or_files: Iterable[str | os.PathLike]) -> tuple[float, float,
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ClustSimTables:
-    """3dClustSim's cluster-size tables in memory.
-
-    ``tables[(nn, sided)]`` is a float32 array (len(pthr), len(athr)): the minimum cluster size
-    in voxels for each voxelwise p (row) and corrected alpha (column), as in the ``.1D`` files.
-    """
-
-    pthr: tuple[float, ...]
-    athr: tuple[float, ...]
-    tables: dict[tuple[int, str], np.ndarray] = field(repr=False)
-    iterations: int = 0
-    mask_count: int = 0
-
-    def table(self, nn: int = 1, sided: str = "bisided") -> np.ndarray:
-        """The (pthr x athr) table for one neighbourhood and sidedness."""
-        key = (int(nn), sided)
-        if key not in self.tables:
-            raise ValueError(f"no table for NN{nn} {sided}; have {sorted(self.tables)}")
-        return self.tables[key]
-
-    def threshold(
-        self, pthr: float = 0.001, alpha: float = 0.05, nn: int = 1, sided: str = "bisided"
-    ) -> int:
-        """Minimum cluster size in voxels, as ``1d_tool.py -csim_pthr P -csim_alpha A`` reads it
-        from the ``.1D`` table (the cell as printed, rounded up)."""
-        from afni_group.engines.native.clustsim import _cell
-
-        if float(pthr) not in self.pthr:
-            raise ValueError(f"uncorrected pthr = {pthr} not in the table ({self.pthr})")
-        if float(alpha) not in self.athr:
-            raise ValueError(f"corrected alpha = {alpha} not in the table ({self.athr})")
-        cell = self.table(nn, sided)[self.pthr.index(float(pthr)), self.athr.index(float(alpha))]
-        return int(math.ceil(float(_cell(float(cell), False))))
-
-
 def clustsim(
     mask: np.ndarray,
     voxel_sizes: Sequence[float],
@@ -277,44 +241,57 @@ def clustsim(
 
     Parameters
     ----------
-    mask : array of bool (nx, ny, nz)
-        Search region (noise is made on the whole grid).
+    mask : array (nx, ny, nz)
+        Search region, non-zero inside (noise is made on the whole grid).
     voxel_sizes : (dx, dy, dz)
         Voxel size in mm.
     acf : (a, b, c)
         Mixed-model ACF parameters (:func:`mean_acf`).
     iterations, seed, n_jobs
-        As ``-iter`` (raised to 2000 when smaller, as AFNI does), ``-seed`` and threads; the
-        tables depend only on the seed and iterations, equal to the files
+        As ``-iter`` (raised to 2000 when smaller, as AFNI does, with a warning), ``-seed`` and
+        threads; the tables depend only on the seed and iterations and equal the files
         ``afni-native 3dClustSim`` writes with the same options.
     pthr, athr : sequence of float, optional
         Voxelwise p and corrected alpha lists (default: ``-both``'s 29 x 10 lists).
-    """
-    from afni_group.engines.native import clustsim as cs
 
-    a, b, c = cs.validate_acf(acf)
-    mask = np.asarray(mask) != 0
-    p_list = tuple(cs.LOTS_PTHR) if pthr is None else tuple(sorted(pthr, reverse=True))
-    a_list = tuple(cs.LOTS_ATHR) if athr is None else tuple(sorted(athr, reverse=True))
+    Returns
+    -------
+    ClustSimTables
+        ``.table(nn, sided)`` (p x alpha sizes), ``.threshold(pthr, alpha, nn, sided)`` (the
+        fractional cell), ``.threshold_uncertainty(...)`` (Monte Carlo error); use
+        :func:`cluster_size_threshold` for the whole-voxel size 1d_tool.py reads.
+    """
+    from afni_group.engines.native import clustsim_tables as tables_core
+
     iterations = int(iterations)
-    if iterations < cs.MIN_ITERATIONS:
-        LOG.warning("clustsim: %d iterations raised to %d", iterations, cs.MIN_ITERATIONS)
-        iterations = cs.MIN_ITERATIONS
-    sizes = cs.simulate_max_cluster_sizes(
+    if iterations < tables_core.MIN_ITERATIONS:
+        LOG.warning("clustsim: %d iterations raised to %d", iterations, tables_core.MIN_ITERATIONS)
+        iterations = tables_core.MIN_ITERATIONS
+    return tables_core.clustsim(
         mask,
-        tuple(abs(float(v)) for v in voxel_sizes),
-        (a, b, c),
-        p_list,
-        iterations,
-        seed=int(seed) & 0xFFFFFFFF,
+        voxel_sizes,
+        acf,
+        iterations=iterations,
+        seed=seed,
+        pthr=pthr,
+        athr=athr,
         n_jobs=n_jobs,
     )
-    tables = {
-        (nn, sided): cs.cluster_table(sizes[:, s, nn - 1, :], a_list, iterations, False, [], p_list)
-        for s, sided in enumerate(cs.SIDEDNESS)
-        for nn in (1, 2, 3)
-    }
-    return ClustSimTables(p_list, a_list, tables, iterations, int(mask.sum()))
+
+
+def cluster_size_threshold(
+    tables: ClustSimTables,
+    pthr: float = 0.001,
+    alpha: float = 0.05,
+    nn: int = 1,
+    sided: str = "bisided",
+) -> int:
+    """``1d_tool.py -csim_pthr P -csim_alpha A``: the minimum cluster size in whole voxels (the
+    table cell as the ``.1D`` file prints it, rounded up). ``ValueError`` for a p or alpha the
+    tables do not list."""
+    from afni_group.engines.native.clustsim_tables import ceil_threshold
+
+    return ceil_threshold(tables.threshold(pthr, alpha, nn, sided))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from afni_group import __version__
+from afni_group import __version__, atomic
 from afni_group.errors import OutputError, UsageError
 from afni_group.options import CONTAINER_IMAGE, LAUNCH_ONLY, build_parser
 from afni_group.provenance import HOST_BINDS_VARIABLE
@@ -401,10 +400,10 @@ def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
     text = render_sbatch(args, argv, script)
     try:
         script.parent.mkdir(parents=True, exist_ok=True)
-        tmp = script.with_name(f".{script.name}.tmp{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o755)
-        tmp.replace(script)
-    except OSError as err:
-        raise OutputError(f"--write-sbatch {script}: cannot write it ({err.strerror})") from None
+        with atomic.atomic_path(script) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        script.chmod(0o755)
+    except (OSError, OutputError) as err:
+        why = err.strerror if isinstance(err, OSError) else str(err)
+        raise OutputError(f"--write-sbatch {script}: cannot write it ({why})") from None
     return script

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import atomic
+from afni_group.afni_io.naming import header_name
 from afni_group.engines.native.clustsim_format import (  # noqa: F401  (re-exported)
     SIDED_TEXT,
     TableInfo,
@@ -140,21 +141,7 @@ def load_mask(spec: str | Path) -> MaskInfo:
         idcode = idcode[0] if idcode else None
     idcode = str(idcode).rstrip("\0").strip() if idcode else None
     mask = np.asarray(data) != 0
-    return MaskInfo(mask, sizes, idcode or None, mask_header_name(base))
-
-
-def mask_header_name(path: str) -> str:
-    """``mask_dset_name``: real path for NIfTI; ``dir/PREFIX+VIEW.HEAD`` as given for HEAD/BRIK."""
-    p = str(path)
-    low = p.lower()
-    if low.endswith((".nii", ".nii.gz")):
-        return os.path.realpath(p)
-    for ext in (".HEAD", ".BRIK", ".BRIK.gz", "."):
-        if p.endswith(ext):
-            p = p[: -len(ext)]
-            break
-    head, tail = os.path.split(p)
-    return f"{head or '.'}/{tail}.HEAD"
+    return MaskInfo(mask, sizes, idcode or None, header_name(base))
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import atomic
+from afni_group.afni_io.ids import new_idcode
 from afni_group.afni_io.naming import header_name
 from afni_group.engines.native.clustsim_format import (  # noqa: F401  (re-exported)
     SIDED_TEXT,
@@ -40,7 +41,6 @@ from afni_group.engines.native.clustsim_format import (  # noqa: F401  (re-expor
     format_cmd,
     format_niml_table,
     quote_command_line,
-    random_idcode,
 )
 from afni_group.engines.native.clustsim_noise import (  # noqa: F401  (re-exported)
     NoiseGrid,
@@ -307,7 +307,7 @@ def run_clustsim(
         pthr=p_list,
         athr=a_list,
         nodec=nodec,
-        mask_idcode=info_mask.idcode or random_idcode(),
+        mask_idcode=info_mask.idcode or new_idcode("XYZ"),
         mask_name=info_mask.name,
     )
     written = ClustSimFiles()

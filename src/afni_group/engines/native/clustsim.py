@@ -2,7 +2,7 @@
 
 Layers (issue 13): :mod:`clustsim_tables` is the core on arrays (:func:`clustsim` returns the
 tables in memory, ``ValueError`` on bad values), :mod:`clustsim_noise` makes the noise,
-:mod:`clustsim_format` holds AFNI's text formats, :mod:`clustsim_cli` the ``afni-native
+:mod:`clustsim_format` holds AFNI's text formats, :mod:`cli.clustsim` the ``afni-native
 3dClustSim`` argv parsing, and this module reads the mask dataset, runs the core and writes
 AFNI's files (:func:`run_clustsim`). Names of the other layers are re-exported here.
 
@@ -413,10 +413,8 @@ def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) 
     return result.as_dict()
 
 
-def __getattr__(name: str):
-    # the argv layer lives in clustsim_cli; imported lazily (it imports this module)
-    if name == "cli_main":
-        from afni_group.engines.native.clustsim_cli import cli_main
+def cli_main(argv: list[str]) -> int:
+    """``afni-native 3dClustSim ...`` (implemented in :mod:`.cli.clustsim`)."""
+    from afni_group.engines.native.cli.clustsim import cli_main as main
 
-        return cli_main
-    raise AttributeError(name)
+    return main(argv)

@@ -91,6 +91,34 @@ def test_annotate_gives_labels_in_mni_and_none_elsewhere():
     assert tlrc["peak_t"] == "-9.0000"
 
 
+def test_api_clusterize_labels_the_planted_peaks_in_mni_only():
+    import afni_group as ag
+
+    grid = demo.GRIDS["3mm"]
+    coords = grid.mni_coords()
+    chx, press = _blob("chx"), _blob("keypress")
+    t = 8.0 * demo.gaussian_blob(coords, chx.centre_mni, chx.sigma_mm)
+    t -= 6.0 * demo.gaussian_blob(coords, press.centre_mni, press.sigma_mm)
+    kwargs = {"thresholds": 3.0, "min_nvox": 5}
+    found = ag.clusterize(t, None, grid.affine, labels=True, space="MNI", **kwargs)
+    assert isinstance(found, ag.LabelledClusterResult) and found.labels_note is None
+    assert [row.tail for row in found.table] == ["pos", "neg"]
+    assert len(found.peak_labels) == found.n_clusters == 2
+    assert np.allclose(found.table[0].peak_lpi, (12.0, -84.0, 3.0))  # nearest voxel to the centre
+    occipital, motor = found.peak_labels
+    assert occipital["harvard_oxford"].name == "Right_Intracalcarine_Cortex"
+    assert occipital["aal"].name == "Calcarine_R"
+    assert (motor["harvard_oxford"].name, motor["aal"].name) == press.atlas_regions
+    # the cluster table itself is unchanged by labels=True
+    plain = ag.clusterize(t, None, grid.affine, **kwargs)
+    assert not isinstance(plain, ag.LabelledClusterResult) and plain.table == found.table
+    tlrc = ag.clusterize(t, None, grid.affine, labels=True, space="TLRC", **kwargs)
+    assert tlrc.peak_labels is None and "TLRC space" in tlrc.labels_note
+    assert tlrc.table == found.table
+    unknown = ag.peak_labels(plain, None)
+    assert unknown.peak_labels is None and "space='MNI'" in unknown.labels_note
+
+
 def test_report_knows_the_extra_columns():
     assert tuple(report.EXTRA_COLUMNS) == cluster_table.EXTRA_COLUMNS
 

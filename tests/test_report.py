@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from afni_group import report
+from afni_group.engines.native import csim_lookup
 from afni_group.errors import MissingInputError
 from afni_group.report_figures import highlight_alpha, pick_slices, png_size
 
@@ -333,8 +334,8 @@ def test_cluster_slices_and_colour_limit():
 
 def test_clustsim_tables_and_corrected_alpha():
     t1d = report.read_clustsim_table(GROUP / "ClustSim.NN1_bisided.1D")
-    niml = report._parse_clustsim_niml((GROUP / "ClustSim.NN1_bisided.niml").read_text())
-    one_d = report._parse_clustsim_1d((GROUP / "ClustSim.NN1_bisided.1D").read_text())
+    niml = csim_lookup.parse_clustsim_niml((GROUP / "ClustSim.NN1_bisided.niml").read_text())
+    one_d = csim_lookup.parse_clustsim_1d((GROUP / "ClustSim.NN1_bisided.1D").read_text())
     assert t1d.sizes.shape == (29, 10) and np.allclose(t1d.sizes, niml.sizes)  # .niml preferred
     assert np.allclose(one_d.sizes, np.round(niml.sizes, 1))
     assert np.allclose(one_d.alpha, [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01])

@@ -35,6 +35,8 @@ _EXPORTS = {
     "clusterize": "afni_group.api",
     "ClusterResult": "afni_group.api",
     "ClusterRow": "afni_group.api",
+    "LabelledClusterResult": "afni_group.api",
+    "peak_labels": "afni_group.api",
     "AfniDataset": "afni_group.afni_io",
     "read_dataset": "afni_group.afni_io",
     "write_dataset": "afni_group.afni_io",

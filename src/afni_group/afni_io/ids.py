@@ -26,7 +26,11 @@ def idcode_from_indices(prefix: str, indices: Sequence[int]) -> str:
 
 
 def new_idcode(prefix: str = "AFN", seed: bytes | None = None) -> str:
-    """AFNI-style id code: ``PREFIX_`` + 22 characters (random, or derived from ``seed``)."""
+    """AFNI-style id code: ``PREFIX_`` + 22 characters (random, or derived from ``seed``).
+
+    The alphabet is AFNI's 64 characters (``_`` and ``-`` included, e.g. the
+    ``XYZ_Y-_nScfZFtw2sx0Y2uTKkQ`` AFNI_26.2.03 writes); 3dClustSim's ``mask_dset_idcode`` for a
+    mask without one is ``new_idcode("XYZ")``."""
     if seed is None:
         return idcode_from_indices(prefix, [secrets.randbelow(64) for _ in range(22)])
     return idcode_from_indices(prefix, hashlib.sha256(seed).digest()[:22])

@@ -2,7 +2,7 @@
 
 Layers (issue 13): :mod:`clustsim_tables` is the core on arrays (:func:`clustsim` returns the
 tables in memory, ``ValueError`` on bad values), :mod:`clustsim_noise` makes the noise,
-:mod:`clustsim_format` holds AFNI's text formats, :mod:`clustsim_cli` the ``afni-native
+:mod:`clustsim_format` holds AFNI's text formats, :mod:`cli.clustsim` the ``afni-native
 3dClustSim`` argv parsing, and this module reads the mask dataset, runs the core and writes
 AFNI's files (:func:`run_clustsim`). Names of the other layers are re-exported here.
 
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import atomic
+from afni_group.afni_io.ids import new_idcode
+from afni_group.afni_io.naming import header_name
 from afni_group.engines.native.clustsim_format import (  # noqa: F401  (re-exported)
     SIDED_TEXT,
     TableInfo,
@@ -39,7 +41,6 @@ from afni_group.engines.native.clustsim_format import (  # noqa: F401  (re-expor
     format_cmd,
     format_niml_table,
     quote_command_line,
-    random_idcode,
 )
 from afni_group.engines.native.clustsim_noise import (  # noqa: F401  (re-exported)
     NoiseGrid,
@@ -140,21 +141,7 @@ def load_mask(spec: str | Path) -> MaskInfo:
         idcode = idcode[0] if idcode else None
     idcode = str(idcode).rstrip("\0").strip() if idcode else None
     mask = np.asarray(data) != 0
-    return MaskInfo(mask, sizes, idcode or None, mask_header_name(base))
-
-
-def mask_header_name(path: str) -> str:
-    """``mask_dset_name``: real path for NIfTI; ``dir/PREFIX+VIEW.HEAD`` as given for HEAD/BRIK."""
-    p = str(path)
-    low = p.lower()
-    if low.endswith((".nii", ".nii.gz")):
-        return os.path.realpath(p)
-    for ext in (".HEAD", ".BRIK", ".BRIK.gz", "."):
-        if p.endswith(ext):
-            p = p[: -len(ext)]
-            break
-    head, tail = os.path.split(p)
-    return f"{head or '.'}/{tail}.HEAD"
+    return MaskInfo(mask, sizes, idcode or None, header_name(base))
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,7 +307,7 @@ def run_clustsim(
         pthr=p_list,
         athr=a_list,
         nodec=nodec,
-        mask_idcode=info_mask.idcode or random_idcode(),
+        mask_idcode=info_mask.idcode or new_idcode("XYZ"),
         mask_name=info_mask.name,
     )
     written = ClustSimFiles()
@@ -426,10 +413,8 @@ def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) 
     return result.as_dict()
 
 
-def __getattr__(name: str):
-    # the argv layer lives in clustsim_cli; imported lazily (it imports this module)
-    if name == "cli_main":
-        from afni_group.engines.native.clustsim_cli import cli_main
+def cli_main(argv: list[str]) -> int:
+    """``afni-native 3dClustSim ...`` (implemented in :mod:`.cli.clustsim`)."""
+    from afni_group.engines.native.cli.clustsim import cli_main as main
 
-        return cli_main
-    raise AttributeError(name)
+    return main(argv)

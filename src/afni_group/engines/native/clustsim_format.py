@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import math
-import secrets
-import string
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from afni_group.afni_io.ids import new_idcode
 from afni_group.engines.native.clustsim_tables import SIDEDNESS
 
 SIDED_TEXT = {"1sided": "1-sided", "2sided": "2-sided", "bisided": "bi-sided"}
@@ -147,7 +146,7 @@ def format_niml_table(table: np.ndarray, nn: int, sided: str, info: TableInfo) -
     ]
     if info.mask_name is not None:
         attrs += [
-            ("mask_dset_idcode", info.mask_idcode or random_idcode()),
+            ("mask_dset_idcode", info.mask_idcode or new_idcode("XYZ")),
             ("mask_dset_name", info.mask_name),
             ("mask_count", str(info.mask_count)),
         ]
@@ -156,12 +155,6 @@ def format_niml_table(table: np.ndarray, nn: int, sided: str, info: TableInfo) -
     for row in table:
         text += "".join(" " + ("%14.7g" % float(np.float32(v))).strip() for v in row) + "\n"
     return text + f"</3dClustSim_NN{nn}>\n\n"
-
-
-def random_idcode() -> str:
-    """A fresh AFNI-shaped idcode ``XYZ_`` + 22 characters (for masks that carry none)."""
-    alphabet = string.ascii_letters + string.digits
-    return "XYZ_" + "".join(secrets.choice(alphabet) for _ in range(22))
 
 
 def encode_mask(mask: np.ndarray) -> str:

@@ -13,9 +13,12 @@ instead, because a cluster-size threshold of 0 silently disables the correction.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from afni_group.errors import (
     EXIT_DATA,
@@ -101,6 +104,11 @@ def read_text_table(path: str | Path) -> TextTable:
         raise MissingInputError(f"cannot read ClustSim table {path}: {err.strerror}") from err
     except UnicodeDecodeError:
         raise InputDataError(f"** {path} is not a text table (binary data)") from None
+    return parse_text_table(text, path)
+
+
+def parse_text_table(text: str, source: str | Path = "<text>") -> TextTable:
+    """:func:`read_text_table` on text already read (``source`` names it in messages)."""
     header: list[str] = []
     rows: list[list[float]] = []
     for line in text.splitlines():  # splitlines also drops the \r of CRLF files
@@ -114,9 +122,9 @@ def read_text_table(path: str | Path) -> TextTable:
         try:
             rows.append([float(token) for token in stripped.split()])
         except ValueError as err:
-            raise InputDataError(f"** non-numeric data in {path}: {stripped!r}") from err
+            raise InputDataError(f"** non-numeric data in {source}: {stripped!r}") from err
     if rows and any(len(row) != len(rows[0]) for row in rows):
-        raise InputDataError(f"** data is not rectangular in {path}")
+        raise InputDataError(f"** data is not rectangular in {source}")
     columns = [list(col) for col in zip(*rows, strict=True)] if rows else []
     return TextTable(header=header, columns=columns)
 
@@ -183,6 +191,94 @@ def parse_clustsim_header(header: list[str]) -> ClustSimHeader:
         elif line.startswith("#  pthr "):
             attrs.avals = [float(v) for v in words[3:]]
     return attrs
+
+
+# ---------------------------------------------------------------- whole tables (report)
+
+
+@dataclass
+class ClustSimTable:
+    """One 3dClustSim cluster-size table (one NN and sidedness).
+
+    Attributes
+    ----------
+    pthr : numpy.ndarray
+        Voxelwise p values, one per row.
+    alpha : numpy.ndarray
+        Corrected alpha values, one per column, in the file's (descending) order.
+    sizes : numpy.ndarray
+        (len(pthr), len(alpha)) minimum cluster sizes in voxels (fractional).
+    """
+
+    pthr: np.ndarray
+    alpha: np.ndarray
+    sizes: np.ndarray
+
+
+def parse_clustsim_1d(text: str) -> ClustSimTable:
+    """The whole table of a ``ClustSim.NN?_*.1D`` text (values as printed, 1 decimal): rows from
+    :func:`parse_text_table`, alphas from the ``#  pthr |`` header line
+    (:func:`parse_clustsim_header`). ``ValueError`` when it is not such a table."""
+    try:
+        table = parse_text_table(text)
+        alphas = parse_clustsim_header(table.header).avals if table.header else None
+    except (InputDataError, ValueError, IndexError) as err:
+        raise ValueError(str(err)) from err
+    if alphas is None or not table.columns:
+        raise ValueError("no 'pthr | alpha' header or no table rows")
+    if len(table.columns) != len(alphas) + 1:
+        raise ValueError("row length does not match the alpha header")
+    columns = np.asarray(table.columns, dtype=float)
+    return ClustSimTable(columns[0], np.asarray(alphas, dtype=float), columns[1:].T)
+
+
+def parse_clustsim_niml(text: str) -> ClustSimTable:
+    def attr(name: str) -> list[float]:
+        m = re.search(rf'\b{name}="([^"]*)"', text)
+        if not m:
+            raise ValueError(f"no {name} attribute")
+        return [float(v) for v in m.group(1).split(",")]
+
+    pthr, alpha = attr("pthr"), attr("athr")
+    body = re.search(r">\s*(.*?)\s*</", text, re.S)
+    if not body:
+        raise ValueError("no table body")
+    values = np.asarray(body.group(1).split(), dtype=float)
+    if values.size != len(pthr) * len(alpha):
+        raise ValueError("table body does not match pthr x athr")
+    return ClustSimTable(np.asarray(pthr), np.asarray(alpha), values.reshape(len(pthr), -1))
+
+
+def read_clustsim_table(path: str | Path) -> ClustSimTable:
+    """Read a 3dClustSim table, preferring the unrounded ``.niml`` twin of a ``.1D`` file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``ClustSim.NN?_*.1D`` or ``.niml``.
+
+    Returns
+    -------
+    ClustSimTable
+
+    Raises
+    ------
+    MissingInputError, InputDataError
+    """
+    path = Path(path)
+    niml = path.with_suffix(".niml")
+    candidates = [niml, path] if path.suffix == ".1D" else [path]
+    for candidate in candidates:
+        if not candidate.exists():
+            continue
+        text = candidate.read_text(errors="replace")
+        try:
+            if candidate.suffix == ".niml":
+                return parse_clustsim_niml(text)
+            return parse_clustsim_1d(text)
+        except ValueError as err:
+            raise InputDataError(f"{candidate}: not a 3dClustSim table ({err})") from err
+    raise MissingInputError(f"ClustSim table {path} not found")
 
 
 def lookup_cluster_size(path: str | Path, pthr: float, alpha: float) -> CsimLookup:

@@ -158,6 +158,17 @@ def existing_results(out: Path) -> list[str]:
     return sorted(names)
 
 
+def refuse_existing_results(out: Path, overwrite: bool, resume: bool) -> None:
+    """Raise :class:`OutputError` if ``out`` holds an earlier run's results and neither
+    ``--overwrite`` nor ``--resume`` was given."""
+    existing = existing_results(out)
+    if existing and not (overwrite or resume):
+        raise OutputError(
+            f"OUTPUT_DIR {out} already has results ({', '.join(existing[:4])}...): pass "
+            "--overwrite to replace them or --resume to reuse finished steps"
+        )
+
+
 def prepare_output_dir(
     plan: AnalysisPlan, overwrite: bool, resume: bool, dry_run: bool = False
 ) -> None:
@@ -172,12 +183,7 @@ def prepare_output_dir(
         raise OutputError(f"cannot create OUTPUT_DIR {out}: {err.strerror}") from err
     if not os.access(out, os.W_OK):
         raise OutputError(f"OUTPUT_DIR {out} is not writable")
-    existing = existing_results(out)
-    if existing and not (overwrite or resume):
-        raise OutputError(
-            f"OUTPUT_DIR {out} already has results ({', '.join(sorted(existing)[:4])}...): pass "
-            "--overwrite to replace them or --resume to reuse finished steps"
-        )
+    refuse_existing_results(out, overwrite, resume)
     if overwrite and not dry_run:
         state = [p for p in (out / STATE_DIR).glob("*") if p.name not in LOCK_FILES]
         for name in [p for p in out.glob("analysis-*")] + state:

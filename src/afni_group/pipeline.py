@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from afni_group import __version__, atlas, cluster_table, lock, outputs, provenance, validate
-from afni_group.errors import OutputError, UsageError
+from afni_group.errors import UsageError
 from afni_group.options import RunOptions
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
@@ -124,24 +124,14 @@ def _mask_voxels(path: Path) -> int | None:
 
 
 def preflight(plan: AnalysisPlan, options: RunOptions) -> None:
-    """Checks made before anything is written, by a run, a dry run and ``--write-sbatch``.
+    """The checks ``--write-sbatch`` makes before writing the job script.
 
-    Reads the inputs and OUTPUT_DIR but writes nothing, so ``--write-sbatch`` can refuse bad
-    data before the job waits in the queue. (Input validation added here applies to all three.)
+    Reads the inputs and OUTPUT_DIR but writes nothing, so bad data is refused before the job
+    waits in the queue. They are the checks a run makes too (:func:`run`), in the same order.
     """
-    _refuse_existing_results(plan, options)
+    outputs.refuse_existing_results(plan.output_dir, options.overwrite, options.resume)
     # every input and option checked before anything is written or run (issue 15)
     plan.input_qc = validate.preflight(plan, options.accept_grid_mismatch)
-
-
-def _refuse_existing_results(plan: AnalysisPlan, options: RunOptions) -> None:
-    existing = outputs.existing_results(plan.output_dir)
-    if existing and not (options.overwrite or options.resume):
-        raise OutputError(
-            f"OUTPUT_DIR {plan.output_dir} already has results "
-            f"({', '.join(existing[:4])}...): pass --overwrite to replace them or --resume to "
-            "reuse finished steps"
-        )
 
 
 def host_paths(plan: AnalysisPlan) -> dict[str, dict]:
@@ -187,11 +177,10 @@ def run(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     The whole run holds the lock on OUTPUT_DIR (:mod:`afni_group.lock`): a second run into the
     same folder exits 73 naming the holder.
     """
-    # reads only: bad input is refused before OUTPUT_DIR is touched
+    # reads only: bad input is refused before OUTPUT_DIR is touched; earlier results are
+    # refused under the lock (prepare_output_dir), so a running job is named as the holder
     plan.input_qc = validate.preflight(plan, options.accept_grid_mismatch)
     with lock.locked(plan.output_dir):
-        # under the lock, so a running job is named as the holder, not as "existing results"
-        _refuse_existing_results(plan, options)
         return _run_locked(plan, options, command_line)
 
 

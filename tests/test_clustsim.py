@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from afni_group.engines.native import clustsim as cs
-from afni_group.engines.native.clustsim_kernels import gather_scaled
+from afni_group.engines.native.clustsim_kernels import ClusterWork, gather_scaled
 from afni_group.errors import InputDataError, UsageError
 
 EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
@@ -111,15 +111,18 @@ def test_all_thresholds_pass_equals_naive_labelling():
     x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
     mask = (x / 8.5) ** 2 + (y / 7.5) ** 2 + (z / 6.5) ** 2 <= 1
     index = np.flatnonzero(mask)
-    work = cs._ClusterWork(mask)
     pthr = cs.LOTS_PTHR
     z1, z2 = cs.z_thresholds(pthr)
+    work = ClusterWork(mask, z1, z2)
     out = np.zeros((3, 3, len(pthr)), np.int32)
     for trial in range(4):
         vol = ndimage.gaussian_filter(rng.standard_normal(shape), 0.8 + 0.4 * trial)
         vol = (vol / vol.std()).astype(np.float32)
+        # values exactly at a threshold are not above it
+        ties = rng.choice(vol.size, 60, replace=False)
+        vol.ravel()[ties] = rng.choice(np.concatenate((z1, z2, -z2)), 60)
         vol[~mask] = 0
-        work.max_sizes(vol.ravel()[index], z1, z2, out)
+        work.max_sizes(vol.ravel()[index], out)
         for nn in (1, 2, 3):
             for k in range(len(pthr)):
                 one = _naive_max(vol > z1[k], nn)

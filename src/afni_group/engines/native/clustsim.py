@@ -68,7 +68,6 @@ from afni_group.engines.native.clustsim_tables import (  # noqa: F401  (re-expor
     ClustSimTables,
     SimulationTiming,
     ThresholdUncertainty,
-    _ClusterWork,
     ceil_threshold,
     check_acf,
     check_grid,

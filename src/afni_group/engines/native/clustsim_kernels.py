@@ -6,16 +6,19 @@ so a volume pair depends only on the seed and its pair number — not on threads
 and Box–Muller turns each 64-bit draw into one complex N(0,1) value (float32 polynomial
 logarithm, sine and cosine, accurate to float32 rounding).
 
-Clustering:
+Clustering (:class:`ClusterWork`):
 
 The naive way to build the cluster-size tables labels every noise volume once per
 (p, NN, sidedness) — 29 × 3 × 4 labellings per iteration with ``-both``. Here all thresholds of
-one volume are handled in a single pass per connectivity: the suprathreshold voxels are visited in
-decreasing order of value and merged into clusters with a union-find; every time the visit order
-crosses a threshold the current largest cluster size is exactly the statistic for that threshold.
-The three connectivities share the pass (one union-find each), and the voxels visited are only
-those above the lowest threshold. Voxels are addressed in the grid padded by one voxel per side,
-so the 26 neighbours are fixed index offsets (no neighbour table to load, no border tests).
+one volume are handled in one pass per sign rule: the voxels above the lowest threshold are
+grouped by how many thresholds they exceed (a counting sort, so within a group they stay in
+grid order, which keeps the neighbour look-ups in cache) and added group by group, from the
+highest threshold down, to a union-find per connectivity; after each group the largest cluster
+so far is exactly the statistic for that threshold (the order within a group does not change
+the clusters at the group's end). NN1, NN2 and NN3 share the pass. Voxels are addressed in the
+grid padded by one voxel per side, so the 26 neighbours are fixed index offsets and the border
+needs no test; "active" is a byte per padded voxel (small enough to stay in cache) and the
+three parents of a voxel share one 16-byte row.
 """
 
 from __future__ import annotations
@@ -157,90 +160,136 @@ NEIGHBOUR_OFFSETS = (
 NEIGHBOUR_COUNTS = np.array([6, 18, 26], dtype=np.int64)
 
 
-@njit(nogil=True, cache=True)
-def _find(parent, nn, x):
-    """Root of ``x`` in union-find row ``nn`` of ``parent``, with path compression."""
-    root = x
-    while parent[nn, root] != root:
-        root = parent[nn, root]
-    while parent[nn, x] != root:
-        nxt = parent[nn, x]
-        parent[nn, x] = root
+@njit(nogil=True, cache=True, inline="always")
+def _root(parent, col, x):
+    """Root of ``x`` in union-find column ``col``, with path compression.
+
+    ``parent[g, col]`` is the parent of voxel g, or minus the cluster size when g is a root.
+    """
+    r = x
+    while parent[r, col] >= 0:
+        r = parent[r, col]
+    while x != r:
+        nxt = parent[x, col]
+        parent[x, col] = r
         x = nxt
+    return r
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _join(parent, col, root, nb):
+    """Merge the cluster rooted at ``root`` with the one holding ``nb``; returns the new root."""
+    if parent[nb, col] == root:
+        return root
+    other = _root(parent, col, nb)
+    if other == root:
+        return root
+    a = -parent[root, col]
+    b = -parent[other, col]
+    if a < b:  # union by size
+        parent[root, col] = other
+        parent[other, col] = -(a + b)
+        return other
+    parent[other, col] = root
+    parent[root, col] = -(a + b)
     return root
 
 
 @njit(nogil=True, cache=True)
-def descending_max_cluster_sizes(
-    values, ordered, gindex, offsets, thresholds, slots, parent, size, stamp, stamp_value, out
+def threshold_pass(
+    values, sign, gindex, offsets, thresholds, slots, parent, active, cand, level, starts, order, out
 ):
-    """Largest cluster size at every threshold, for NN1, NN2 and NN3, in one pass.
+    """Largest NN1, NN2 and NN3 cluster at every threshold of one sign rule, in one pass.
 
     Parameters
     ----------
     values : float32 array (n_mask,)
-        Value used for ordering (the voxel value, its negative, or its absolute value).
-    ordered : int array
-        In-mask indices of the voxels above the lowest threshold, by decreasing value.
+        In-mask voxel values.
+    sign : int
+        1: clusters of ``value > thr``; -1: of ``-value > thr``; 0: of ``|value| > thr``.
     gindex : int64 array (n_mask,)
-        Index of each in-mask voxel in the grid padded by one voxel on every side
-        (:func:`padded_grid_index`), so that neighbours are fixed offsets and the border needs
-        no test.
+        Index of each in-mask voxel in the grid padded by one voxel per side
+        (:func:`padded_grid_index`).
     offsets : int64 array (26,)
         Padded-grid offsets of the neighbours, faces first, then edges, then corners.
     thresholds : float32 array
-        Thresholds sorted in decreasing order; a voxel is in the set when ``value > threshold``.
-    slots : int array
+        In decreasing order; a voxel is in the set of threshold t when its value is > it.
+    slots : int64 array
         Column of ``out`` that receives the result of each threshold.
-    parent, size : int32 arrays (3, padded grid size)
-        Work space (need no initialisation).
-    stamp : int32 array (padded grid size,)
-        Work space; a voxel is active in this pass when ``stamp[g] == stamp_value``.
-    stamp_value : int
-        A value not used in ``stamp`` before (one per pass), so nothing has to be cleared.
+    parent : int32 array (padded size, 4)
+        Union-find work space, columns 0..2 for NN1..NN3 (needs no initialisation).
+    active : uint8 array (padded size,)
+        All zero on entry; left all zero.
+    cand, order : int64 arrays (n_mask,); level : int32 array (n_mask,);
+    starts : int64 array (len(thresholds) + 1,)
+        Work space.
     out : int32 array (3, n_slots)
         Receives the largest cluster size per NN (rows) and slot.
     """
     n_thr = thresholds.size
-    t = 0
-    best = np.zeros(3, dtype=np.int64)
-    roots = np.empty(3, dtype=np.int64)
-    for q in range(ordered.size):
-        m = ordered[q]
+    lowest = thresholds[n_thr - 1]
+    starts[:] = 0
+    n = 0
+    for m in range(values.size):
         v = values[m]
-        # every voxel above thresholds[t] is already in: record before adding this one
-        while t < n_thr and thresholds[t] >= v:
-            for nn in range(3):
-                out[nn, slots[t]] = best[nn]
-            t += 1
-        g = gindex[m]
-        stamp[g] = stamp_value
-        for nn in range(3):
-            parent[nn, g] = g
-            size[nn, g] = 1
-            roots[nn] = g
-        # one sweep over the 26 neighbours: faces feed NN1-3, edges NN2-3, corners NN3
-        for k in range(26):
-            nb = g + offsets[k]
-            if stamp[nb] != stamp_value:
-                continue
-            first = 0 if k < 6 else (1 if k < 18 else 2)
-            for nn in range(first, 3):
-                root = roots[nn]
-                r2 = _find(parent, nn, nb)
-                if r2 != root:
-                    if size[nn, r2] < size[nn, root]:
-                        r2, root = root, r2
-                    parent[nn, root] = r2
-                    size[nn, r2] += size[nn, root]
-                    roots[nn] = r2
-        for nn in range(3):
-            if size[nn, roots[nn]] > best[nn]:
-                best[nn] = size[nn, roots[nn]]
-    while t < n_thr:
-        for nn in range(3):
-            out[nn, slots[t]] = best[nn]
-        t += 1
+        if sign < 0:
+            v = -v
+        elif sign == 0:
+            v = abs(v)
+        if v > lowest:
+            t = n_thr - 1  # level: the highest threshold (smallest t) that v exceeds
+            while t > 0 and thresholds[t - 1] < v:
+                t -= 1
+            cand[n] = m
+            level[n] = t
+            starts[t + 1] += 1
+            n += 1
+    for t in range(n_thr):
+        starts[t + 1] += starts[t]
+    for i in range(n):  # stable counting sort: grid order within a level
+        t = level[i]
+        order[starts[t]] = gindex[cand[i]]
+        starts[t] += 1
+    # starts[t] is now the end of level t
+    b1 = 0
+    b2 = 0
+    b3 = 0
+    q = 0
+    for t in range(n_thr):
+        end = starts[t]
+        while q < end:
+            g = order[q]
+            q += 1
+            active[g] = 1
+            parent[g, 0] = -1
+            parent[g, 1] = -1
+            parent[g, 2] = -1
+            r1 = g
+            r2 = g
+            r3 = g
+            for k in range(6):
+                nb = g + offsets[k]
+                if active[nb]:
+                    r1 = _join(parent, 0, r1, nb)
+                    r2 = _join(parent, 1, r2, nb)
+                    r3 = _join(parent, 2, r3, nb)
+            for k in range(6, 18):
+                nb = g + offsets[k]
+                if active[nb]:
+                    r2 = _join(parent, 1, r2, nb)
+                    r3 = _join(parent, 2, r3, nb)
+            for k in range(18, 26):
+                nb = g + offsets[k]
+                if active[nb]:
+                    r3 = _join(parent, 2, r3, nb)
+            b1 = max(b1, -parent[r1, 0])
+            b2 = max(b2, -parent[r2, 1])
+            b3 = max(b3, -parent[r3, 2])
+        out[0, slots[t]] = b1
+        out[1, slots[t]] = b2
+        out[2, slots[t]] = b3
+    for i in range(n):
+        active[order[i]] = 0
 
 
 def padded_grid_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -256,6 +305,63 @@ def padded_grid_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
     offsets = (NEIGHBOUR_OFFSETS @ strides).astype(np.int64)
     return gindex, offsets, int(np.prod(padded))
+
+
+def _descending(thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds in decreasing order and the original position of each (stable)."""
+    slots = np.argsort(-thresholds, kind="mergesort").astype(np.int64)
+    return np.ascontiguousarray(thresholds[slots], dtype=np.float32), slots
+
+
+class ClusterWork:
+    """Largest cluster per sidedness, NN and p of noise volumes on one mask (one per thread).
+
+    Parameters
+    ----------
+    mask : ndarray of bool (nx, ny, nz)
+    z1, z2 : float32 arrays (n_p,)
+        1-sided and 2-sided thresholds, one per p.
+    """
+
+    def __init__(self, mask: np.ndarray, z1: np.ndarray, z2: np.ndarray):
+        self.gindex, self.offsets, n_padded = padded_grid_index(mask)
+        n_mask = self.gindex.size
+        z1 = np.asarray(z1, dtype=np.float32)
+        z2 = np.asarray(z2, dtype=np.float32)
+        self.n_p = z1.size
+        # positive values: 1-sided at z1 (slots 0..n_p-1) and bi-sided positive at z2 (n_p..)
+        self.pos = _descending(np.concatenate((z1, z2)))
+        self.two = _descending(z2)
+        self.parent = np.empty((n_padded, 4), dtype=np.int32)
+        self.active = np.zeros(n_padded, dtype=np.uint8)
+        self.cand = np.empty(n_mask, dtype=np.int64)
+        self.order = np.empty(n_mask, dtype=np.int64)
+        self.level = np.empty(n_mask, dtype=np.int32)
+        self.starts = np.empty(2 * self.n_p + 1, dtype=np.int64)
+        self.pos_out = np.zeros((3, 2 * self.n_p), dtype=np.int32)
+        self.neg_out = np.zeros((3, self.n_p), dtype=np.int32)
+
+    def _pass(self, values, sign, rule, out) -> None:
+        thresholds, slots = rule
+        threshold_pass(
+            values, sign, self.gindex, self.offsets, thresholds, slots, self.parent,
+            self.active, self.cand, self.level, self.starts[: thresholds.size + 1], self.order,
+            out,
+        )  # fmt: skip
+
+    def max_sizes(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` (int32, shape (3 sidedness, 3 NN, n_p)) for one volume's in-mask values.
+
+        Sidedness rows: 1-sided (``value > z1``), 2-sided (``|value| > z2``, signs merge) and
+        bi-sided (the larger of the ``value > z2`` and ``value < -z2`` clusters).
+        """
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        n_p = self.n_p
+        self._pass(values, 1, self.pos, self.pos_out)
+        self._pass(values, -1, self.two, self.neg_out)
+        self._pass(values, 0, self.two, out[1])
+        out[0] = self.pos_out[:, :n_p]
+        np.maximum(self.pos_out[:, n_p:], self.neg_out, out=out[2])
 
 
 @njit(nogil=True, cache=True)
@@ -281,37 +387,3 @@ def gather_scaled(volume, use_imag, mask_index):
         z = flat[mask_index[i]]
         out[i] = (z.imag if use_imag else z.real) * scale
     return out
-
-
-def volume_max_sizes(values, work, z1, z2, out_1sided, out_2sided, out_bi, stamp_base):
-    """Largest cluster per NN and p for the 1-sided, 2-sided and bi-sided rules of one volume.
-
-    ``z1``/``z2`` are the 1-sided and 2-sided thresholds (one per p, same order as the
-    outputs); ``work`` supplies ``gindex``, ``offsets``, ``parent``, ``size``, ``stamp``.
-    Outputs are int32 arrays (3, n_p), rows NN1, NN2, NN3. Three passes (stamps
-    ``stamp_base`` .. ``stamp_base + 2``): positive values (1-sided at z1 and positive bi-sided
-    at z2), negative values (bi-sided at z2), absolute values (2-sided at z2). The voxels are
-    sorted here (numpy), the passes are compiled.
-    """
-    n_p = z1.size
-    pos_thr = np.concatenate((z1, z2))
-    pos_slots = np.argsort(-pos_thr, kind="mergesort")
-    pos_sorted = pos_thr[pos_slots]
-    z2_slots = np.argsort(-z2, kind="mergesort")
-    z2_sorted = z2[z2_slots]
-    pos_out = np.zeros((3, 2 * n_p), dtype=np.int32)
-    neg_out = np.zeros((3, n_p), dtype=np.int32)
-    passes = (
-        (values, pos_sorted, pos_slots, pos_out),
-        (-values, z2_sorted, z2_slots, neg_out),
-        (np.abs(values), z2_sorted, z2_slots, out_2sided),
-    )
-    for k, (v, thr, slots, out) in enumerate(passes):
-        cand = np.flatnonzero(v > thr[-1])
-        ordered = cand[np.argsort(-v[cand])]
-        descending_max_cluster_sizes(
-            v, ordered, work.gindex, work.offsets, thr, slots, work.parent, work.size,
-            work.stamp, stamp_base + k, out,
-        )  # fmt: skip
-    out_1sided[:] = pos_out[:, :n_p]
-    np.maximum(pos_out[:, n_p:], neg_out, out=out_bi)

@@ -27,11 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
-from afni_group.engines.native.clustsim_kernels import (
-    gather_scaled,
-    padded_grid_index,
-    volume_max_sizes,
-)
+from afni_group.engines.native.clustsim_kernels import ClusterWork, gather_scaled
 from afni_group.engines.native.clustsim_noise import (
     NoiseSource,
     grid_transforms,
@@ -147,25 +143,6 @@ class SimulationTiming:
     wall: float = 0.0
 
 
-class _ClusterWork:
-    """Per-thread workspace for :func:`volume_max_sizes` (padded-grid union-find arrays)."""
-
-    def __init__(self, mask: np.ndarray):
-        self.gindex, self.offsets, n = padded_grid_index(mask)
-        self.parent = np.empty((3, n), dtype=np.int32)
-        self.size = np.empty((3, n), dtype=np.int32)
-        self.stamp = np.zeros(n, dtype=np.int32)
-        self.stamp_base = 1
-
-    def max_sizes(self, values: np.ndarray, z1, z2, out: np.ndarray) -> None:
-        """Fill ``out`` (3 sidedness, 3 NN, n_p) for one volume's in-mask ``values``."""
-        if self.stamp_base > 2**31 - 8:
-            self.stamp[:] = 0
-            self.stamp_base = 1
-        volume_max_sizes(values, self, z1, z2, out[0], out[1], out[2], self.stamp_base)
-        self.stamp_base += 3
-
-
 def simulate_max_cluster_sizes(
     mask: np.ndarray,
     voxel_sizes: Sequence[float],
@@ -223,7 +200,7 @@ def simulate_max_cluster_sizes(
     def run_chunk(chunk: int) -> int:
         first, last = chunks[chunk]
         source = NoiseSource(grid, weights, transforms, seed)
-        work = _ClusterWork(mask)
+        work = ClusterWork(mask, z1, z2)
         spent = SimulationTiming()
         done = 0
         for p in range(first, last):
@@ -235,7 +212,7 @@ def simulate_max_cluster_sizes(
                 if it >= iterations:
                     break
                 values = gather_scaled(pair, part == 1, mask_index)
-                work.max_sizes(values, z1, z2, result[it])
+                work.max_sizes(values, result[it])
                 done += 1
             spent.fft += t1 - t0
             spent.clustering += time.perf_counter() - t1

@@ -400,6 +400,11 @@ def test_apply_along_any_axis_equals_the_plan():
     np.testing.assert_allclose(
         apply_along(plan, np.moveaxis(x, 1, 0).copy(), 0), np.moveaxis(ref, 1, 0), atol=1e-9
     )
+    last = apply_along(plan, np.moveaxis(x, 1, -1).copy(), 2)
+    np.testing.assert_allclose(last, np.moveaxis(ref, 1, -1), atol=1e-9)
+    single = apply_along(plan, x.astype(np.complex64), 1)
+    assert single.dtype == np.complex64
+    np.testing.assert_allclose(single, ref, atol=2e-5 * np.abs(ref).max())
 
 
 # ---------------------------------------------------------------- noise generator

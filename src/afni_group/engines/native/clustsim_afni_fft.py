@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
+from numba import njit
 
 #: AFNI's recursion depth limit for the radix-3/4/5 steps
 MAX_LEVELS = 7
@@ -127,22 +128,52 @@ def plan_matrix(plan: RadixStep | None, n: int) -> np.ndarray:
     return apply_plan(plan, np.eye(n, dtype=np.complex128)).T
 
 
+@njit(nogil=True, cache=True)
+def _radix_combine(y, coef, out):
+    """``out[a, q·m + k, b] = Σ_j coef[k, q, j] · y[a, k, j, b]`` (twiddles and r-point DFT)."""
+    n_a, m, r, n_b = y.shape
+    if n_b == 1:  # the transformed axis is the last: a small matrix-vector product per (a, k)
+        for a in range(n_a):
+            for k in range(m):
+                for q in range(r):
+                    s = coef[k, q, 0] * y[a, k, 0, 0]
+                    for j in range(1, r):
+                        s += coef[k, q, j] * y[a, k, j, 0]
+                    out[a, q * m + k, 0] = s
+        return
+    for a in range(n_a):  # otherwise whole rows along b (contiguous), which vectorises
+        for k in range(m):
+            for q in range(r):
+                c = coef[k, q, 0]
+                row = q * m + k
+                for b in range(n_b):
+                    out[a, row, b] = c * y[a, k, 0, b]
+                for j in range(1, r):
+                    c = coef[k, q, j]
+                    for b in range(n_b):
+                        out[a, row, b] += c * y[a, k, j, b]
+
+
 def apply_along(plan: RadixStep | None, x: np.ndarray, axis: int) -> np.ndarray:
     """Forward transform of ``x`` along ``axis`` with a replayed plan, in ``x``'s precision.
 
     Exact plans are one FFT; a decimation step is the sub-transforms (along the sub-length
-    axis), its twiddles, and an ``r``-point DFT across the sub-sequences.
+    axis), then one compiled pass applying its twiddles and the ``r``-point DFT across the
+    sub-sequences.
     """
     if plan is None:
         return scipy.fft.fft(x, axis=axis, workers=1)
     r, m = plan.radix, plan.m
     shape = x.shape
     parts = x.reshape(shape[:axis] + (m, r) + shape[axis + 1 :])  # [.., k, j, ..] = x[k·r + j]
-    y = apply_along(plan.inner, parts, axis)
-    tw = plan.twiddles.T.astype(x.dtype).reshape((1,) * axis + (m, r) + (1,) * (x.ndim - axis - 1))
-    y *= tw
-    z = scipy.fft.fft(y, axis=axis + 1, overwrite_x=True, workers=1)  # [.., k, q, ..]
-    return np.swapaxes(z, axis, axis + 1).reshape(shape)  # output index q·m + k
+    y = np.ascontiguousarray(apply_along(plan.inner, parts, axis))
+    n_a = int(np.prod(shape[:axis], dtype=np.int64))
+    n_b = int(np.prod(shape[axis + 1 :], dtype=np.int64))
+    dft = np.exp(-2j * np.pi * np.outer(np.arange(r), np.arange(r)) / r)  # [q, j]
+    coef = (dft[None, :, :] * plan.twiddles.T[:, None, :]).astype(y.dtype)  # [k, q, j]
+    out = np.empty((n_a, r * m, n_b), dtype=y.dtype)
+    _radix_combine(y.reshape(n_a, m, r, n_b), coef, out)
+    return out.reshape(shape)
 
 
 @dataclass(frozen=True)

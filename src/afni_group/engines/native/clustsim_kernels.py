@@ -197,7 +197,19 @@ def _join(parent, col, root, nb):
 
 @njit(nogil=True, cache=True)
 def threshold_pass(
-    values, sign, gindex, offsets, thresholds, slots, parent, active, cand, level, starts, order, out
+    values,
+    sign,
+    gindex,
+    offsets,
+    thresholds,
+    slots,
+    parent,
+    active,
+    cand,
+    level,
+    starts,
+    order,
+    out,
 ):
     """Largest NN1, NN2 and NN3 cluster at every threshold of one sign rule, in one pass.
 
@@ -341,27 +353,42 @@ class ClusterWork:
         self.pos_out = np.zeros((3, 2 * self.n_p), dtype=np.int32)
         self.neg_out = np.zeros((3, self.n_p), dtype=np.int32)
 
-    def _pass(self, values, sign, rule, out) -> None:
-        thresholds, slots = rule
-        threshold_pass(
-            values, sign, self.gindex, self.offsets, thresholds, slots, self.parent,
-            self.active, self.cand, self.level, self.starts[: thresholds.size + 1], self.order,
-            out,
-        )  # fmt: skip
-
     def max_sizes(self, values: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (int32, shape (3 sidedness, 3 NN, n_p)) for one volume's in-mask values.
 
         Sidedness rows: 1-sided (``value > z1``), 2-sided (``|value| > z2``, signs merge) and
         bi-sided (the larger of the ``value > z2`` and ``value < -z2`` clusters).
         """
-        values = np.ascontiguousarray(values, dtype=np.float32)
-        n_p = self.n_p
-        self._pass(values, 1, self.pos, self.pos_out)
-        self._pass(values, -1, self.two, self.neg_out)
-        self._pass(values, 0, self.two, out[1])
-        out[0] = self.pos_out[:, :n_p]
-        np.maximum(self.pos_out[:, n_p:], self.neg_out, out=out[2])
+        volume_max_sizes(
+            np.ascontiguousarray(values, dtype=np.float32), self.gindex, self.offsets,
+            self.pos[0], self.pos[1], self.two[0], self.two[1], self.parent, self.active,
+            self.cand, self.level, self.starts, self.order, self.pos_out, self.neg_out, out,
+        )  # fmt: skip
+
+
+@njit(nogil=True, cache=True)
+def volume_max_sizes(
+    values, gindex, offsets, pos_thr, pos_slots, two_thr, two_slots, parent, active, cand,
+    level, starts, order, pos_out, neg_out, out,
+):  # fmt: skip
+    """The three sign rules of :meth:`ClusterWork.max_sizes` in one compiled call."""
+    n_p = out.shape[2]
+    threshold_pass(
+        values, 1, gindex, offsets, pos_thr, pos_slots, parent, active, cand, level,
+        starts[: pos_thr.size + 1], order, pos_out,
+    )  # fmt: skip
+    threshold_pass(
+        values, -1, gindex, offsets, two_thr, two_slots, parent, active, cand, level,
+        starts[: two_thr.size + 1], order, neg_out,
+    )  # fmt: skip
+    threshold_pass(
+        values, 0, gindex, offsets, two_thr, two_slots, parent, active, cand, level,
+        starts[: two_thr.size + 1], order, out[1],
+    )  # fmt: skip
+    for nn in range(3):
+        for i in range(n_p):
+            out[0, nn, i] = pos_out[nn, i]
+            out[2, nn, i] = max(pos_out[nn, n_p + i], neg_out[nn, i])
 
 
 @njit(nogil=True, cache=True)

@@ -13,8 +13,11 @@ import pytest
 import afni_group as ag
 from afni_group import afni_io
 from afni_group.engines.native import clusterize as cz
-from afni_group.engines.native import clustsim as cs
-from afni_group.engines.native import csim_lookup, mask_tool, p2dsetstat
+from afni_group.engines.native import csim_lookup
+from afni_group.engines.native.cli import clusterize as clusterize_cli
+from afni_group.engines.native.cli import clustsim as clustsim_cli
+from afni_group.engines.native.cli import mask_tool as mask_tool_cli
+from afni_group.engines.native.cli import p2dsetstat as p2dsetstat_cli
 from afni_group.engines.native.mema import MemaSet, run_mema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +92,8 @@ def test_group_mask_equals_3dmask_tool_file(tmp_path):
     masks = sorted(AFNI_DIR.glob("sub-*/sub*results/mask_epi_anat.*.HEAD"))
     out = tmp_path / "mask.nii.gz"
     assert (
-        mask_tool.cli_main(["-prefix", str(out), "-input", *map(str, masks), "-frac", "1.0"]) == 0
+        mask_tool_cli.cli_main(["-prefix", str(out), "-input", *map(str, masks), "-frac", "1.0"])
+        == 0
     )
     mask = ag.group_mask([afni_io.read_dataset(m).data for m in masks], frac=1.0)
     assert mask.dtype == np.uint8
@@ -113,7 +117,7 @@ def test_clustsim_tables_equal_3dclustsim_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     acf = [str(v) for v in PIPE_ACF]
     argv = ["-both", "-mask", "mask.nii.gz", "-acf", *acf, "-iter", "2000", "-seed", "7"]
-    assert cs.cli_main([*argv, "-prefix", "ClustSim", "-quiet"]) == 0
+    assert clustsim_cli.cli_main([*argv, "-prefix", "ClustSim", "-quiet"]) == 0
     mask = afni_io.read_dataset("mask.nii.gz")
     tables = ag.clustsim(mask.brick(0), mask.voxel_sizes, PIPE_ACF, iterations=2000, seed=7)
     for nn in (1, 2, 3):
@@ -129,7 +133,7 @@ def test_clustsim_tables_equal_3dclustsim_files(tmp_path, monkeypatch):
 
 def test_p_to_stat_equals_p2dsetstat(capsys):
     spec = f"{GROUP / 'mema_results.nii.gz'}[chx:t]"
-    assert p2dsetstat.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", spec]) == 0
+    assert p2dsetstat_cli.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", spec]) == 0
     printed = capsys.readouterr().out
     dset = afni_io.read_dataset(spec)
     value = ag.p_to_stat(0.001, dset.stat_codes[0], dset.stat_params[0], "bisided")
@@ -145,7 +149,7 @@ def test_clusterize_equals_3dclusterize_files(tmp_path, capsys):
         "-bisided", "-4.586894", "4.586894", "-NN", "1", "-clust_nvox", "4",
         "-pref_map", str(tmp_path / "map.nii.gz"), "-pref_dat", str(tmp_path / "ee.nii.gz"),
     ]  # fmt: skip
-    assert cz.cli_main(argv) == 0
+    assert clusterize_cli.cli_main(argv) == 0
     capsys.readouterr()
     file_result = cz.run_clusterize(
         mema_path, "chx:t", "chx:b", mask=mask_path, thresholds=("-4.586894", "4.586894"),

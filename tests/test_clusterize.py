@@ -10,6 +10,7 @@ import pytest
 
 from afni_group import afni_io
 from afni_group.engines.native import clusterize as cz
+from afni_group.engines.native.cli.clusterize import cli_main
 from afni_group.errors import InputDataError, OutputError, UsageError
 
 DATA = Path(__file__).parent / "data" / "clusterize"
@@ -424,7 +425,7 @@ def test_nan_is_rejected(tmp_path, monkeypatch):
 
 
 def test_cli_writes_report_to_stdout(spec_example, capsys):
-    rc = cz.cli_main(
+    rc = cli_main(
         "-inset ex.nii.gz -ithr 1 -idat 0 -mask m.nii.gz -bisided -3.0 3.0 -NN 1 "
         "-clust_nvox 2 -quiet".split()
     )
@@ -434,9 +435,9 @@ def test_cli_writes_report_to_stdout(spec_example, capsys):
         out.splitlines()[-1]
         == "#     6   -1.3   -0.3    0.8" + " " * 48 + "0.1   0.2517" + " " * 29
     )
-    assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-bisided", "-3", "3"]) == 64
+    assert cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-bisided", "-3", "3"]) == 64
     assert "neighborhood type" in capsys.readouterr().err
-    assert cz.cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-NN", "1", "-bogus"]) == 64
+    assert cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-NN", "1", "-bogus"]) == 64
     assert "Bad option '-bogus'" in capsys.readouterr().err
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from afni_group import afni_io
 from afni_group.engines.native import clusterize as cz
+from afni_group.engines.native.cli.clusterize import cli_main
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
 SMALL = TESTDATA / "afni_examples" / "clusterize_small"
@@ -44,14 +45,14 @@ def small_copy(tmp_path: Path, monkeypatch) -> Path:
 
 @pytest.mark.parametrize(("argv", "report"), small_commands(), ids=lambda x: str(x)[:40])
 def test_real_small_reports(small_copy, capsys, argv, report):
-    assert cz.cli_main(argv) == 0
+    assert cli_main(argv) == 0
     assert capsys.readouterr().out == (SMALL / report).read_text()
 
 
 def test_real_small_maps(small_copy, capsys):
     argv, _ = small_commands()[0]
     assert "-pref_map" in argv
-    assert cz.cli_main(argv) == 0
+    assert cli_main(argv) == 0
     for name in ("map.nii.gz", "dat.nii.gz"):
         ours, real = afni_io.read_dataset(name), afni_io.read_dataset(SMALL / name)
         assert ours.data.dtype == real.data.dtype

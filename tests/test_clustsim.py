@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 
 from afni_group.engines.native import clustsim as cs
+from afni_group.engines.native.cli.clustsim import cli_main
 from afni_group.engines.native.clustsim_kernels import ClusterWork, gather_scaled
 from afni_group.errors import InputDataError, UsageError
 
@@ -338,12 +339,12 @@ def test_cli_drop_in(tmp_path, monkeypatch):
     shutil.copy(GROUP / "mask.nii.gz", tmp_path / "mask.nii.gz")
     monkeypatch.chdir(tmp_path)
     argv = "-both -mask mask.nii.gz -acf 0.742692 2.93065 10.6363 -iter 2000 -prefix ClustSim"
-    assert cs.cli_main([*argv.split(), "-quiet", "--n-cpus", "2"]) == 0
+    assert cli_main([*argv.split(), "-quiet", "--n-cpus", "2"]) == 0
     head = (tmp_path / "ClustSim.NN2_2sided.1D").read_text().splitlines()[0]
     assert head == f"# 3dClustSim {argv} -quiet"
     assert (tmp_path / "3dClustSim.cmd").read_text() == (GROUP / "3dClustSim.cmd").read_text()
     with pytest.raises(UsageError, match="cannot follow -pthr"):
-        cs.cli_main(["-pthr", "0.01", "-both", "-mask", "mask.nii.gz", "-acf", "0.7", "3", "3"])
+        cli_main(["-pthr", "0.01", "-both", "-mask", "mask.nii.gz", "-acf", "0.7", "3", "3"])
 
 
 # ---------------------------------------------------------------- AFNI's FFT (bias fix)

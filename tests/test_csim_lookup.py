@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from afni_group.engines.native import csim_lookup as cl
+from afni_group.engines.native.cli.csim_lookup import cli_main
 from afni_group.errors import InputDataError, MissingInputError
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
@@ -85,16 +86,16 @@ def test_pipeline_fails_loudly_where_afni_prints_zero(tmp_path):
 
 def test_cli_output_verb0(table, capsys):
     assert (
-        cl.cli_main(
+        cli_main(
             ["-verb", "0", "-infile", str(table), "-csim_pthr", "0.001", "-csim_alpha", "0.05"]
         )
         == 0
     )
     assert capsys.readouterr().out == "30\n"
     # -verb is read first wherever it is
-    assert cl.cli_main(["-infile", str(table), "-csim_pthr", "0.0011", "-verb", "0"]) == 0
+    assert cli_main(["-infile", str(table), "-csim_pthr", "0.0011", "-verb", "0"]) == 0
     assert capsys.readouterr().out == "** uncorrected pthr = 0.0011 not in ClustSim table\n0\n"
-    assert cl.cli_main(["-verb", "0", "-infile", str(table), "-csim_pthr", "abc"]) == 64
+    assert cli_main(["-verb", "0", "-infile", str(table), "-csim_pthr", "abc"]) == 64
     assert (
         capsys.readouterr().err
         == "** cannot convert 'abc' to <class 'float'> for option -csim_pthr\n"
@@ -106,7 +107,7 @@ def test_real_table_and_verb1_block(capsys):
     real = REAL / "ClustSim.NN1_bisided.1D"
     assert cl.cluster_size_threshold(real, 0.001, 0.05) == 4  # cell 3.1, AFNI printed 4
     assert cl.cluster_size_threshold(real, 1e-5, 0.01) == 1
-    assert cl.cli_main(["-infile", str(real), "-csim_pthr", "0.001", "-csim_alpha", "0.05"]) == 0
+    assert cli_main(["-infile", str(real), "-csim_pthr", "0.001", "-csim_alpha", "0.05"]) == 0
     assert capsys.readouterr().out == (
         "\nClustSim attributes:\n"
         "    neighbors      : NN-1\n"
@@ -139,7 +140,7 @@ def test_real_table_and_verb1_block(capsys):
 def test_real_error_tables(capsys, name, stdout, rc):
     path = TOOL / name
     argv = ["-verb", "0", "-infile", str(path), "-csim_pthr", "0.001", "-csim_alpha", "0.05"]
-    assert cl.cli_main(argv) == rc
+    assert cli_main(argv) == rc
     captured = capsys.readouterr()
     if stdout is None:  # errors go to stderr (AFNI prints them on stdout)
         assert captured.err == f"** data is not rectangular in {path}\n"

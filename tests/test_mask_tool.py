@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from afni_group import afni_io
+from afni_group.engines.native.cli.mask_tool import cli_main
 from afni_group.engines.native.mask_tool import (
     binarize,
-    cli_main,
     count_limit,
     group_mask,
     make_group_mask,

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from afni_group import afni_io
-from afni_group.engines.native.mema import MemaSet, cli_main, read_covariate_file, run_mema
+from afni_group.engines.native.cli.mema import cli_main
+from afni_group.engines.native.mema import MemaSet, read_covariate_file, run_mema
 from afni_group.errors import InputDataError, MissingInputError, OutputError, UsageError
 from afni_group.native_cli import main as native_main
 

@@ -12,6 +12,7 @@ from scipy import stats
 from afni_group import afni_io
 from afni_group.engines.native import p2dsetstat as ps
 from afni_group.engines.native.argv import c_atof
+from afni_group.engines.native.cli.p2dsetstat import cli_main
 from afni_group.errors import InputDataError, UsageError
 from afni_group.statdist import format_stat_param, pval_to_stat, stat_nsides, stat_symbol
 
@@ -90,17 +91,17 @@ def test_all_real_p2dsetstat_outputs_for_dof_at_least_2():
 
 def test_real_datasets_through_cli(capsys, monkeypatch):
     monkeypatch.chdir(P2D)
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st+orig[t22]"]) == 0
+    assert cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st+orig[t22]"]) == 0
     assert capsys.readouterr().out == "3.792131"  # no newline
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig[corr]"]) == 0
+    assert cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig[corr]"]) == 0
     assert capsys.readouterr().out == "0.632863"
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-1sided", "-inset", "st2+orig[f_frac]"]) == 0
+    assert cli_main(["-quiet", "-pval", "0.001", "-1sided", "-inset", "st2+orig[f_frac]"]) == 0
     assert capsys.readouterr().out == "7.308933"
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig[none]"]) == 65
+    assert cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig[none]"]) == 65
     err = capsys.readouterr().err
     assert "does not look like a recognized statistical volume" in err
     assert "'st2+orig[none]', sub-brick 'none'" in err
-    assert ps.cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig"]) == 64
+    assert cli_main(["-quiet", "-pval", "0.001", "-bisided", "-inset", "st2+orig"]) == 64
     assert "exactly one volume" in capsys.readouterr().err
 
 
@@ -109,7 +110,7 @@ def test_real_mema_output(capsys, monkeypatch):
     assert ps.stat_threshold("mema_results.nii.gz[chx:t]", 0.001, "bisided") == pytest.approx(
         4.586894, abs=1e-6
     )
-    assert ps.cli_main(["-pval", "0.001", "-bisided", "-inset", "mema_results.nii.gz[chx:t]"]) == 0
+    assert cli_main(["-pval", "0.001", "-bisided", "-inset", "mema_results.nii.gz[chx:t]"]) == 0
     assert capsys.readouterr().out == (
         "++ Found input file  : mema_results.nii.gz[chx:t]\n"
         "++ Subbrick label    : chx:t\n"
@@ -118,7 +119,7 @@ def test_real_mema_output(capsys, monkeypatch):
         "++ sidedness         : bisided\n"
         "++ Final stat val    : 4.586894\n"
     )
-    assert ps.cli_main(["-pval", "1e-7", "-2sided", "-inset", "mema_results.nii.gz[1]"]) == 0
+    assert cli_main(["-pval", "1e-7", "-2sided", "-inset", "mema_results.nii.gz[1]"]) == 0
     assert "++ p-value           : 1.000000e-07\n" in capsys.readouterr().out
 
 
@@ -144,17 +145,17 @@ def test_stat_threshold_on_written_dataset(tmp_path):
 
 
 def test_cli_validation_order(capsys):
-    assert ps.cli_main(["-pval", "0.01", "-inset", "x.nii"]) == 64
+    assert cli_main(["-pval", "0.01", "-inset", "x.nii"]) == 64
     assert "Need to input exactly one of these sidedness options" in capsys.readouterr().err
-    assert ps.cli_main(["-pval", "0.01", "-1sided", "-2sided", "-inset", "x.nii"]) == 64
+    assert cli_main(["-pval", "0.01", "-1sided", "-2sided", "-inset", "x.nii"]) == 64
     assert "Can only use exactly one" in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-inset", "x.nii"]) == 64
+    assert cli_main(["-bisided", "-inset", "x.nii"]) == 64
     assert "User must enter '-pval ..' value." in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-pval", "1.5", "-inset", "x.nii"]) == 64
+    assert cli_main(["-bisided", "-pval", "1.5", "-inset", "x.nii"]) == 64
     assert "range (0, 1)" in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-pval", "0.01"]) == 64
+    assert cli_main(["-bisided", "-pval", "0.01"]) == 64
     assert "-inset" in capsys.readouterr().err
-    assert ps.cli_main(["-bisided", "-pval", "0.01", "-inset", "nothere.nii.gz"]) == 66
+    assert cli_main(["-bisided", "-pval", "0.01", "-inset", "nothere.nii.gz"]) == 66
     assert "Can't open dataset 'nothere.nii.gz'" in capsys.readouterr().err
-    assert ps.cli_main(["-bogus"]) == 64
+    assert cli_main(["-bogus"]) == 64
     assert c_atof("abc") == 0.0 and c_atof("1e-3xyz") == 0.001

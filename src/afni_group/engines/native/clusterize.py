@@ -598,10 +598,3 @@ def write_clusters_tsv(
     voxel with the largest |data| ("Max Int"); mean, SEM and peak value are of the data brick.
     """
     return atomic.write_text(Path(path), format_clusters_tsv(result.table, extra_columns, extra))
-
-
-def cli_main(argv: list[str]) -> int:
-    """``afni-native 3dClusterize ...`` (implemented in :mod:`.cli.clusterize`)."""
-    from afni_group.engines.native.cli.clusterize import cli_main as main
-
-    return main(argv)

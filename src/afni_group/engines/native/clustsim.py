@@ -410,10 +410,3 @@ def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) 
             ceil_threshold(max(lo, 0.0)), ceil_threshold(hi),
         )  # fmt: skip
     return result.as_dict()
-
-
-def cli_main(argv: list[str]) -> int:
-    """``afni-native 3dClustSim ...`` (implemented in :mod:`.cli.clustsim`)."""
-    from afni_group.engines.native.cli.clustsim import cli_main as main
-
-    return main(argv)

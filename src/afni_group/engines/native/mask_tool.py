@@ -182,10 +182,3 @@ def make_group_mask(
     return afni_io.write_dataset(
         result, prefix, history=afni_io.history_entry(command_line), attributes=extra
     )
-
-
-def cli_main(argv: list[str]) -> int:
-    """``afni-native`` drop-in (implemented in :mod:`.cli.mask_tool`)."""
-    from afni_group.engines.native.cli.mask_tool import cli_main as main
-
-    return main(argv)

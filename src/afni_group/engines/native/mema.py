@@ -1,8 +1,8 @@
 """Native 3dMEMA: read the subjects' beta/t sub-bricks, fit, write ``mema_results``.
 
 The statistics live in :mod:`mema_model` (pure array code). This module is the dataset-level
-step the pipeline calls (:func:`run_mema`) and the ``afni-native 3dMEMA`` drop-in command
-(:func:`cli_main`) accepting the options gen_group_command.py's scripts use. Behaviour follows
+step the pipeline calls (:func:`run_mema`); the ``afni-native 3dMEMA`` drop-in command, accepting
+the options gen_group_command.py's scripts use, is :mod:`.cli.mema`. Behaviour follows
 spec 02-mema.md (AFNI ≥ 25.1.09 output layout: ``…, I2, tau, QE:Chisq``).
 """
 
@@ -39,7 +39,7 @@ from afni_group.progress import Progress
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["MemaSet", "run_mema", "cli_main", "read_covariate_file"]
+__all__ = ["MemaSet", "run_mema", "read_covariate_file"]
 
 
 @dataclass(frozen=True)
@@ -545,15 +545,3 @@ def run_mema(
     written = afni_io.write_dataset(dset, out_path, history=history_text, style="mema")
     assert n_vox == result.bricks.shape[0]
     return Path(written)
-
-
-# ----------------------------------------------------------------------------------------------
-# afni-native 3dMEMA
-# ----------------------------------------------------------------------------------------------
-
-
-def cli_main(argv: list[str]) -> int:
-    """``afni-native`` drop-in (implemented in :mod:`.cli.mema`)."""
-    from afni_group.engines.native.cli.mema import cli_main as main
-
-    return main(argv)

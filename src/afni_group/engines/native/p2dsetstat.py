@@ -82,10 +82,3 @@ def stat_threshold(dset_spec: str, pval: float, sided: str) -> float:
             f"{dset_spec}: cannot convert p = {pval} to a {stat_symbol(code, params)} threshold"
         )
     return value
-
-
-def cli_main(argv: list[str]) -> int:
-    """``afni-native`` drop-in (implemented in :mod:`.cli.p2dsetstat`)."""
-    from afni_group.engines.native.cli.p2dsetstat import cli_main as main
-
-    return main(argv)

@@ -251,7 +251,7 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     if not options.no_report:
         from afni_group.report import write_report
 
-        report = write_report(out, params)
+        report = write_report(out, params, n_jobs=plan.n_cpus)
         LOG.info("++ report: %s", report)
     # params.json marks a finished run: written last, so a failed run never leaves one
     outputs.write_json(out / "params.json", params)

@@ -17,6 +17,7 @@ import base64
 import csv
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import re
@@ -42,6 +43,8 @@ from afni_group.errors import (
     output_error,
 )
 from afni_group.plan import MASK_FILE, MEMA_FILE
+
+LOG = logging.getLogger(__name__)
 
 REPORT_HTML = "report.html"
 FIGURE_DIR = "report"
@@ -656,8 +659,43 @@ def _atlas_provenance() -> list[dict]:
     return provenance()
 
 
+def _analysis_contexts(out: Path, analyses: list[dict], figure_dir: Path, n_jobs: int) -> list:
+    """:func:`_analysis_context` of every analysis, in ``n_jobs`` forked processes when > 1.
+
+    The figures are Python (nilearn, matplotlib) and hold the GIL, so threads would not help;
+    forked processes share the modules and the template the parent has loaded (nothing is
+    imported twice). Without ``fork``, with other threads alive (forking them is unsafe), or
+    when a worker fails, the analyses are done here, one after the other (a failure then
+    raises its own error).
+    """
+    import multiprocessing
+    import threading
+
+    if (
+        n_jobs <= 1
+        or len(analyses) <= 1
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or threading.active_count() > 1
+    ):
+        return [_analysis_context(out, a, figure_dir) for a in analyses]
+    from concurrent.futures import ProcessPoolExecutor
+
+    from afni_group import report_figures as rf
+
+    rf.load_plotting()
+    n = len(analyses)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(n_jobs, n), mp_context=multiprocessing.get_context("fork")
+        ) as pool:
+            return list(pool.map(_analysis_context, [out] * n, analyses, [figure_dir] * n))
+    except Exception as err:  # noqa: BLE001 - any worker failure: redo here, one by one
+        LOG.debug("report figures in %d processes failed (%s); drawing them here", n_jobs, err)
+        return [_analysis_context(out, a, figure_dir) for a in analyses]
+
+
 def build_context(
-    output_dir: str | Path, figure_dir: str | Path, params: dict | None = None
+    output_dir: str | Path, figure_dir: str | Path, params: dict | None = None, n_jobs: int = 1
 ) -> dict:
     """Everything the template needs; figures are written into ``figure_dir`` on the way.
 
@@ -667,6 +705,10 @@ def build_context(
         A finished afni-group OUTPUT_DIR.
     figure_dir : str or Path
         Existing directory that receives the PNG files.
+    params : dict, optional
+        The params.json content (default: read from OUTPUT_DIR).
+    n_jobs : int
+        Processes drawing the figures (one analysis each at a time).
 
     Returns
     -------
@@ -676,7 +718,7 @@ def build_context(
     out = Path(output_dir)
     params = load_params(out) if params is None else params
     inventory = _inventory_context(out, params)
-    analyses = [_analysis_context(out, a, Path(figure_dir)) for a in params.get("analyses") or []]
+    analyses = _analysis_contexts(out, params.get("analyses") or [], Path(figure_dir), n_jobs)
     sets = [s for a in analyses for s in a["sets"]]
     options = params.get("options") or {}
     first_cs = analyses[0]["clustsim"] if analyses else dict.fromkeys(CLUSTSIM_KEYS)
@@ -779,7 +821,7 @@ def render_html(context: dict) -> str:
 # ============================================================================ entry points
 
 
-def write_report(output_dir: str | Path, params: dict | None = None) -> Path:
+def write_report(output_dir: str | Path, params: dict | None = None, n_jobs: int = 1) -> Path:
     """Build ``OUTPUT_DIR/report.html`` and ``OUTPUT_DIR/report/*.png`` from the run's files.
 
     Works on the outputs alone, so it is the same for both engines and can be re-run any time.
@@ -793,6 +835,8 @@ def write_report(output_dir: str | Path, params: dict | None = None) -> Path:
     params : dict, optional
         The params.json content; the pipeline passes it so that params.json, the "finished"
         marker, can be written after the report.
+    n_jobs : int
+        Processes drawing the figures (the run's ``--n-cpus``).
 
     Returns
     -------
@@ -815,7 +859,7 @@ def write_report(output_dir: str | Path, params: dict | None = None) -> Path:
     try:
         figure_dir = tmp / FIGURE_DIR
         figure_dir.mkdir()
-        html = render_html(build_context(out, figure_dir, params))
+        html = render_html(build_context(out, figure_dir, params, n_jobs))
         atomic.write_text(tmp / REPORT_HTML, html)
         final_dir = out / FIGURE_DIR
         if final_dir.exists():

@@ -234,12 +234,23 @@ def stat_colour_limit(values: np.ndarray, threshold: float) -> float:
 # ----------------------------------------------------------------------------- figures
 
 
+def load_plotting() -> None:
+    """Import nilearn's plotting and load the template now (before forking figure workers)."""
+    from nilearn import plotting  # noqa: F401
+
+    mni_template()
+
+
 @functools.cache
 def mni_template():
-    """nilearn's MNI152 (ICBM 2009) T1 template, 1 mm; bundled in the nilearn wheel, no download."""
+    """nilearn's MNI152 (ICBM 2009) T1 template at 2 mm; bundled in the nilearn wheel, no download.
+
+    2 mm is nilearn's own default underlay: finer than group maps (2-3 mm), and the figures draw
+    in 60 % of the time the 1 mm template takes (the report of the 3 mm demo: 7.7 s, not 12.6 s).
+    """
     from nilearn import datasets
 
-    return datasets.load_mni152_template(resolution=1)
+    return datasets.load_mni152_template(resolution=2)
 
 
 def _image(vol: Volume, data: np.ndarray | None = None) -> nib.Nifti1Image:

@@ -177,16 +177,11 @@ def _root(parent, col, x):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _join(parent, col, root, nb):
-    """Merge the cluster rooted at ``root`` with the one holding ``nb``; returns the new root."""
-    if parent[nb, col] == root:
-        return root
-    other = _root(parent, col, nb)
-    if other == root:
-        return root
+def _merge(parent, col, root, other):
+    """Union (by size) of two different roots; returns the new root."""
     a = -parent[root, col]
     b = -parent[other, col]
-    if a < b:  # union by size
+    if a < b:
         parent[root, col] = other
         parent[other, col] = -(a + b)
         return other
@@ -279,21 +274,39 @@ def threshold_pass(
             r1 = g
             r2 = g
             r3 = g
+            # Connectivities nest (NN1 ⊂ NN2 ⊂ NN3): a neighbour already in g's NN1 cluster is
+            # already in its NN2 and NN3 clusters, one in g's NN2 cluster in its NN3 cluster,
+            # so those finds are skipped.
             for k in range(6):
                 nb = g + offsets[k]
                 if active[nb]:
-                    r1 = _join(parent, 0, r1, nb)
-                    r2 = _join(parent, 1, r2, nb)
-                    r3 = _join(parent, 2, r3, nb)
+                    o = _root(parent, 0, nb)
+                    if o == r1:
+                        continue
+                    r1 = _merge(parent, 0, r1, o)
+                    o = _root(parent, 1, nb)
+                    if o == r2:
+                        continue
+                    r2 = _merge(parent, 1, r2, o)
+                    o = _root(parent, 2, nb)
+                    if o != r3:
+                        r3 = _merge(parent, 2, r3, o)
             for k in range(6, 18):
                 nb = g + offsets[k]
                 if active[nb]:
-                    r2 = _join(parent, 1, r2, nb)
-                    r3 = _join(parent, 2, r3, nb)
+                    o = _root(parent, 1, nb)
+                    if o == r2:
+                        continue
+                    r2 = _merge(parent, 1, r2, o)
+                    o = _root(parent, 2, nb)
+                    if o != r3:
+                        r3 = _merge(parent, 2, r3, o)
             for k in range(18, 26):
                 nb = g + offsets[k]
                 if active[nb]:
-                    r3 = _join(parent, 2, r3, nb)
+                    o = _root(parent, 2, nb)
+                    if o != r3:
+                        r3 = _merge(parent, 2, r3, o)
             b1 = max(b1, -parent[r1, 0])
             b2 = max(b2, -parent[r2, 1])
             b3 = max(b3, -parent[r3, 2])

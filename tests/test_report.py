@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -269,6 +270,28 @@ def test_rewrite_is_atomic_and_clean(outdir, tmp_path):
     assert path == out / "report.html"
     assert not (out / "report" / "stale.png").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
+
+
+def test_figures_in_forked_processes_give_the_same_report(outdir, tmp_path):
+    """--n-cpus 2: analyses drawn in two forked processes; the page and PNGs are unchanged."""
+    out = tmp_path / "two"
+    shutil.copytree(outdir, out)
+    shutil.copytree(out / "analysis-mema", out / "analysis-mema2")
+    params = json.loads((out / "params.json").read_text())
+    second = json.loads(json.dumps(params["analyses"][0]))
+    second.update(name="mema2", dir="analysis-mema2")
+    params["analyses"].append(second)
+    (out / "params.json").write_text(json.dumps(params))
+    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+    try:
+        serial = report.write_report(out, n_jobs=1).read_text()
+        pngs = {p.name: p.read_bytes() for p in (out / "report").iterdir()}
+        forked = report.write_report(out, n_jobs=2).read_text()
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    assert forked == serial
+    assert {p.name: p.read_bytes() for p in (out / "report").iterdir()} == pngs
+    assert "mema2" in forked and len(pngs) >= 4
 
 
 def test_cli_and_missing_params(outdir, tmp_path, capsys):

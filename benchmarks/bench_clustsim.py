@@ -6,6 +6,11 @@
    -iter 2000, 2 threads).
 2. Native iterations/s of the simulation alone at 1 and 2 threads (or ``--scaling 1 2 8 16``),
    with the thread time per stage (noise+transforms, clustering).
+3. An upper bound on the share of each volume's work that holds the GIL (Python glue between the
+   compiled kernels, which release it): the time per volume on a tiny grid, where the kernels
+   have almost nothing to do, over the time per volume on this mask at 1 thread; and the speed-up
+   that share would allow at 8, 16 and 32 threads (Amdahl). An estimate for many-core nodes
+   when only 2 cores are at hand, not a measurement of them.
 
 The machine's load (``uptime``) is printed before and after: on a shared machine the ratio of
 the two programs run back to back is the meaningful figure.
@@ -24,6 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_clustsim_masks import masks as bench_masks  # noqa: E402
@@ -91,6 +98,23 @@ def main() -> None:
             f"(wall {timing.wall:.1f} s; thread time noise+transforms "
             f"{100 * timing.fft / total:.0f} %, clustering {100 * timing.clustering / total:.0f} %)"
         )
+    per_volume = {}
+    timing = cs.SimulationTiming()
+    cs.simulate_max_cluster_sizes(
+        info.mask, info.voxel_sizes, ACF, cs.LOTS_PTHR, args.scaling_iter, seed=1, n_jobs=1,
+        timing=timing,
+    )  # fmt: skip
+    per_volume["mask"] = timing.wall / args.scaling_iter
+    tiny = np.zeros((16, 16, 16), bool)
+    tiny[2:14, 2:14, 2:14] = True
+    cs.simulate_max_cluster_sizes(tiny, (20, 20, 20), ACF, cs.LOTS_PTHR, 4, seed=1)
+    t0 = time.perf_counter()
+    cs.simulate_max_cluster_sizes(tiny, (20, 20, 20), ACF, cs.LOTS_PTHR, 2000, seed=1)
+    per_volume["tiny"] = (time.perf_counter() - t0) / 2000
+    share = per_volume["tiny"] / per_volume["mask"]
+    limits = ", ".join(f"{n}: {1 / (share + (1 - share) / n):.1f}x" for n in (8, 16, 32))
+    print(f"GIL-held share <= {100 * share:.1f} % ({1e6 * per_volume['tiny']:.0f} us of "
+          f"{1e3 * per_volume['mask']:.1f} ms per volume); Amdahl speed-up at most {limits}")  # fmt: skip
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (this process) {peak:.0f} MB")
     print("load after:", uptime())

@@ -261,6 +261,7 @@ def threshold_pass(
     b1 = 0
     b2 = 0
     b3 = 0
+    roots = np.empty(3, dtype=np.int64)
     q = 0
     for t in range(n_thr):
         end = starts[t]
@@ -271,45 +272,24 @@ def threshold_pass(
             parent[g, 0] = -1
             parent[g, 1] = -1
             parent[g, 2] = -1
-            r1 = g
-            r2 = g
-            r3 = g
-            # Connectivities nest (NN1 ⊂ NN2 ⊂ NN3): a neighbour already in g's NN1 cluster is
-            # already in its NN2 and NN3 clusters, one in g's NN2 cluster in its NN3 cluster,
-            # so those finds are skipped.
-            for k in range(6):
+            roots[0] = g
+            roots[1] = g
+            roots[2] = g
+            # Connectivities nest (NN1 ⊂ NN2 ⊂ NN3): faces (k < 6) join all three, edges
+            # (k < 18) NN2 and NN3, corners NN3. A neighbour already in g's NN-n cluster is
+            # already in its larger-n clusters too, so the remaining finds are skipped.
+            for k in range(26):
                 nb = g + offsets[k]
-                if active[nb]:
-                    o = _root(parent, 0, nb)
-                    if o == r1:
-                        continue
-                    r1 = _merge(parent, 0, r1, o)
-                    o = _root(parent, 1, nb)
-                    if o == r2:
-                        continue
-                    r2 = _merge(parent, 1, r2, o)
-                    o = _root(parent, 2, nb)
-                    if o != r3:
-                        r3 = _merge(parent, 2, r3, o)
-            for k in range(6, 18):
-                nb = g + offsets[k]
-                if active[nb]:
-                    o = _root(parent, 1, nb)
-                    if o == r2:
-                        continue
-                    r2 = _merge(parent, 1, r2, o)
-                    o = _root(parent, 2, nb)
-                    if o != r3:
-                        r3 = _merge(parent, 2, r3, o)
-            for k in range(18, 26):
-                nb = g + offsets[k]
-                if active[nb]:
-                    o = _root(parent, 2, nb)
-                    if o != r3:
-                        r3 = _merge(parent, 2, r3, o)
-            b1 = max(b1, -parent[r1, 0])
-            b2 = max(b2, -parent[r2, 1])
-            b3 = max(b3, -parent[r3, 2])
+                if not active[nb]:
+                    continue
+                for col in range(0 if k < 6 else (1 if k < 18 else 2), 3):
+                    o = _root(parent, col, nb)
+                    if o == roots[col]:
+                        break
+                    roots[col] = _merge(parent, col, roots[col], o)
+            b1 = max(b1, -parent[roots[0], 0])
+            b2 = max(b2, -parent[roots[1], 1])
+            b3 = max(b3, -parent[roots[2], 2])
         out[0, slots[t]] = b1
         out[1, slots[t]] = b2
         out[2, slots[t]] = b3

@@ -671,13 +671,16 @@ def _analysis_contexts(out: Path, analyses: list[dict], figure_dir: Path, n_jobs
     import multiprocessing
     import threading
 
+    def one_by_one() -> list:
+        return [_analysis_context(out, a, figure_dir) for a in analyses]
+
     if (
         n_jobs <= 1
         or len(analyses) <= 1
         or "fork" not in multiprocessing.get_all_start_methods()
         or threading.active_count() > 1
     ):
-        return [_analysis_context(out, a, figure_dir) for a in analyses]
+        return one_by_one()
     from concurrent.futures import ProcessPoolExecutor
 
     from afni_group import report_figures as rf
@@ -691,7 +694,7 @@ def _analysis_contexts(out: Path, analyses: list[dict], figure_dir: Path, n_jobs
             return list(pool.map(_analysis_context, [out] * n, analyses, [figure_dir] * n))
     except Exception as err:  # noqa: BLE001 - any worker failure: redo here, one by one
         LOG.debug("report figures in %d processes failed (%s); drawing them here", n_jobs, err)
-        return [_analysis_context(out, a, figure_dir) for a in analyses]
+        return one_by_one()
 
 
 def build_context(

@@ -23,6 +23,7 @@ whose replayed transform is exact use the ordinary FFT.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,13 @@ class RadixStep:
     m: int
     twiddles: np.ndarray
     inner: RadixStep | None
+
+    @functools.cached_property
+    def combine(self) -> np.ndarray:
+        """``[k, q, j]``: the twiddles times the r-point DFT, the matrix per output ``k``."""
+        j = np.arange(self.radix)
+        dft = np.exp(-2j * np.pi * np.outer(j, j) / self.radix)  # [q, j]
+        return dft[None, :, :] * self.twiddles.T[:, None, :]
 
 
 @dataclass
@@ -169,10 +177,8 @@ def apply_along(plan: RadixStep | None, x: np.ndarray, axis: int) -> np.ndarray:
     y = np.ascontiguousarray(y)
     n_a = int(np.prod(shape[:axis], dtype=np.int64))
     n_b = int(np.prod(shape[axis + 1 :], dtype=np.int64))
-    dft = np.exp(-2j * np.pi * np.outer(np.arange(r), np.arange(r)) / r)  # [q, j]
-    coef = (dft[None, :, :] * plan.twiddles.T[:, None, :]).astype(y.dtype)  # [k, q, j]
     out = np.empty((n_a, r * m, n_b), dtype=y.dtype)
-    _radix_combine(y.reshape(n_a, m, r, n_b), coef, out)
+    _radix_combine(y.reshape(n_a, m, r, n_b), plan.combine.astype(y.dtype), out)
     return out.reshape(shape)
 
 

@@ -156,9 +156,6 @@ NEIGHBOUR_OFFSETS = (
     - 1
 )
 
-#: Neighbour counts for NN1, NN2, NN3.
-NEIGHBOUR_COUNTS = np.array([6, 18, 26], dtype=np.int64)
-
 
 @njit(nogil=True, cache=True, inline="always")
 def _root(parent, col, x):

@@ -19,6 +19,7 @@ A threshold is "stable" when ``size ± 1.96·se`` rounds up (as 1d_tool.py does)
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -196,11 +197,15 @@ def simulate_max_cluster_sizes(
     chunks = [(p, min(p + CHUNK_PAIRS, n_pairs)) for p in range(0, n_pairs, CHUNK_PAIRS)]
     seed = int(seed) & 0xFFFFFFFF
     timings: list[SimulationTiming] = []
+    # work buffers (k-space, union-find) are made once per thread, not per chunk
+    per_thread = threading.local()
 
     def run_chunk(chunk: int) -> int:
         first, last = chunks[chunk]
-        source = NoiseSource(grid, weights, transforms, seed)
-        work = ClusterWork(mask, z1, z2)
+        if not hasattr(per_thread, "source"):
+            per_thread.source = NoiseSource(grid, weights, transforms, seed)
+            per_thread.work = ClusterWork(mask, z1, z2)
+        source, work = per_thread.source, per_thread.work
         spent = SimulationTiming()
         done = 0
         for p in range(first, last):

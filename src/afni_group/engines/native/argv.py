@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+from afni_group.errors import EXIT_USAGE
+
 
 def c_atof(text: str) -> float:
     """C ``atof``: the longest leading number, 0.0 when there is none (``abc`` → 0)."""
@@ -21,3 +25,9 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def fatal(*lines: str, exit_code: int = EXIT_USAGE) -> int:
+    """Print AFNI's ``** FATAL ERROR:`` message on stderr; return the exit code to use."""
+    print("** FATAL ERROR: " + "\n".join(lines), file=sys.stderr)
+    return exit_code

@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from afni_group.engines.native import clusterize as step
+from afni_group.engines.native.argv import fatal
 from afni_group.engines.native.clusterize_core import _TAIL_WORDS
 from afni_group.errors import EXIT_USAGE, AfniGroupError, UsageError
 
@@ -19,18 +20,13 @@ Also: -1sided RIGHT_TAIL|LEFT_TAIL T|p=P, -2sided LL RR|p=P, -within_range A B, 
 """
 
 
-def _fatal(message: str, exit_code: int = EXIT_USAGE) -> int:
-    print(f"** FATAL ERROR: {message}", file=sys.stderr)
-    return exit_code
-
-
 def cli_main(argv: list[str]) -> int:
     """``afni-native 3dClusterize ...``: AFNI's options; the report goes to stdout."""
     if argv and argv[0] in ("-help", "-h"):
         print(_HELP, end="")
         return 0
     if len(argv) < 2:
-        return _fatal("Too few options. Try -help for details.")
+        return fatal("Too few options. Try -help for details.")
     opts: dict = {
         "ithr": None,
         "idat": None,
@@ -99,7 +95,7 @@ def cli_main(argv: list[str]) -> int:
             elif opt == "-1sided":
                 tail_word, value = need(2)
                 if tail_word.upper() not in _TAIL_WORDS:
-                    return _fatal(
+                    return fatal(
                         "Illegal immediately following '-1sided': need 'RIGHT_TAIL' or 'LEFT_TAIL'"
                     )
                 opts["sided"], opts["tail"] = "1sided", tail_word
@@ -115,23 +111,23 @@ def cli_main(argv: list[str]) -> int:
                     _set_threshold_args(opts, need(2))
                     pos += 3
             elif opt in ("-mask_from_hdr", "-summarize"):
-                return _fatal(f"afni-native 3dClusterize does not support {opt}")
+                return fatal(f"afni-native 3dClusterize does not support {opt}")
             else:
                 print(f"** ERROR: Bad option '{opt}'", file=sys.stderr)
                 return EXIT_USAGE
         except UsageError as err:
-            return _fatal(str(err))
+            return fatal(str(err))
 
     if inset is None:
-        return _fatal("Need an input dataset: -inset DSET")
+        return fatal("Need an input dataset: -inset DSET")
     if opts["ithr"] is None:
-        return _fatal("Bad index for threshold volume: -1 (give -ithr)")
+        return fatal("Bad index for threshold volume: -1 (give -ithr)")
     if opts["nn"] is None:
-        return _fatal("Need to choose a neighborhood type: '-NN ?'")
+        return fatal("Need to choose a neighborhood type: '-NN ?'")
     if opts["nn"] not in ("1", "2", "3"):
-        return _fatal(f"Neighborhood type must be 1, 2 or 3 (not '{opts['nn']}')")
+        return fatal(f"Neighborhood type must be 1, 2 or 3 (not '{opts['nn']}')")
     if opts["sided"] is None:
-        return _fatal(
+        return fatal(
             "Hey, you need to put in threshold type/value!For example, '-2sided ...', "
             "'-1sided ...', etc."
         )
@@ -154,7 +150,7 @@ def cli_main(argv: list[str]) -> int:
             **opts,
         )
     except AfniGroupError as err:
-        return _fatal(str(err), err.exit_code)
+        return fatal(str(err), exit_code=err.exit_code)
     sys.stdout.write(result.report_text)
     sys.stdout.flush()
     if result.n_clusters == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from afni_group import afni_io
-from afni_group.engines.native.argv import c_atof
+from afni_group.engines.native.argv import c_atof, fatal
 from afni_group.engines.native.p2dsetstat import (
     EXIT_AFNI_FATAL,
     _format_pvalue,
@@ -13,11 +13,6 @@ from afni_group.engines.native.p2dsetstat import (
 )
 from afni_group.errors import EXIT_DATA, AfniGroupError
 from afni_group.statdist import pval_to_stat, stat_symbol
-
-
-def _fatal(*lines: str, exit_code: int = EXIT_AFNI_FATAL) -> int:
-    print("** FATAL ERROR: " + "\n".join(lines), file=sys.stderr)
-    return exit_code
 
 
 def _usage() -> str:
@@ -45,7 +40,7 @@ def cli_main(argv: list[str]) -> int:
             return 0
         if opt in ("-inset", "-pval"):
             if pos + 1 >= len(argv):
-                return _fatal(f"Need argument after '{opt}'")
+                return fatal(f"Need argument after '{opt}'")
             if opt == "-inset":
                 inset = argv[pos + 1]
             else:
@@ -62,35 +57,35 @@ def cli_main(argv: list[str]) -> int:
         pos += 1
 
     if not sides:
-        return _fatal(
+        return fatal(
             "Need to input exactly one of these sidedness options:",
             "   -1sided, -2sided, -bisided",
         )
     if len(sides) > 1:
-        return _fatal(
+        return fatal(
             "Can only use exactly one of these sidedness options:",
             "   -1sided, -2sided, -bisided",
         )
     if pval_text is None:
-        return _fatal("User must enter '-pval ..' value.")
+        return fatal("User must enter '-pval ..' value.")
     pval = c_atof(pval_text)
     if pval < 0 or pval > 1:
-        return _fatal("The pvalue can only be in range (0, 1).")
+        return fatal("The pvalue can only be in range (0, 1).")
     if inset is None:
-        return _fatal("You need to provide an input dset with '-inset ..'")
+        return fatal("You need to provide an input dset with '-inset ..'")
     try:
         dset = afni_io.read_dataset(inset)
     except AfniGroupError as err:
-        return _fatal(f"Can't open dataset '{inset}' ({err})", exit_code=err.exit_code)
+        return fatal(f"Can't open dataset '{inset}' ({err})", exit_code=err.exit_code)
     if dset.nvals != 1:
-        return _fatal(
+        return fatal(
             f"Input dset '{inset}' must have exactly one volume (it has {dset.nvals}). Perhaps use",
             "   subbrick selectors, e.g., to choose DSET's [3]rd volume:",
             '   -inset DSET"[3]"',
         )
     code = int(dset.stat_codes[0]) if dset.stat_codes else 0
     if code <= 0:
-        return _fatal(
+        return fatal(
             f"Checked statcode for input dset '{inset}', sub-brick '{dset.labels[0]}', but it "
             "does not look like a recognized statistical volume.",
             exit_code=EXIT_DATA,

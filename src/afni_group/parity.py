@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from afni_group.engines.native.csim_lookup import ClustSimTable, parse_clustsim_1d
 from afni_group.errors import EXIT_FAILURE, EXIT_NO_INPUT, EXIT_OK, EXIT_USAGE
 from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE, NEIGHBOURHOODS, SIDEDNESS
 
@@ -57,16 +58,14 @@ class Check:
 # ----------------------------------------------------------------------------------------------
 
 
-def _afni_attribute(image, name: str) -> str | None:
-    """The text of an AFNI attribute from a NIfTI's AFNI extension (code 4), if present."""
+def _afni_attributes(image) -> dict:
+    """The AFNI attributes of a NIfTI's AFNI extension (code 4), parsed by :mod:`afni_io`."""
+    from afni_group.afni_io import parse_afni_extension
+
     for ext in image.header.extensions:
-        if ext.get_code() != 4:
-            continue
-        text = ext.get_content().decode("utf-8", "replace")
-        match = re.search(rf'atr_name="{name}"[^>]*>(.*?)</AFNI_atr>', text, re.S)
-        if match:
-            return " ".join(match.group(1).split())
-    return None
+        if ext.get_code() == 4:
+            return parse_afni_extension(ext.get_content())[0]
+    return {}
 
 
 def relative_error(a: np.ndarray, b: np.ndarray, floor: float = MEMA_FLOOR) -> np.ndarray:
@@ -97,8 +96,9 @@ def compare_mema(native: Path, afni: Path, name: str, rtol: float = DEFAULT_RTOL
     a = a.reshape(a.shape[:3] + (-1,))
     b = b.reshape(b.shape[:3] + (-1,))
     worst = [float(relative_error(a[..., i], b[..., i]).max()) for i in range(a.shape[3])]
-    labels = [_afni_attribute(img, "BRICK_LABS") for img in (a_img, b_img)]
-    stataux = [_afni_attribute(img, "BRICK_STATAUX") for img in (a_img, b_img)]
+    attrs = [_afni_attributes(img) for img in (a_img, b_img)]
+    labels = [(at.get("BRICK_LABS") or "").rstrip("\0") or None for at in attrs]
+    stataux = [at.get("BRICK_STATAUX") for at in attrs]
     values = {
         "bricks": a.shape[3],
         "max_rel_error": worst,
@@ -168,19 +168,12 @@ def compare_acf(native: Path, afni: Path, name: str) -> Check:
     return Check(name, PASS, f"identical: {' '.join(acf_a)} ({same})", values)
 
 
-def read_table(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A 3dClustSim .1D table: (pthr, alpha, sizes[pthr, alpha])."""
-    alphas = None
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#") and "pthr" in line and "|" in line:
-            alphas = np.array([float(x) for x in line.split("|")[1].split()])
-        elif line.strip() and not line.startswith("#"):
-            rows.append([float(x) for x in line.split()])
-    if alphas is None or not rows:
-        raise ValueError(f"{path}: not a 3dClustSim table")
-    table = np.array(rows)
-    return table[:, 0], alphas, table[:, 1:]
+def read_table(path: Path) -> ClustSimTable:
+    """A 3dClustSim .1D table as printed (pthr rows, alpha columns, sizes)."""
+    try:
+        return parse_clustsim_1d(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: not a 3dClustSim table ({err})") from err
 
 
 def iterations_of(niml: Path, default: int = 10000) -> int:
@@ -261,8 +254,10 @@ def compare_clustsim(
     for nn in NEIGHBOURHOODS:
         for sided in SIDEDNESS:
             stem = f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}"
-            pa, aa, sa = read_table(native_dir / f"{stem}.1D")
-            pb, ab, sb = read_table(afni_dir / f"{stem}.1D")
+            ta = read_table(native_dir / f"{stem}.1D")
+            tb = read_table(afni_dir / f"{stem}.1D")
+            pa, aa, sa = ta.pthr, ta.alpha, ta.sizes
+            pb, ab, sb = tb.pthr, tb.alpha, tb.sizes
             if not (np.array_equal(pa, pb) and np.array_equal(aa, ab)):
                 return Check(name, FAIL, f"{stem}.1D: different pthr rows or alpha columns")
             n_a = iterations_of(native_dir / f"{stem}.niml")

@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_clustsim_masks import masks as bench_masks  # noqa: E402
 
-from afni_group.engines.native import clustsim as cs  # noqa: E402
+from afni_group.programs.clustsim import files as cs  # noqa: E402
 
 TARGET = 0.008
 LABELS = [f"NN{nn}_{s}" for s in cs.SIDEDNESS for nn in (1, 2, 3)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from afni_group import demo
+from afni_group.demo import writing as demo
 
 BRAIN25_VOXELS = 79514
 BRAIN25_GRID = demo.Grid("2.5mm", (64, 77, 60), 2.5, (-78.0, -75.0, -63.0))
@@ -54,7 +54,7 @@ def write_mask(mask: np.ndarray, grid: demo.Grid, path: Path) -> Path:
 
 def demo3mm_mask(outdir: Path) -> Path:
     """Group mask of the 8-subject 3 mm demo (made once, then reused)."""
-    from afni_group.engines.native import mask_tool
+    from afni_group.programs.mask_tool import core as mask_tool
 
     target = outdir / "demo3mm.nii.gz"
     if target.exists():

@@ -24,8 +24,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from afni_group.engines.native.mema import MemaSet, run_mema
-from afni_group.engines.native.mema_model import MemaDesign, mema
+from afni_group.programs.mema.core import MemaDesign, mema
+from afni_group.programs.mema.files import MemaSet, run_mema
 
 GRID = (91, 109, 91)
 

@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from afni_group import cli, demo, validate
-from afni_group.engines.native import clustsim, mema  # imported here: not timed below
+from afni_group import cli, validate
+from afni_group.demo import writing as demo
+from afni_group.programs.clustsim import files as clustsim
+from afni_group.programs.mema import files as mema  # imported here: not timed below
 
 SETS = ["--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat",
         "--set", "keypress", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat"]  # fmt: skip

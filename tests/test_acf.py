@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from afni_group.engines.native.acf import format_acf, mean_acf, parse_acf_line, read_acf_lines
 from afni_group.errors import InputDataError, MissingInputError
+from afni_group.programs.acf.core import format_acf, mean_acf, parse_acf_line, read_acf_lines
 
 SPEC_LINES = [
     "0.727118 2.91228 10.7089 7.6267   # err_reml ACF blur estimates",

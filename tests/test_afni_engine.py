@@ -555,7 +555,11 @@ _AFNI_OK, _AFNI_REASON = runner.afni_available()
 @pytest.mark.skipif(not _AFNI_OK, reason=f"AFNI not available: {_AFNI_REASON}")
 def test_afni_engine_end_to_end_matches_native(tmp_path):
     from afni_group import afni_io
-    from afni_group.engines.native import acf, csim_lookup, mask_tool, mema, p2dsetstat
+    from afni_group.programs.acf import core as acf
+    from afni_group.programs.csim_lookup import core as csim_lookup
+    from afni_group.programs.mask_tool import core as mask_tool
+    from afni_group.programs.mema import files as mema
+    from afni_group.programs.p2dsetstat import core as p2dsetstat
 
     # the spec's tutorial-shaped inputs, with blur_est files added in a copy
     proc = tmp_path / "bids" / "derivatives" / "afni"
@@ -616,7 +620,7 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
     import types
 
     from afni_group.engines.afni import runner
-    from afni_group.engines.native import clusterize as cz
+    from afni_group.programs.clusterize import files as cz
 
     group = PIPELINE / "GROUP_LEVEL"
     names = ("mema_results.nii.gz", "mask.nii.gz", "clust_bisided_report_chx.txt")

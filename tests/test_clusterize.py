@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from afni_group import afni_io
-from afni_group.engines.native import clusterize as cz
-from afni_group.engines.native.cli.clusterize import cli_main
 from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.programs.cli.clusterize import cli_main
+from afni_group.programs.clusterize import files as cz
 
 DATA = Path(__file__).parent / "data" / "clusterize"
 
@@ -461,7 +461,7 @@ def test_reorient_stats_equals_recomputing(orient):
 
 
 def test_core_clusterize_on_arrays():
-    from afni_group.engines.native.clusterize_core import clusterize, largest_cluster_size
+    from afni_group.programs.clusterize.core import clusterize, largest_cluster_size
 
     stat = np.zeros((6, 6, 6), np.float32)
     stat[1:3, 1:3, 1:3] = 5.0  # 8 voxels, positive

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from afni_group import afni_io
-from afni_group.engines.native import clusterize as cz
-from afni_group.engines.native.cli.clusterize import cli_main
+from afni_group.programs.cli.clusterize import cli_main
+from afni_group.programs.clusterize import files as cz
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
 SMALL = TESTDATA / "afni_examples" / "clusterize_small"

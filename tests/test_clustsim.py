@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from afni_group.engines.native import clustsim as cs
-from afni_group.engines.native.cli.clustsim import cli_main
-from afni_group.engines.native.clustsim_kernels import ClusterWork, gather_scaled
 from afni_group.errors import InputDataError, UsageError
+from afni_group.programs.cli.clustsim import cli_main
+from afni_group.programs.clustsim import files as cs
+from afni_group.programs.clustsim.kernels import ClusterWork, gather_scaled
 
 EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
 GROUP = EX / "pipeline" / "derivatives" / "afni" / "GROUP_LEVEL"
@@ -367,7 +367,7 @@ def _afni_fft_records(name):
 
 @pytest.mark.parametrize("name", ["csfft_80_96_80_80.bin", "csfft_128_160_128.bin"])
 def test_replayed_fft_matches_afni_csfft(name):
-    from afni_group.engines.native.clustsim_afni_fft import CsfftCache, apply_plan
+    from afni_group.programs.clustsim.afni_fft import CsfftCache, apply_plan
 
     cache = CsfftCache()
     wrong = 0
@@ -379,7 +379,7 @@ def test_replayed_fft_matches_afni_csfft(name):
 
 
 def test_axis_transforms_exact_only_on_single_radix_grids():
-    from afni_group.engines.native.clustsim_afni_fft import afni_axis_transforms
+    from afni_group.programs.clustsim.afni_fft import afni_axis_transforms
 
     assert afni_axis_transforms((96, 120, 96)).exact
     assert afni_axis_transforms((40, 40, 40)).exact
@@ -389,7 +389,7 @@ def test_axis_transforms_exact_only_on_single_radix_grids():
 
 
 def test_apply_along_any_axis_equals_the_plan():
-    from afni_group.engines.native.clustsim_afni_fft import CsfftCache, apply_along, apply_plan
+    from afni_group.programs.clustsim.afni_fft import CsfftCache, apply_along, apply_plan
 
     cache = CsfftCache()
     for n in (80, 96):
@@ -411,7 +411,7 @@ def test_apply_along_any_axis_equals_the_plan():
 
 def test_transform_order_saves_work_and_changes_nothing():
     """The cheapest order of the axis transforms gives the same volumes as any other."""
-    from afni_group.engines.native import clustsim_noise as cn
+    from afni_group.programs.clustsim import noise as cn
 
     grid = cn.noise_grid((24, 32, 24), (3.0, 3.0, 3.0), (0.6, 3.0, 5.0))
     transforms = cn.grid_transforms(grid)
@@ -431,7 +431,7 @@ def test_transform_order_saves_work_and_changes_nothing():
 
 
 def test_noise_kernel_is_normal_and_keyed():
-    from afni_group.engines.native.clustsim_kernels import fill_noise, pair_key
+    from afni_group.programs.clustsim.kernels import fill_noise, pair_key
 
     n = 200_000
     w = np.ones(n, np.float32)
@@ -527,7 +527,8 @@ def test_threshold_mc_from_written_table(tmp_path, caplog):
 def test_pipeline_records_and_reports_the_mc_error(tmp_path):
     import json
 
-    from afni_group import cli, demo
+    from afni_group import cli
+    from afni_group.demo import writing as demo
 
     bids = tmp_path / "bids"
     assert demo.main([str(bids), "--subjects", "5", "--seed", "1", "--grid", "small"]) == 0

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from afni_group.engines.native import csim_lookup as cl
-from afni_group.engines.native.cli.csim_lookup import cli_main
 from afni_group.errors import InputDataError, MissingInputError
+from afni_group.programs.cli.csim_lookup import cli_main
+from afni_group.programs.csim_lookup import core as cl
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
 TOOL = TESTDATA / "afni_examples" / "1d_tool"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afni_group import demo
+from afni_group.demo import writing as demo
 from afni_group.errors import EXIT_CANT_CREATE, EXIT_USAGE
 
 afni_io = pytest.importorskip("afni_group.afni_io")

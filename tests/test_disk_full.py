@@ -25,7 +25,7 @@ def enospc() -> OSError:
 
 @pytest.fixture(scope="module")
 def demo_bids(tmp_path_factory) -> Path:
-    from afni_group import demo
+    from afni_group.demo import writing as demo
 
     root = tmp_path_factory.mktemp("diskfull") / "bids"
     assert demo.main([str(root), "--subjects", "4", "--seed", "0", "--grid", "small"]) == 0

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from afni_group import afni_io
-from afni_group.engines.native.cli.mask_tool import cli_main
-from afni_group.engines.native.mask_tool import (
+from afni_group.errors import InputDataError, UsageError
+from afni_group.programs.cli.mask_tool import cli_main
+from afni_group.programs.mask_tool.core import (
     binarize,
     count_limit,
     group_mask,
     make_group_mask,
 )
-from afni_group.errors import InputDataError, UsageError
 
 EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
 PIPE = EX / "pipeline" / "derivatives" / "afni"

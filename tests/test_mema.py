@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from afni_group import afni_io
-from afni_group.engines.native.cli.mema import cli_main
-from afni_group.engines.native.mema import MemaSet, read_covariate_file, run_mema
 from afni_group.errors import InputDataError, MissingInputError, OutputError, UsageError
-from afni_group.native_cli import main as native_main
+from afni_group.programs.cli.dispatch import main as native_main
+from afni_group.programs.cli.mema import cli_main
+from afni_group.programs.mema.files import MemaSet, read_covariate_file, run_mema
 
 # real AFNI outputs, copied from the spec's testdata
 SPEC = Path(__file__).parent / "data" / "spec"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afni_group.engines.native.mema_model import (
+from afni_group.programs.mema.core import (
     MISSING_VARIANCE,
     MemaDesign,
     center_covariates,

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from afni_group import native_cli
 from afni_group.errors import EXIT_CANT_CREATE, EXIT_DATA, EXIT_FAILURE, EXIT_NO_INPUT, EXIT_USAGE
+from afni_group.programs.cli import dispatch as native_cli
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_every_program_is_covered():
 
 
 def test_disk_full_and_unexpected_errors(files, capsys, monkeypatch):
-    from afni_group.engines.native import mask_tool
+    from afni_group.programs.mask_tool import core as mask_tool
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "o.nii.gz")

@@ -10,10 +10,10 @@ import pytest
 from scipy import stats
 
 from afni_group import afni_io
-from afni_group.engines.native import p2dsetstat as ps
-from afni_group.engines.native.argv import c_atof
-from afni_group.engines.native.cli.p2dsetstat import cli_main
 from afni_group.errors import InputDataError, UsageError
+from afni_group.programs.cli.argv import c_atof
+from afni_group.programs.cli.p2dsetstat import cli_main
+from afni_group.programs.p2dsetstat import core as ps
 from afni_group.statdist import format_stat_param, pval_to_stat, stat_nsides, stat_symbol
 
 TESTDATA = Path(__file__).parent / "data" / "spec"

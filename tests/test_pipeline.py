@@ -31,7 +31,7 @@ def native_argv(bids: Path, out: Path, *extra: str, iterations: str = "300", see
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
-    from afni_group import demo
+    from afni_group.demo import writing as demo
 
     root = tmp_path_factory.mktemp("demo") / "bids"
     assert demo.main([str(root), "--subjects", "8", "--seed", "0", "--grid", "small"]) == 0
@@ -96,7 +96,8 @@ def test_mema_labels(native_run):
 
 
 def test_strong_effect_found_at_planted_location(native_run):
-    from afni_group import afni_io, demo
+    from afni_group import afni_io
+    from afni_group.demo import writing as demo
 
     params = json.loads((native_run / "params.json").read_text())
     chx = params["analyses"][0]["results"][0]
@@ -152,7 +153,7 @@ def test_refuses_to_overwrite_then_resumes(native_run, demo_dir, capsys):
 
 
 def test_interrupted_step_is_redone(demo_dir, tmp_path, monkeypatch, capsys):
-    from afni_group.engines.native import clustsim
+    from afni_group.programs.clustsim import files as clustsim
 
     out = tmp_path / "out"
     argv = native_argv(demo_dir, out, "--no-report", iterations="100", seed="3")

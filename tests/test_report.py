@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afni_group import report
-from afni_group.engines.native import csim_lookup
 from afni_group.errors import MissingInputError
-from afni_group.report_figures import highlight_alpha, pick_slices, png_size
+from afni_group.programs.csim_lookup import core as csim_lookup
+from afni_group.report import render as report
+from afni_group.report.figures import highlight_alpha, pick_slices, png_size
 
 GROUP = Path(__file__).parent / "data/spec/afni_examples/pipeline/derivatives/afni/GROUP_LEVEL"
 pytestmark = pytest.mark.skipif(not GROUP.is_dir(), reason="AFNI example outputs not available")
@@ -339,7 +339,7 @@ def test_partial_outputs_still_give_a_page(outdir, tmp_path):
 
 
 def test_cluster_slices_and_colour_limit():
-    from afni_group.report_figures import cluster_slices, stat_colour_limit
+    from afni_group.report.figures import cluster_slices, stat_colour_limit
 
     cmap = np.zeros((4, 4, 10), int)
     ee = np.zeros(cmap.shape)
@@ -417,7 +417,7 @@ def test_mplconfigdir_defaults_to_temp_when_unwritable(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     code = (
-        "import os; import afni_group.report_figures as rf; "
+        "import os; import afni_group.report.figures as rf; "
         "d = os.environ['MPLCONFIGDIR']; print(d); assert os.access(d, os.W_OK)"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(ro), "MPLCONFIGDIR": str(ro / "none" / "x")}

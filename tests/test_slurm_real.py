@@ -46,7 +46,7 @@ def cluster() -> None:
 
 @pytest.fixture(scope="module")
 def demo(cluster, tmp_path_factory) -> dict[str, Path]:
-    from afni_group import demo as demo_module
+    from afni_group.demo import writing as demo_module
 
     root = tmp_path_factory.mktemp("slurm-real")
     bids = root / "bids"

@@ -24,7 +24,7 @@ CHX = ["--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat"]
 
 @pytest.fixture(scope="module")
 def demo_master(tmp_path_factory) -> Path:
-    from afni_group import demo
+    from afni_group.demo import writing as demo
 
     root = tmp_path_factory.mktemp("validate") / "bids"
     assert demo.main([str(root), "--subjects", "4", "--seed", "0", "--grid", "small"]) == 0
@@ -201,7 +201,7 @@ def test_empty_mask_intersection(bids, tmp_path, capsys):
 
 
 def test_nan_beta_fails_before_mema(bids, tmp_path, capsys, monkeypatch):
-    from afni_group.engines.native import mema
+    from afni_group.programs.mema import files as mema
 
     def nan_voxel(dset):
         index = dset.labels.index("left_vs_right_chx#0_Coef")
@@ -297,7 +297,7 @@ def test_input_qc_flags_bad_subjects(bids, tmp_path):
 def test_input_qc_section_of_the_report():
     import jinja2
 
-    from afni_group import report
+    from afni_group.report import render as report
 
     row = {"subject": "01", "sign_mismatch": 12, "t_zero_beta_nonzero": 0, "extreme_betas": 0,
            "all_zero": False, "max_abs_beta": 2.5}  # fmt: skip

@@ -24,9 +24,9 @@ import numpy as np
 
 from afni_group import atlas
 from afni_group.afni_io import AfniDataset, read_dataset, write_dataset
-from afni_group.engines.native.clusterize_core import ClusterResult, ClusterRow
-from afni_group.engines.native.clusterize_core import clusterize as _clusterize_core
-from afni_group.engines.native.clustsim_tables import ClustSimTables
+from afni_group.programs.clusterize.core import ClusterResult, ClusterRow
+from afni_group.programs.clusterize.core import clusterize as _clusterize_core
+from afni_group.programs.clustsim.core import ClustSimTables
 from afni_group.statdist import pval_to_stat
 
 LOG = logging.getLogger(__name__)
@@ -118,8 +118,8 @@ def mema(
         The bricks 3dMEMA writes (``chx:b``, ``chx:t``, ..., ``I2``, ``tau``, ``QE:Chisq``) with
         their stat codes and DOF; ``write_dataset(result, path, style="mema")`` writes the file.
     """
-    from afni_group.engines.native.mema_model import MemaDesign, center_covariates
-    from afni_group.engines.native.mema_model import mema as mema_core
+    from afni_group.programs.mema.core import MemaDesign, center_covariates
+    from afni_group.programs.mema.core import mema as mema_core
 
     beta_sets = [_subject_stack(b, "betas") for b in betas]
     t_sets = [_subject_stack(t, "tstats") for t in tstats]
@@ -192,7 +192,7 @@ def group_mask(masks: Sequence[np.ndarray], frac: float = 1.0) -> np.ndarray:
     ``frac`` is a fraction (0..1, 1.0 = intersection) or, above 1, a count of masks. A 4-D
     mask counts as one volume per sub-brick. Values are set with 3dmask_tool's rules per type.
     """
-    from afni_group.engines.native.mask_tool import group_mask as mask_core
+    from afni_group.programs.mask_tool.core import group_mask as mask_core
 
     volumes: list[np.ndarray] = []
     for m in masks:
@@ -210,7 +210,7 @@ def mean_acf(lines_or_files: Iterable[str | os.PathLike]) -> tuple[float, float,
     Each item is a ``blur_est.*.1D`` file (all its ``err_reml ACF`` lines count) or the text
     of one such line (``"0.72 2.91 10.7 7.6 # err_reml ACF blur estimates"``).
     """
-    from afni_group.engines.native import acf as acf_core
+    from afni_group.programs.acf import core as acf_core
 
     rows: list[tuple[float, float, float]] = []
     for item in lines_or_files:
@@ -265,7 +265,7 @@ def clustsim(
         fractional cell), ``.threshold_uncertainty(...)`` (Monte Carlo error); use
         :func:`cluster_size_threshold` for the whole-voxel size 1d_tool.py reads.
     """
-    from afni_group.engines.native import clustsim_tables as tables_core
+    from afni_group.programs.clustsim import core as tables_core
 
     iterations = int(iterations)
     if iterations < tables_core.MIN_ITERATIONS:
@@ -293,7 +293,7 @@ def cluster_size_threshold(
     """``1d_tool.py -csim_pthr P -csim_alpha A``: the minimum cluster size in whole voxels (the
     table cell as the ``.1D`` file prints it, rounded up). ``ValueError`` for a p or alpha the
     tables do not list."""
-    from afni_group.engines.native.clustsim_tables import ceil_threshold
+    from afni_group.programs.clustsim.core import ceil_threshold
 
     return ceil_threshold(tables.threshold(pthr, alpha, nn, sided))
 
@@ -336,7 +336,7 @@ def clusterize(
     Returns a :class:`ClusterResult`: ``.table`` (one :class:`ClusterRow` per cluster, 1 =
     largest: size, volume, centre of mass and peak in RAI and LPI mm, mean, SEM, peak value),
     ``.cluster_map`` (int16 cluster numbers) and ``.data_map(data)`` (the ``-pref_dat`` map).
-    See :func:`afni_group.engines.native.clusterize_core.clusterize` for every option.
+    See :func:`afni_group.programs.clusterize.core.clusterize` for every option.
 
     With ``labels=True`` it returns a :class:`LabelledClusterResult` that adds, per cluster,
     the Harvard-Oxford and AAL region at the peak (``.peak_labels``), looked up as the

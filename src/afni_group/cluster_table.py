@@ -146,8 +146,8 @@ def geometry_from_files(
 def _load_table(clustsim_table: str | Path | None):
     if clustsim_table is None:
         return None
-    from afni_group.engines.native.csim_lookup import read_clustsim_table
     from afni_group.errors import AfniGroupError
+    from afni_group.programs.csim_lookup.core import read_clustsim_table
 
     try:
         return read_clustsim_table(clustsim_table)
@@ -160,7 +160,7 @@ def p_fwe_text(table, pthr: float | None, n_voxels: float) -> str:
     """Corrected p of a cluster as text: ``0.0123``, or ``<0.01``/``>0.1`` beyond the table."""
     if table is None or pthr is None:
         return NA
-    from afni_group.report import corrected_alpha
+    from afni_group.report.render import corrected_alpha
 
     alpha = corrected_alpha(table, float(pthr), n_voxels)
     if alpha is None:

@@ -1,6 +1,6 @@
 """Errors with an exit code and one clear line for the user.
 
-Every module raises these at its boundary; ``cli`` and ``native_cli`` turn them into one line on
+Every module raises these at its boundary; ``cli`` and ``programs.cli.dispatch`` turn them into one line on
 stderr and the BIDS-Apps (BEP027) exit code. Messages name the file or option and say what to do.
 """
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from afni_group.engines.native.csim_lookup import ClustSimTable, parse_clustsim_1d
 from afni_group.errors import EXIT_FAILURE, EXIT_NO_INPUT, EXIT_OK, EXIT_USAGE
 from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE, NEIGHBOURHOODS, SIDEDNESS
+from afni_group.programs.csim_lookup.core import ClustSimTable, parse_clustsim_1d
 
 PASS, FAIL, SKIP, INFO = "PASS", "FAIL", "SKIP", "INFO"
 

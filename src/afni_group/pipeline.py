@@ -249,7 +249,7 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     timings["total"] = round(time.monotonic() - start, 3)
     params = params_document(plan, options, command_line, results, timings)
     if not options.no_report:
-        from afni_group.report import write_report
+        from afni_group.report.render import write_report
 
         report = write_report(out, params, n_jobs=plan.n_cpus)
         LOG.info("++ report: %s", report)

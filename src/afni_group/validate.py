@@ -174,7 +174,7 @@ def check_acf_values(values: Sequence[float], source: str) -> tuple[float, float
 
 def check_blur_est(path: Path) -> list[tuple[float, float, float]]:
     """Every ``err_reml ACF`` line of one ``blur_est`` file, checked (file and line in errors)."""
-    from afni_group.engines.native.acf import parse_acf_line
+    from afni_group.programs.acf.core import parse_acf_line
 
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
@@ -316,7 +316,7 @@ def covariate_values(
 
 def check_thresholds(pthr: float, alpha: float) -> None:
     """``--pthr`` and ``--alpha`` must be rows and columns of the table 3dClustSim -both writes."""
-    from afni_group.engines.native.clustsim import LOTS_ATHR, LOTS_PTHR
+    from afni_group.programs.clustsim.files import LOTS_ATHR, LOTS_PTHR
 
     if float(pthr) not in LOTS_PTHR:
         raise UsageError(
@@ -333,7 +333,7 @@ def check_thresholds(pthr: float, alpha: float) -> None:
 def clustsim_bytes_per_iteration() -> int:
     """Memory 3dClustSim -both keeps per iteration: the largest cluster for every sidedness,
     NN and p (int32)."""
-    from afni_group.engines.native.clustsim import LOTS_PTHR, SIDEDNESS
+    from afni_group.programs.clustsim.files import LOTS_PTHR, SIDEDNESS
 
     return 4 * len(SIDEDNESS) * 3 * len(LOTS_PTHR)
 
@@ -387,8 +387,8 @@ def effective_clustsim_iter(requested: int, memory: int | None = None) -> int:
 
 def check_group_mask(masks: Sequence[np.ndarray], frac: float, sources: Sequence[str]) -> int:
     """The group mask (``3dmask_tool -frac``) has enough voxels for 3dClustSim; returns its size."""
-    from afni_group.engines.native.clustsim import MIN_MASK_VOXELS
-    from afni_group.engines.native.mask_tool import group_mask
+    from afni_group.programs.clustsim.files import MIN_MASK_VOXELS
+    from afni_group.programs.mask_tool.core import group_mask
 
     count = int(group_mask(list(masks), frac=frac).sum())
     if count == 0:
@@ -567,7 +567,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
         masks.append(mask.data[..., 0])
     sources = [str(s.mask) for s in plan.subjects]
     n_mask = check_group_mask(masks, plan.mask_frac, sources)
-    from afni_group.engines.native.mask_tool import group_mask
+    from afni_group.programs.mask_tool.core import group_mask
 
     group = group_mask(masks, frac=plan.mask_frac).astype(bool)
     del masks

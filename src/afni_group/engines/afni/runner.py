@@ -224,9 +224,9 @@ def write_clusters_tsv(
         False (with a warning, no tsv) when the native clusterizer fails or disagrees.
     """
     from afni_group import afni_io, cluster_table
-    from afni_group.engines.native.clusterize import write_clusters_tsv as write_tsv
-    from afni_group.engines.native.clusterize_core import clusterize
-    from afni_group.engines.native.clusterize_report import cluster_table_row
+    from afni_group.programs.clusterize.core import clusterize
+    from afni_group.programs.clusterize.files import write_clusters_tsv as write_tsv
+    from afni_group.programs.clusterize.formats import cluster_table_row
 
     t = plan.thresholds
     files = plan.cluster_files(set_label)

@@ -39,7 +39,7 @@ def clusterize_thresholds(sided: str, threshold_text: str) -> dict:
 
 
 def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog) -> None:
-    from afni_group.engines.native import mema
+    from afni_group.programs.mema import files as mema
 
     target = outdir / MEMA_FILE
     sets = [
@@ -88,7 +88,9 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
     Returns the ACF and the Monte-Carlo s.e. of every ClustSim table cell
     (:func:`clustsim.mc_standard_errors`; empty when the step log has none).
     """
-    from afni_group.engines.native import acf, clustsim, mask_tool
+    from afni_group.programs.acf import core as acf
+    from afni_group.programs.clustsim import files as clustsim
+    from afni_group.programs.mask_tool import core as mask_tool
 
     mask = outdir / MASK_FILE
     log.run(
@@ -148,7 +150,9 @@ def run_cluster_steps(
 ) -> tuple[int, list[dict]]:
     """Cluster-size threshold, then p2dsetstat and 3dClusterize for each set."""
     from afni_group import cluster_table
-    from afni_group.engines.native import clusterize, csim_lookup, p2dsetstat
+    from afni_group.programs.clusterize import files as clusterize
+    from afni_group.programs.csim_lookup import core as csim_lookup
+    from afni_group.programs.p2dsetstat import core as p2dsetstat
 
     t = plan.thresholds
     table = outdir / plan.clustsim_table
@@ -229,7 +233,7 @@ def run_cluster_steps(
 
 def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
     """Run every step of the plan; returns the per-analysis results for params.json."""
-    from afni_group.engines.native import clustsim
+    from afni_group.programs.clustsim import files as clustsim
 
     dirs = [plan.analysis_dir(a) for a in plan.analyses]
     for d in dirs:

@@ -12,7 +12,7 @@ Pure functions, numpy in and numpy/dataclasses out; bad values raise ``ValueErro
 
 :func:`clusterize` runs all of it and returns a :class:`ClusterResult` (clusters, a table of
 :class:`ClusterRow` and the cluster-index map). The AFNI report text is in
-:mod:`.clusterize_report`, files in :mod:`.clusterize`, the ``afni-native 3dClusterize`` options
+:mod:`.formats`, files in :mod:`.files`, the ``afni-native 3dClusterize`` options
 in :mod:`.cli.clusterize`.
 """
 

@@ -1,6 +1,6 @@
 """Native 3dMEMA: read the subjects' beta/t sub-bricks, fit, write ``mema_results``.
 
-The statistics live in :mod:`mema_model` (pure array code). This module is the dataset-level
+The statistics live in :mod:`.core` (pure array code). This module is the dataset-level
 step the pipeline calls (:func:`run_mema`); the ``afni-native 3dMEMA`` drop-in command, accepting
 the options gen_group_command.py's scripts use, is :mod:`.cli.mema`. Behaviour follows
 spec 02-mema.md (AFNI ≥ 25.1.09 output layout: ``…, I2, tau, QE:Chisq``).
@@ -22,18 +22,18 @@ import numpy as np
 
 from afni_group import afni_io
 from afni_group.afni_io import naming
-from afni_group.engines.native.mema_model import (
-    MemaDesign,
-    MemaResult,
-    center_covariates,
-    mema,
-)
 from afni_group.errors import (
     AfniGroupError,
     InputDataError,
     MissingInputError,
     OutputError,
     UsageError,
+)
+from afni_group.programs.mema.core import (
+    MemaDesign,
+    MemaResult,
+    center_covariates,
+    mema,
 )
 from afni_group.progress import Progress
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from afni_group.engines.native.csim_lookup import format_attribute_block, lookup_cluster_size
 from afni_group.errors import (
     EXIT_DATA,
     EXIT_NO_INPUT,
@@ -13,6 +12,7 @@ from afni_group.errors import (
     MissingInputError,
     UsageError,
 )
+from afni_group.programs.csim_lookup.core import format_attribute_block, lookup_cluster_size
 
 
 def _float_option(option: str, value: str) -> float:

@@ -1,14 +1,14 @@
 """Native 3dClustSim (``-acf`` noise model, all NN and sidedness tables): the file level.
 
-Layers (issue 13): :mod:`clustsim_tables` is the core on arrays (:func:`clustsim` returns the
-tables in memory, ``ValueError`` on bad values), :mod:`clustsim_noise` makes the noise,
-:mod:`clustsim_format` holds AFNI's text formats, :mod:`cli.clustsim` the ``afni-native
+Layers (issue 13): :mod:`.core` is the core on arrays (:func:`clustsim` returns the
+tables in memory, ``ValueError`` on bad values), :mod:`.noise` makes the noise,
+:mod:`.formats` holds AFNI's text formats, :mod:`afni_group.programs.cli.clustsim` the ``afni-native
 3dClustSim`` argv parsing, and this module reads the mask dataset, runs the core and writes
 AFNI's files (:func:`run_clustsim`). Names of the other layers are re-exported here.
 
 The results agree with AFNI statistically (the random streams differ); the output files follow
 AFNI's text layouts byte for byte. Messages go through :mod:`logging` (logger
-``afni_group.engines.native.clustsim``) in AFNI's wording.
+``afni_group.programs.clustsim.files``) in AFNI's wording.
 """
 
 from __future__ import annotations
@@ -26,33 +26,8 @@ import numpy as np
 from afni_group import atomic
 from afni_group.afni_io.ids import new_idcode
 from afni_group.afni_io.naming import header_name
-from afni_group.engines.native.clustsim_format import (  # noqa: F401  (re-exported)
-    SIDED_TEXT,
-    TableInfo,
-    _cell,
-    _niml_list,
-    _niml_number,
-    _prob6,
-    _prob9,
-    decode_mask,
-    encode_mask,
-    filename_ok,
-    format_1d_table,
-    format_cmd,
-    format_niml_table,
-    quote_command_line,
-)
-from afni_group.engines.native.clustsim_noise import (  # noqa: F401  (re-exported)
-    NoiseGrid,
-    NoiseSource,
-    acf_radius,
-    acf_value,
-    fft_length,
-    grid_transforms,
-    noise_grid,
-    spectral_weights,
-)
-from afni_group.engines.native.clustsim_tables import (  # noqa: F401  (re-exported)
+from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.programs.clustsim.core import (  # noqa: F401  (re-exported)
     DEFAULT_ATHR,
     DEFAULT_ITERATIONS,
     DEFAULT_PTHR,
@@ -81,7 +56,32 @@ from afni_group.engines.native.clustsim_tables import (  # noqa: F401  (re-expor
     threshold_uncertainty,
     z_thresholds,
 )
-from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.programs.clustsim.formats import (  # noqa: F401  (re-exported)
+    SIDED_TEXT,
+    TableInfo,
+    _cell,
+    _niml_list,
+    _niml_number,
+    _prob6,
+    _prob9,
+    decode_mask,
+    encode_mask,
+    filename_ok,
+    format_1d_table,
+    format_cmd,
+    format_niml_table,
+    quote_command_line,
+)
+from afni_group.programs.clustsim.noise import (  # noqa: F401  (re-exported)
+    NoiseGrid,
+    NoiseSource,
+    acf_radius,
+    acf_value,
+    fft_length,
+    grid_transforms,
+    noise_grid,
+    spectral_weights,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -381,8 +381,8 @@ def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) 
         :meth:`ThresholdUncertainty.as_dict` of the printed cell; a warning is logged when
         the whole-voxel threshold is not stable.
     """
-    from afni_group.engines.native import csim_lookup
-    from afni_group.engines.native.clustsim_tables import uncertainty_from_se
+    from afni_group.programs.clustsim.core import uncertainty_from_se
+    from afni_group.programs.csim_lookup import core as csim_lookup
 
     name = re.search(r"NN([123])_(1sided|2sided|bisided)", Path(table).name)
     if not mc or name is None:

@@ -1,7 +1,7 @@
 """3dClusterize on files (spec 07): read the bricks, cluster, write the maps and the report.
 
-Layers: the computation on arrays is :func:`.clusterize_core.clusterize`; the AFNI report text and
-``clusters.tsv`` are formatted by :mod:`.clusterize_report`; this module reads and writes
+Layers: the computation on arrays is :func:`.core.clusterize`; the AFNI report text and
+``clusters.tsv`` are formatted by :mod:`.formats`; this module reads and writes
 datasets (:func:`run_clusterize`, :func:`write_clusters_tsv`); ``afni-native 3dClusterize``'s
 options are parsed in :mod:`.cli.clusterize`. The names of the other layers are re-exported here
 so that ``clusterize.find_clusters`` and friends keep working.
@@ -19,8 +19,9 @@ import numpy as np
 
 from afni_group import afni_io, atomic
 from afni_group.afni_io import naming
-from afni_group.engines.native.argv import c_atof
-from afni_group.engines.native.clusterize_core import (  # noqa: F401  (re-exported)
+from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.programs.cli.argv import c_atof
+from afni_group.programs.clusterize.core import (  # noqa: F401  (re-exported)
     _SIDED_MODES,
     _TAIL_WORDS,
     BIG,
@@ -42,7 +43,7 @@ from afni_group.engines.native.clusterize_core import (  # noqa: F401  (re-expor
     sort_clusters,
     threshold_masks,
 )
-from afni_group.engines.native.clusterize_report import (  # noqa: F401  (re-exported)
+from afni_group.programs.clusterize.formats import (  # noqa: F401  (re-exported)
     NO_CLUSTERS_LINE,
     TSV_COLUMNS,
     ReportHeader,
@@ -53,7 +54,6 @@ from afni_group.engines.native.clusterize_report import (  # noqa: F401  (re-exp
     format_report,
     total_line,
 )
-from afni_group.errors import InputDataError, OutputError, UsageError
 from afni_group.statdist import pval_to_stat, stat_nsides
 
 _DATUM_NAMES = {0: "byte", 1: "short", 2: "int", 3: "float", 4: "double", 5: "complex", 6: "rgb"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from afni_group.afni_io.ids import new_idcode
-from afni_group.engines.native.clustsim_tables import SIDEDNESS
+from afni_group.programs.clustsim.core import SIDEDNESS
 
 SIDED_TEXT = {"1sided": "1-sided", "2sided": "2-sided", "bisided": "bi-sided"}
 #: characters AFNI's THD_filename_ok rejects (plus control, blanks and bytes >= 128)

@@ -3,7 +3,7 @@
 :func:`clustsim` takes a boolean mask, voxel sizes and the ACF and returns a
 :class:`ClustSimTables` (all NN × sidedness tables in memory, the per-iteration maxima, and
 :meth:`ClustSimTables.threshold_uncertainty`). Bad values raise :class:`ValueError`; nothing is
-read or written here (files: :mod:`clustsim`, text: :mod:`clustsim_format`).
+read or written here (files: :mod:`.files`, text: :mod:`.formats`).
 
 Tables (spec 05 §5.2): per (sidedness, NN, p) the largest cluster of every iteration gives the
 tail curve ``alpha[s] = P(max >= s)``; the size for a target alpha is interpolated in
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
-from afni_group.engines.native.clustsim_kernels import ClusterWork, gather_scaled
-from afni_group.engines.native.clustsim_noise import (
+from afni_group.programs.clustsim.kernels import ClusterWork, gather_scaled
+from afni_group.programs.clustsim.noise import (
     NoiseSource,
     grid_transforms,
     noise_grid,
@@ -177,7 +177,7 @@ def simulate_max_cluster_sizes(
     timing : SimulationTiming, optional
         Filled with the time spent per stage.
     exact_fft : bool
-        Exact DFTs instead of AFNI's transforms (:mod:`clustsim_afni_fft`).
+        Exact DFTs instead of AFNI's transforms (:mod:`.afni_fft`).
 
     Returns
     -------

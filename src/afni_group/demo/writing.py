@@ -72,8 +72,8 @@ from scipy import fft as sp_fft
 from scipy.optimize import brentq
 
 from afni_group import __version__
-from afni_group.engines.native.acf import acf_fwhm, acf_model
 from afni_group.errors import AfniGroupError, OutputError, UsageError
+from afni_group.programs.acf.core import acf_fwhm, acf_model
 
 # --------------------------------------------------------------------------- constants
 

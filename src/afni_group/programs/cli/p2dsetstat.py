@@ -1,17 +1,17 @@
-"""``afni-native`` drop-in for :mod:`afni_group.engines.native.p2dsetstat`: AFNI's options and messages."""
+"""``afni-native`` drop-in for :mod:`afni_group.programs.p2dsetstat.core`: AFNI's options and messages."""
 
 from __future__ import annotations
 
 import sys
 
 from afni_group import afni_io
-from afni_group.engines.native.argv import c_atof, fatal
-from afni_group.engines.native.p2dsetstat import (
+from afni_group.errors import EXIT_DATA, AfniGroupError
+from afni_group.programs.cli.argv import c_atof, fatal
+from afni_group.programs.p2dsetstat.core import (
     EXIT_AFNI_FATAL,
     _format_pvalue,
     format_stat_threshold,
 )
-from afni_group.errors import EXIT_DATA, AfniGroupError
 from afni_group.statdist import pval_to_stat, stat_symbol
 
 

@@ -1,18 +1,18 @@
-"""``afni-native`` drop-in for :mod:`afni_group.engines.native.mema`: AFNI's options and messages."""
+"""``afni-native`` drop-in for :mod:`afni_group.programs.mema.files`: AFNI's options and messages."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-from afni_group.engines.native import mema as step
-from afni_group.engines.native.argv import is_number
-from afni_group.engines.native.mema import (
+from afni_group.errors import UsageError
+from afni_group.programs.cli.argv import is_number
+from afni_group.programs.mema import files as step
+from afni_group.programs.mema.files import (
     MemaSet,
     command_text,
     read_covariate_file,
 )
-from afni_group.errors import UsageError
 
 # option -> (min args, max args or None for unbounded); 0/0 = flag
 _OPTIONS: dict[str, tuple[int, int | None]] = {

@@ -6,10 +6,10 @@ import os
 import shlex
 import sys
 
-from afni_group.engines.native import clusterize as step
-from afni_group.engines.native.argv import fatal
-from afni_group.engines.native.clusterize_core import _TAIL_WORDS
 from afni_group.errors import EXIT_USAGE, AfniGroupError, UsageError
+from afni_group.programs.cli.argv import fatal
+from afni_group.programs.clusterize import files as step
+from afni_group.programs.clusterize.core import _TAIL_WORDS
 
 _HELP = """\
 afni-native 3dClusterize: threshold, cluster and report a statistic map (AFNI-compatible).

@@ -7,9 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from afni_group.engines.native import clustsim as files
-from afni_group.engines.native.argv import is_number
-from afni_group.engines.native.clustsim import (
+from afni_group.errors import UsageError
+from afni_group.programs.cli.argv import is_number
+from afni_group.programs.clustsim import files
+from afni_group.programs.clustsim.files import (
     DEFAULT_ITERATIONS,
     LOTS_ATHR,
     LOTS_PTHR,
@@ -17,7 +18,6 @@ from afni_group.engines.native.clustsim import (
     filename_ok,
     quote_command_line,
 )
-from afni_group.errors import UsageError
 
 LOG = logging.getLogger(files.__name__)
 
@@ -51,7 +51,7 @@ def cli_main(argv: list[str]) -> int:
     """``afni-native 3dClustSim`` with AFNI's options (the subset the pipeline uses).
 
     AFNI's INFO and WARNING lines go to stderr (``-quiet``: warnings only) through a handler
-    on the ``afni_group.engines.native.clustsim`` logger for the duration of the call.
+    on the ``afni_group.programs.clustsim.files`` logger for the duration of the call.
     """
     quiet = "-quiet" in argv
     handler = logging.StreamHandler(sys.stderr)

@@ -1,14 +1,14 @@
-"""``afni-native`` drop-in for :mod:`afni_group.engines.native.mask_tool`: AFNI's options and messages."""
+"""``afni-native`` drop-in for :mod:`afni_group.programs.mask_tool.core`: AFNI's options and messages."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 
-from afni_group.engines.native import mask_tool as step
-from afni_group.engines.native.argv import c_atof
-from afni_group.engines.native.mask_tool import DEFAULT_PREFIX
 from afni_group.errors import UsageError
+from afni_group.programs.cli.argv import c_atof
+from afni_group.programs.mask_tool import core as step
+from afni_group.programs.mask_tool.core import DEFAULT_PREFIX
 
 _USAGE = (
     "usage: afni-native 3dmask_tool -prefix P -input D1 D2 ... [-frac F | -inter | -union]\n"

@@ -3,12 +3,12 @@
 The mixed ACF ``a*exp(-r²/(2b²)) + (1-a)*exp(-r/c)`` is made by FFT on a zero-padded copy of the
 mask grid: complex white noise times the square root of the ACF's power spectrum, transformed,
 cropped; the real and imaginary parts are two independent volumes. By default the transforms
-are the ones AFNI_26.2.03 actually applies (:mod:`clustsim_afni_fft`: on some grids, e.g.
+are the ones AFNI_26.2.03 actually applies (:mod:`.afni_fft`: on some grids, e.g.
 80×96×80, its FFT reuses another length's twiddle table along one or two axes), so that the
 simulated fields — and the tables — have AFNI's statistics; ``exact_fft=True`` gives the exact
 DFT instead.
 
-Speed: the noise and the weighting are one vectorised pass (:func:`clustsim_kernels.fill_noise`);
+Speed: the noise and the weighting are one vectorised pass (:func:`.kernels.fill_noise`);
 the transform is pruned to the crop axis by axis.
 """
 
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from afni_group.engines.native.clustsim_afni_fft import (
+from afni_group.programs.clustsim.afni_fft import (
     AxisTransforms,
     RadixStep,
     afni_axis_transforms,
     apply_along,
 )
-from afni_group.engines.native.clustsim_kernels import fill_noise, pair_key
+from afni_group.programs.clustsim.kernels import fill_noise, pair_key
 
 # --------------------------------------------------------------------------------------------
 # ACF model and FFT grid (spec 05 §3.1–3.3)
@@ -138,7 +138,7 @@ def transform_axis(
     """Forward transform along ``axis`` keeping outputs ``start : start + count``.
 
     ``plan`` ``None`` = the FFT; otherwise AFNI's transform along that axis
-    (:func:`clustsim_afni_fft.apply_along`). ``volume`` may be overwritten.
+    (:func:`.afni_fft.apply_along`). ``volume`` may be overwritten.
     """
     n = volume.shape[axis]
     count = n if count < 0 else count

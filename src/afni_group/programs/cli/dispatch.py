@@ -1,6 +1,6 @@
 """``afni-native PROGRAM [options]``: AFNI-compatible drop-in commands for the native steps.
 
-Each native step has a command-line module in :mod:`afni_group.engines.native.cli` exposing
+Each native step has a command-line module in :mod:`afni_group.programs.cli` exposing
 ``cli_main(argv: list[str]) -> int`` that parses the AFNI program's own options. This dispatcher
 maps AFNI program names to those modules so that a user script can replace ``3dClustSim`` with
 ``afni-native 3dClustSim`` and run unchanged.
@@ -22,12 +22,12 @@ from afni_group.errors import EXIT_FAILURE, EXIT_USAGE, AfniGroupError, from_os_
 
 #: AFNI program name -> (module implementing ``cli_main``, one-line description)
 PROGRAMS: dict[str, tuple[str, str]] = {
-    "3dMEMA": ("afni_group.engines.native.cli.mema", "mixed-effects meta-analysis"),
-    "3dmask_tool": ("afni_group.engines.native.cli.mask_tool", "group mask (-frac)"),
-    "3dClustSim": ("afni_group.engines.native.cli.clustsim", "Monte Carlo cluster-size tables"),
-    "1d_tool.py": ("afni_group.engines.native.cli.csim_lookup", "ClustSim table lookup (-csim_*)"),
-    "p2dsetstat": ("afni_group.engines.native.cli.p2dsetstat", "p-value to statistic threshold"),
-    "3dClusterize": ("afni_group.engines.native.cli.clusterize", "cluster maps and report"),
+    "3dMEMA": ("afni_group.programs.cli.mema", "mixed-effects meta-analysis"),
+    "3dmask_tool": ("afni_group.programs.cli.mask_tool", "group mask (-frac)"),
+    "3dClustSim": ("afni_group.programs.cli.clustsim", "Monte Carlo cluster-size tables"),
+    "1d_tool.py": ("afni_group.programs.cli.csim_lookup", "ClustSim table lookup (-csim_*)"),
+    "p2dsetstat": ("afni_group.programs.cli.p2dsetstat", "p-value to statistic threshold"),
+    "3dClusterize": ("afni_group.programs.cli.clusterize", "cluster maps and report"),
 }
 
 

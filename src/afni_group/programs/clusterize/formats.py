@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from afni_group.engines.native.clusterize_core import ClusterRow, ClusterStats, _sem
+from afni_group.programs.clusterize.core import ClusterRow, ClusterStats, _sem
 
 NO_CLUSTERS_LINE = "** NO CLUSTERS FOUND ***"
 

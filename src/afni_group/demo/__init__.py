@@ -1,0 +1,1 @@
+"""The bundled demo study: planted truth, noise, and the afni_proc.py-shaped files."""

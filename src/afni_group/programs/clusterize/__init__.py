@@ -1,0 +1,1 @@
+"""3dClusterize: clusters of a thresholded statistic, their maps and report."""

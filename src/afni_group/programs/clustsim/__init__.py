@@ -1,0 +1,1 @@
+"""3dClustSim: Monte-Carlo cluster-size thresholds from the ACF noise model."""

@@ -1,0 +1,1 @@
+"""3dmask_tool: the group mask (-frac) from subject masks."""

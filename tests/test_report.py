@@ -20,11 +20,12 @@ from afni_group.errors import MissingInputError
 from afni_group.programs.csim_lookup import core as csim_lookup
 from afni_group.report import render as report
 from afni_group.report.figures import highlight_alpha, pick_slices, png_size
+from afni_group.report.readers import CLUSTER_COLUMNS
 
 GROUP = Path(__file__).parent / "data/spec/afni_examples/pipeline/derivatives/afni/GROUP_LEVEL"
 pytestmark = pytest.mark.skipif(not GROUP.is_dir(), reason="AFNI example outputs not available")
 
-COLUMNS = report.CLUSTER_COLUMNS
+COLUMNS = CLUSTER_COLUMNS
 # the two clusters of clust_bisided_report_chx.txt (RAI), with LPI = (-x, -y, z)
 CHX_CLUSTERS = [
     [1, 31, 484.375, "pos", -6.0, -6.8, 1.5, -6.25, -6.25, 1.25,
@@ -356,7 +357,7 @@ def test_cluster_slices_and_colour_limit():
 
 
 def test_clustsim_tables_and_corrected_alpha():
-    t1d = report.read_clustsim_table(GROUP / "ClustSim.NN1_bisided.1D")
+    t1d = csim_lookup.read_clustsim_table(GROUP / "ClustSim.NN1_bisided.1D")
     niml = csim_lookup.parse_clustsim_niml((GROUP / "ClustSim.NN1_bisided.niml").read_text())
     one_d = csim_lookup.parse_clustsim_1d((GROUP / "ClustSim.NN1_bisided.1D").read_text())
     assert t1d.sizes.shape == (29, 10) and np.allclose(t1d.sizes, niml.sizes)  # .niml preferred

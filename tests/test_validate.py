@@ -297,7 +297,7 @@ def test_input_qc_flags_bad_subjects(bids, tmp_path):
 def test_input_qc_section_of_the_report():
     import jinja2
 
-    from afni_group.report import render as report
+    from afni_group.report.context import input_qc_context
 
     row = {"subject": "01", "sign_mismatch": 12, "t_zero_beta_nonzero": 0, "extreme_betas": 0,
            "all_zero": False, "max_abs_beta": 2.5}  # fmt: skip
@@ -316,9 +316,9 @@ def test_input_qc_section_of_the_report():
         undefined=jinja2.StrictUndefined,
     )
     template = env.get_template("report_input_qc.html.j2")
-    html = template.render(input_qc=report.input_qc_context({"input_qc": qc}))
+    html = template.render(input_qc=input_qc_context({"input_qc": qc}))
     assert 'id="input-qc"' in html and "7100 voxels" in html
     assert "12 voxel(s) where t and beta have opposite signs" in html
     assert "origin off by (0, 6, 0) mm" in html and "<details open>" in html
     assert '<span class="missing">12</span>' in html
-    assert template.render(input_qc=report.input_qc_context({})).strip() == ""
+    assert template.render(input_qc=input_qc_context({})).strip() == ""

@@ -1,7 +1,8 @@
 """Figures of the HTML report, drawn with nilearn's plotting over its MNI152 template.
 
-:func:`load_volume` reads a brick from the output files (either engine) into canonical (RAS+)
-voxel order; the figures hand nibabel images of those arrays to ``nilearn.plotting``:
+:func:`afni_group.report.readers.load_volume` reads a brick from the output files (either
+engine) into canonical (RAS+) voxel order; the figures hand nibabel images of those arrays to
+``nilearn.plotting``:
 :func:`plot_stat_maps` (t map, orthogonal views + axial row) and :func:`plot_cluster_maps`
 (glass brain of the surviving clusters + effect estimate). The underlay is nilearn's bundled
 MNI152 template (no download); data not in MNI space get the group mask as underlay and no
@@ -21,7 +22,6 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -57,6 +57,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from afni_group import atomic  # noqa: E402
+from afni_group.report.readers import Volume  # noqa: E402
 
 DPI = 100
 FIG_WIDTH_IN = 11.0
@@ -76,87 +77,6 @@ STAT_CMAP = LinearSegmentedColormap.from_list(
         (1.00, "#ffff00"),
     ],
 )
-
-
-# ----------------------------------------------------------------------------- reading images
-
-
-@dataclass
-class Volume:
-    """A 3-D brick in canonical RAS+ voxel order.
-
-    Attributes
-    ----------
-    data : numpy.ndarray
-        3-D array, axis 0 runs left to right, axis 1 posterior to anterior, axis 2 inferior to
-        superior.
-    affine : numpy.ndarray
-        4x4 voxel-to-RAS+ mm matrix of ``data`` (mm values equal MNI / LPI coordinates).
-    """
-
-    data: np.ndarray
-    affine: np.ndarray
-    stat_params: tuple[float, ...] = ()
-    space: str = ""  # AFNI TEMPLATE_SPACE of the file (MNI, TLRC, ORIG, ...)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(n) for n in self.data.shape[:3])
-
-    @property
-    def voxel_sizes(self) -> np.ndarray:
-        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
-
-    def world(self, axis: int, index: int | np.ndarray) -> np.ndarray:
-        """RAS+ mm coordinate along ``axis`` of voxel centres (cardinal approximation)."""
-        return self.affine[axis, axis] * np.asarray(index) + self.affine[axis, 3]
-
-    def extent(self, axes: tuple[int, int]) -> list[float]:
-        """imshow extent (left, right, bottom, top) in mm for a slice spanning ``axes``."""
-        out: list[float] = []
-        for ax in axes:
-            n = self.shape[ax]
-            lo, hi = float(self.world(ax, 0)), float(self.world(ax, n - 1))
-            half = abs(float(self.affine[ax, ax])) / 2.0
-            out += [lo - half, hi + half]
-        return out
-
-
-def load_volume(path: str | Path, brick: str | int | None = None) -> Volume:
-    """Read one sub-brick of a NIfTI (or AFNI) dataset, reoriented to canonical RAS+.
-
-    Parameters
-    ----------
-    path : str or Path
-        Dataset file.
-    brick : str, int or None
-        Sub-brick label (exact match, last wins, as in AFNI), index, or None for the first.
-
-    Returns
-    -------
-    Volume
-
-    Raises
-    ------
-    afni_group.errors.InputDataError
-        When the file cannot be read or has no brick with that label.
-    """
-    from afni_group import afni_io
-
-    dset = afni_io.read_dataset(Path(path))
-    index = dset.index_of(brick) if isinstance(brick, str) else int(brick or 0)
-    data = np.asarray(dset.brick(index), dtype=np.float32)
-    vol = _to_canonical(data, np.asarray(dset.affine, dtype=float))
-    vol.stat_params = tuple(dset.stat_dof(index))
-    vol.space = dset.space
-    return vol
-
-
-def _to_canonical(data: np.ndarray, affine: np.ndarray) -> Volume:
-    ornt = nib.orientations.io_orientation(affine)
-    canon = nib.orientations.apply_orientation(data, ornt)
-    new_affine = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape[:3])
-    return Volume(np.ascontiguousarray(canon), new_affine)
 
 
 # ----------------------------------------------------------------------------- pure helpers

@@ -1,0 +1,222 @@
+"""Everything the report template needs, built from a finished run's files.
+
+:func:`build_context` reads params.json and each ``analysis-*/`` folder; the analyses (their
+figures) are drawn by :func:`afni_group.report.pool.draw_analyses`, each set's part by
+:func:`afni_group.report.sets.set_context`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from afni_group import __version__
+from afni_group.errors import AfniGroupError
+from afni_group.plan import MASK_FILE
+from afni_group.programs.acf.core import acf_fwhm
+from afni_group.programs.csim_lookup.core import read_clustsim_table
+from afni_group.report.formatting import ATLAS_NAMES, SIDED_TEXT, fmt_p, slugify
+from afni_group.report.methods import atlas_provenance, methods_text, ordered_versions
+from afni_group.report.pool import draw_analyses
+from afni_group.report.readers import load_params, load_volume, read_tsv
+from afni_group.report.sets import set_context
+
+CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table")
+
+
+def build_context(
+    output_dir: str | Path, figure_dir: str | Path, params: dict | None = None, n_jobs: int = 1
+) -> dict:
+    """Everything the template needs; figures are written into ``figure_dir`` on the way.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        A finished afni-group OUTPUT_DIR.
+    figure_dir : str or Path
+        Existing directory that receives the PNG files.
+    params : dict, optional
+        The params.json content (default: read from OUTPUT_DIR).
+    n_jobs : int
+        Processes drawing the figures (one analysis each at a time).
+
+    Returns
+    -------
+    dict
+        Template context.
+    """
+    out = Path(output_dir)
+    params = load_params(out) if params is None else params
+    inventory = _inventory_context(out, params)
+    analyses = draw_analyses(
+        _analysis_context, out, params.get("analyses") or [], Path(figure_dir), n_jobs
+    )
+    sets = [s for a in analyses for s in a["sets"]]
+    options = params.get("options") or {}
+    first_cs = analyses[0]["clustsim"] if analyses else dict.fromkeys(CLUSTSIM_KEYS)
+    ks = {a.get("k") for a in analyses}
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = (
+        _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        if epoch and epoch.isdigit()
+        else _dt.datetime.now(_dt.timezone.utc)
+    )
+    description = {}
+    if (out / "dataset_description.json").exists():
+        try:
+            description = json.loads((out / "dataset_description.json").read_text())
+        except ValueError:
+            description = {}
+    return {
+        "title": "afni-group report",
+        "output_dir": str(out.resolve()),
+        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "report_version": __version__,
+        "description": description,
+        "params": params,
+        "run": {
+            "engine": params.get("engine") or "unknown",
+            "engine_reason": params.get("engine_reason"),
+            "status": params.get("status"),
+            "command_line": params.get("command_line") or "n/a",
+            "total_s": (params.get("timings_s") or {}).get("total"),
+        },
+        "options": options,
+        "versions": ordered_versions(params.get("versions") or {}),
+        "inventory": inventory,
+        "analyses": analyses,
+        "n_sets": len(sets),
+        "n_sets_with_clusters": sum(1 for s in sets if s["n_clusters"]),
+        "clustsim": first_cs,
+        "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
+        "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
+        "methods": methods_text(params, analyses, inventory),
+        "input_qc": input_qc_context(params),
+        "atlases": params.get("atlases") or atlas_provenance(),
+        "atlas_names": ATLAS_NAMES,
+        "fmt_p": fmt_p,
+    }
+
+
+def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
+    """Context of one analysis: mask, smoothness, ClustSim settings and its sets."""
+    adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
+    cs = dict.fromkeys(CLUSTSIM_KEYS) | (analysis.get("clustsim") or {})
+    mask_info = analysis.get("mask") or {}
+    mask_path = adir / (mask_info.get("file") or MASK_FILE)
+    ctx: dict = {
+        "name": analysis.get("name", adir.name),
+        "dir": adir.name,
+        "anchor": f"analysis-{slugify(analysis.get('name', adir.name))}",
+        "design": analysis.get("design"),
+        "correct_dof": analysis.get("correct_dof"),
+        "set_defs": analysis.get("sets") or [],
+        "clustsim": cs,
+        "sided_text": SIDED_TEXT.get(cs.get("sided"), cs.get("sided")),
+        "k": analysis.get("cluster_size_threshold"),
+        "k_mc": analysis.get("cluster_size_mc"),  # Monte-Carlo error (native engine only)
+        "mask": None,
+        "acf": None,
+        "warnings": [],
+        "sets": [],
+    }
+    if ctx["k_mc"] and not ctx["k_mc"].get("stable", True):
+        lo, hi = ctx["k_mc"]["ci95"]
+        ctx["warnings"].append(
+            f"The cluster-size threshold is not stable: table cell {ctx['k_mc']['size']:.1f}, "
+            f"Monte-Carlo s.e. {ctx['k_mc']['mc_se']:.2f} (95 % interval {lo:.1f}-{hi:.1f}) "
+            "spans a whole-voxel boundary; more 3dClustSim iterations would settle it."
+        )
+    mask_vol = None
+    if mask_path.exists():
+        mask_vol = load_volume(mask_path)
+        inside = mask_vol.data > 0
+        n_vox = int(mask_info.get("n_voxels") or inside.sum())
+        voxel_mm3 = float(np.prod(mask_vol.voxel_sizes))
+        ctx["mask"] = {
+            "file": mask_path.name,
+            "frac": mask_info.get("frac"),
+            "n_voxels": n_vox,
+            "volume_ml": n_vox * voxel_mm3 / 1000.0,
+            "grid": "\u00d7".join(str(n) for n in mask_vol.shape),
+            "voxel": "\u00d7".join(f"{v:g}" for v in np.round(mask_vol.voxel_sizes, 3)),
+            "grid_pct": 100.0 * n_vox / inside.size,
+        }
+    else:
+        ctx["warnings"].append(f"group mask {mask_path.name} not found.")
+    acf = analysis.get("acf")
+    if acf and len(acf) == 3 and all(v is not None for v in acf):
+        ctx["acf"] = {"abc": [f"{v:g}" for v in acf], "fwhm": acf_fwhm(*map(float, acf))}
+    table = None
+    if cs.get("table"):
+        try:
+            table = read_clustsim_table(adir / cs["table"])
+        except AfniGroupError as err:
+            ctx["warnings"].append(str(err))
+    results = analysis.get("results") or []
+    if not results:
+        ctx["warnings"].append("no results recorded for this analysis (did a step fail?).")
+    for result in results:
+        ctx["sets"].append(set_context(adir, analysis, cs, result, table, mask_vol, figure_dir))
+    return ctx
+
+
+def _inventory_context(out: Path, params: dict) -> dict:
+    rows = read_tsv(out / "inventory.tsv")
+    dropped = {d.get("subject"): d.get("reason", "") for d in params.get("dropped") or []}
+    subjects = []
+    for row in rows:
+        sid = row.get("participant_id") or row.get("subject") or next(iter(row.values()), "")
+        label = sid.removeprefix("sub-")
+        status = row.get("status") or ("dropped" if label in dropped else "included")
+        files = {
+            k: ("MISSING" if v == "MISSING" else Path(v).name)
+            for k, v in row.items()
+            if k in ("stats", "mask", "blur_est") and v
+        }
+        subjects.append(
+            {
+                "id": sid,
+                "status": status,
+                "reason": row.get("reason") or dropped.get(label, ""),
+                "files": files,
+                "missing": [k for k, v in files.items() if v == "MISSING"],
+                "found_with": row.get("found_with", ""),
+            }
+        )
+    included = params.get("subjects") or [s["id"] for s in subjects if s["status"] != "dropped"]
+    return {
+        "rows": subjects,
+        "n_included": len(included),
+        "included": included,
+        "dropped": [
+            {"subject": d.get("subject"), "reason": d.get("reason", "")}
+            for d in params.get("dropped") or []
+        ],
+    }
+
+
+def input_qc_context(params: dict) -> dict:
+    """The "Input QC" section: params.json's ``input_qc`` (see :mod:`afni_group.validate`).
+
+    ``present`` is false for runs without it; each set is ``flagged`` when a subject has a
+    finding, so its table starts open.
+    """
+    qc = params.get("input_qc") or {}
+    keys = ("sign_mismatch", "t_zero_beta_nonzero", "extreme_betas", "all_zero")
+    sets = [
+        {**s, "flagged": any(r.get(k) for r in s.get("subjects", []) for k in keys)}
+        for s in qc.get("sets") or []
+    ]
+    return {
+        "present": bool(qc),
+        "group_mask_voxels": qc.get("group_mask_voxels"),
+        "extreme_factor": qc.get("extreme_factor"),
+        "warnings": qc.get("warnings") or [],
+        "grid_mismatches": qc.get("grid_mismatches") or [],
+        "sets": sets,
+    }

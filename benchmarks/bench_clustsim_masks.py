@@ -18,26 +18,28 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from afni_group.demo import writing as demo
+from afni_group.demo import noise as demo_noise
+from afni_group.demo import truth as demo_truth
+from afni_group.demo import writing as demo_writing
 
 BRAIN25_VOXELS = 79514
-BRAIN25_GRID = demo.Grid("2.5mm", (64, 77, 60), 2.5, (-78.0, -75.0, -63.0))
+BRAIN25_GRID = demo_truth.Grid("2.5mm", (64, 77, 60), 2.5, (-78.0, -75.0, -63.0))
 
 
 def brain25_mask() -> np.ndarray:
     """79,514-voxel brain-shaped mask on the 2.5 mm grid (deterministic)."""
     rng = np.random.default_rng(20261201)
     coords = BRAIN25_GRID.mni_coords()
-    edge = demo.smooth_noise(rng, BRAIN25_GRID.shape, 2.5, (1.0, 12.0, 1.0), 1)[0]
+    edge = demo_noise.smooth_noise(rng, BRAIN25_GRID.shape, 2.5, (1.0, 12.0, 1.0), 1)[0]
     lo, hi = 0.5, 1.5
     for _ in range(60):  # bisection on the brain scale for the voxel count
         scale = 0.5 * (lo + hi)
-        level = demo.brain_level(coords, scale=scale) + demo.EDGE_PERTURBATION * edge
+        level = demo_noise.brain_level(coords, scale=scale) + demo_noise.EDGE_PERTURBATION * edge
         count = int((level < 1.0).sum())
         if count == BRAIN25_VOXELS:
             break
         lo, hi = (scale, hi) if count < BRAIN25_VOXELS else (lo, scale)
-    level = demo.brain_level(coords, scale=scale) + demo.EDGE_PERTURBATION * edge
+    level = demo_noise.brain_level(coords, scale=scale) + demo_noise.EDGE_PERTURBATION * edge
     mask = level < 1.0
     if int(mask.sum()) != BRAIN25_VOXELS:  # drop/add boundary voxels to hit the count exactly
         order = np.argsort(level, axis=None)
@@ -47,7 +49,7 @@ def brain25_mask() -> np.ndarray:
     return mask
 
 
-def write_mask(mask: np.ndarray, grid: demo.Grid, path: Path) -> Path:
+def write_mask(mask: np.ndarray, grid: demo_truth.Grid, path: Path) -> Path:
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), grid.affine), str(path))
     return path
 
@@ -61,7 +63,7 @@ def demo3mm_mask(outdir: Path) -> Path:
         return target
     data = outdir / "demo8"
     if not data.exists():
-        demo.write_demo(data, n_subjects=8, seed=0, grid="3mm")
+        demo_writing.write_demo(data, n_subjects=8, seed=0, grid="3mm")
     masks = sorted(data.glob("derivatives/afni/sub-*/sub-*.results/mask_epi_anat.*+tlrc.HEAD"))
     mask_tool.make_group_mask([str(m) for m in masks], target, frac=1.0)
     return target

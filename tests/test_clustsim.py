@@ -528,10 +528,10 @@ def test_pipeline_records_and_reports_the_mc_error(tmp_path):
     import json
 
     from afni_group import cli
-    from afni_group.demo import writing as demo
+    from afni_group.demo import cli as demo_cli
 
     bids = tmp_path / "bids"
-    assert demo.main([str(bids), "--subjects", "5", "--seed", "1", "--grid", "small"]) == 0
+    assert demo_cli.main([str(bids), "--subjects", "5", "--seed", "1", "--grid", "small"]) == 0
     out = tmp_path / "out"
     argv = [str(bids), str(out), "group", "--engine", "native", "--clustsim-iter", "2000",
             "--seed", "3", "--n-cpus", "2"]  # fmt: skip

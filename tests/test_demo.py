@@ -10,8 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from afni_group.demo import writing as demo
+from afni_group.demo import cli as demo_cli
+from afni_group.demo import noise as demo_noise
+from afni_group.demo import truth as demo_truth
+from afni_group.demo import writing as demo_writing
 from afni_group.errors import EXIT_CANT_CREATE, EXIT_USAGE
+from afni_group.programs.acf import core as acf_core
 
 afni_io = pytest.importorskip("afni_group.afni_io")
 
@@ -27,9 +31,9 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def small_demo(tmp_path_factory) -> tuple[Path, demo.DemoTruth]:
+def small_demo(tmp_path_factory) -> tuple[Path, demo_truth.DemoTruth]:
     root = tmp_path_factory.mktemp("demo") / "bids"
-    truth = demo.write_demo(root, n_subjects=N_SMALL, seed=0, grid="small")
+    truth = demo_writing.write_demo(root, n_subjects=N_SMALL, seed=0, grid="small")
     return root, truth
 
 
@@ -37,7 +41,7 @@ def _results(root: Path, sid: str) -> Path:
     return root / "derivatives" / "afni" / sid / f"{sid}.results"
 
 
-def _load(root: Path, truth: demo.DemoTruth, what: str) -> list:
+def _load(root: Path, truth: demo_truth.DemoTruth, what: str) -> list:
     names = {"stats": "stats.{sid}_REML+tlrc.HEAD", "mask": "mask_epi_anat.{sid}+tlrc.HEAD"}
     return [
         afni_io.read_dataset(_results(root, s.sid) / names[what].format(sid=s.sid))
@@ -54,23 +58,23 @@ def _load(root: Path, truth: demo.DemoTruth, what: str) -> list:
 )
 def test_effective_fwhm_matches_3dclustsim(acf, fwhm):
     # 3dClustSim prints FWHM = 2 rinv(0.5) with %.2f (spec 05 §3.2 examples)
-    assert round(demo.effective_fwhm(*acf), 2) == pytest.approx(fwhm, abs=0.011)
+    assert round(demo_truth.effective_fwhm(*acf), 2) == pytest.approx(fwhm, abs=0.011)
 
 
 def test_smooth_noise_has_the_requested_acf():
     acf = (0.7, 3.0, 10.0)
     rng = np.random.Generator(np.random.PCG64(1))
-    fields = demo.smooth_noise(rng, (32, 32, 32), 3.0, acf, 4)
+    fields = demo_noise.smooth_noise(rng, (32, 32, 32), 3.0, acf, 4)
     assert fields.shape == (4, 32, 32, 32)
     assert fields.var() == pytest.approx(1.0, abs=0.1)
     for lag in (1, 2, 4):
         a, b = fields[:, :-lag], fields[:, lag:]
         corr = float((a * b).mean() / fields.var())
-        assert corr == pytest.approx(float(demo.acf_model(3.0 * lag, *acf)), abs=0.06)
+        assert corr == pytest.approx(float(acf_core.acf_model(3.0 * lag, *acf)), abs=0.06)
 
 
 def test_stats_layout_is_the_19_brick_reml_bucket():
-    layout = demo.stats_layout(440)
+    layout = demo_writing.stats_layout(440)
     assert len(layout) == 19
     labels = [lab for lab, _, _ in layout]
     assert labels[0] == "Full_Fstat"
@@ -89,7 +93,7 @@ def test_stats_layout_is_the_19_brick_reml_bucket():
 
 
 def test_format_blur_est_line_layout():
-    text = demo.format_blur_est(
+    text = demo_writing.format_blur_est(
         [0.8, 3.3, 13.0, 8.4], [0.7, 3.0, 10.0, 7.8], [0.727118, 2.91228, 10.7089, 7.6267]
     )
     lines = text.splitlines()
@@ -99,11 +103,11 @@ def test_format_blur_est_line_layout():
 
 
 def test_planted_truth_is_cheap_and_prefix_stable():
-    t12 = demo.planted_truth(12, seed=0)
-    t5 = demo.planted_truth(5, seed=0)
+    t12 = demo_truth.planted_truth(12, seed=0)
+    t5 = demo_truth.planted_truth(5, seed=0)
     assert [s.label for s in t12.subjects] == [f"{i:02d}" for i in range(1, 13)]
     assert t5.subjects == t12.subjects[:5]  # per-subject streams
-    assert demo.planted_truth(12, seed=1).subjects != t12.subjects
+    assert demo_truth.planted_truth(12, seed=1).subjects != t12.subjects
     for s in t12.subjects:
         assert 0.5 <= s.acf[0] <= 0.9 and 2.0 < s.acf[1] < 4.0 and 7.0 < s.acf[2] < 13.0
         assert 428 <= s.dof <= 442
@@ -113,7 +117,7 @@ def test_planted_truth_is_cheap_and_prefix_stable():
 
 
 def test_grid_geometry_is_rai_mni():
-    g = demo.GRIDS["3mm"]
+    g = demo_truth.GRIDS["3mm"]
     assert g.shape == (53, 64, 50)
     orient, origin, delta = afni_io.afni_geometry(g.affine)
     assert list(orient) == [0, 3, 4]  # RAI
@@ -150,9 +154,9 @@ def test_files_exist(small_demo):
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    a = demo.write_demo(tmp_path / "a", n_subjects=3, seed=7, grid="small")
-    demo.write_demo(tmp_path / "b", n_subjects=3, seed=7, grid="small")
-    demo.write_demo(tmp_path / "c", n_subjects=3, seed=8, grid="small")
+    a = demo_writing.write_demo(tmp_path / "a", n_subjects=3, seed=7, grid="small")
+    demo_writing.write_demo(tmp_path / "b", n_subjects=3, seed=7, grid="small")
+    demo_writing.write_demo(tmp_path / "c", n_subjects=3, seed=8, grid="small")
     da, db, dc = (_digest(tmp_path / n) for n in "abc")
     assert len(da) == len(a.files) and da == db
     key = "derivatives/afni/sub-01/sub-01.results/stats.sub-01_REML+tlrc.BRIK"
@@ -163,7 +167,7 @@ def test_stats_read_back(small_demo):
     root, truth = small_demo
     layout = None
     for s, dset in zip(truth.subjects, _load(root, truth, "stats"), strict=True):
-        layout = demo.stats_layout(s.dof)
+        layout = demo_writing.stats_layout(s.dof)
         assert dset.labels == [lab for lab, _, _ in layout]
         assert dset.stat_codes == [code for _, code, _ in layout]
         assert dset.stat_params == [params for _, _, params in layout]
@@ -274,7 +278,7 @@ def test_planted_blobs_are_where_the_truth_says(small_demo):
 
 
 def test_default_grid_writes_3mm(tmp_path):
-    truth = demo.write_demo(tmp_path / "d", n_subjects=2, seed=0)
+    truth = demo_writing.write_demo(tmp_path / "d", n_subjects=2, seed=0)
     dset = afni_io.read_dataset(_results(tmp_path / "d", "sub-02") / "stats.sub-02_REML+tlrc.HEAD")
     assert dset.shape == (53, 64, 50) and dset.voxel_sizes == (3.0, 3.0, 3.0)
     mask = afni_io.read_dataset(
@@ -289,12 +293,12 @@ def test_default_grid_writes_3mm(tmp_path):
 
 def test_main_writes_and_refuses_non_empty(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert demo.main([str(out), "--subjects", "2", "--grid", "small", "--seed", "3"]) == 0
+    assert demo_cli.main([str(out), "--subjects", "2", "--grid", "small", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
     assert "wrote" in printed and "chx" in printed
-    assert demo.main([str(out), "--subjects", "2", "--grid", "small"]) == EXIT_CANT_CREATE
+    assert demo_cli.main([str(out), "--subjects", "2", "--grid", "small"]) == EXIT_CANT_CREATE
     assert "not empty" in capsys.readouterr().err
-    assert demo.main([str(out), "--subjects", "2", "--grid", "small", "--force"]) == 0
+    assert demo_cli.main([str(out), "--subjects", "2", "--grid", "small", "--force"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -302,7 +306,7 @@ def test_main_writes_and_refuses_non_empty(tmp_path, capsys):
     [["--subjects", "1"], ["--seed", "-1"], ["--grid", "2mm"], ["--subjects", "x"]],
 )
 def test_main_usage_errors(tmp_path, args, capsys):
-    assert demo.main([str(tmp_path / "u"), *args]) == EXIT_USAGE
+    assert demo_cli.main([str(tmp_path / "u"), *args]) == EXIT_USAGE
     assert capsys.readouterr().err.strip()
     assert not (tmp_path / "u").exists()
 
@@ -310,4 +314,4 @@ def test_main_usage_errors(tmp_path, args, capsys):
 def test_main_refuses_a_file(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")
-    assert demo.main([str(target), "--grid", "small"]) == EXIT_CANT_CREATE
+    assert demo_cli.main([str(target), "--grid", "small"]) == EXIT_CANT_CREATE

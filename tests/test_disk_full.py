@@ -25,10 +25,10 @@ def enospc() -> OSError:
 
 @pytest.fixture(scope="module")
 def demo_bids(tmp_path_factory) -> Path:
-    from afni_group.demo import writing as demo
+    from afni_group.demo import cli as demo_cli
 
     root = tmp_path_factory.mktemp("diskfull") / "bids"
-    assert demo.main([str(root), "--subjects", "4", "--seed", "0", "--grid", "small"]) == 0
+    assert demo_cli.main([str(root), "--subjects", "4", "--seed", "0", "--grid", "small"]) == 0
     return root
 
 

@@ -31,10 +31,10 @@ def native_argv(bids: Path, out: Path, *extra: str, iterations: str = "300", see
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
-    from afni_group.demo import writing as demo
+    from afni_group.demo import cli as demo_cli
 
     root = tmp_path_factory.mktemp("demo") / "bids"
-    assert demo.main([str(root), "--subjects", "8", "--seed", "0", "--grid", "small"]) == 0
+    assert demo_cli.main([str(root), "--subjects", "8", "--seed", "0", "--grid", "small"]) == 0
     return root
 
 
@@ -97,12 +97,12 @@ def test_mema_labels(native_run):
 
 def test_strong_effect_found_at_planted_location(native_run):
     from afni_group import afni_io
-    from afni_group.demo import writing as demo
+    from afni_group.demo import truth as demo_truth
 
     params = json.loads((native_run / "params.json").read_text())
     chx = params["analyses"][0]["results"][0]
     assert chx["set"] == "chx" and chx["n_clusters"] >= 1
-    truth = demo.planted_truth(8, 0, "small").blob("chx")
+    truth = demo_truth.planted_truth(8, 0, "small").blob("chx")
     rows = list(
         csv.DictReader((native_run / "analysis-mema" / chx["clusters_tsv"]).open(), delimiter="\t")
     )

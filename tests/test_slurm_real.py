@@ -46,11 +46,11 @@ def cluster() -> None:
 
 @pytest.fixture(scope="module")
 def demo(cluster, tmp_path_factory) -> dict[str, Path]:
-    from afni_group.demo import writing as demo_module
+    from afni_group.demo import cli as demo_cli
 
     root = tmp_path_factory.mktemp("slurm-real")
     bids = root / "bids"
-    assert demo_module.main([str(bids), "--subjects", "6", "--grid", "small", "--seed", "0"]) == 0
+    assert demo_cli.main([str(bids), "--subjects", "6", "--grid", "small", "--seed", "0"]) == 0
     image = root / "afni-group.sif"
     image.write_bytes(b"")  # the stand-in needs the file; a real run needs the real image
     return {"root": root, "bids": bids, "image": image}

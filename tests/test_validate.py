@@ -24,10 +24,10 @@ CHX = ["--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat"]
 
 @pytest.fixture(scope="module")
 def demo_master(tmp_path_factory) -> Path:
-    from afni_group.demo import writing as demo
+    from afni_group.demo import cli as demo_cli
 
     root = tmp_path_factory.mktemp("validate") / "bids"
-    assert demo.main([str(root), "--subjects", "4", "--seed", "0", "--grid", "small"]) == 0
+    assert demo_cli.main([str(root), "--subjects", "4", "--seed", "0", "--grid", "small"]) == 0
     return root
 
 

@@ -559,7 +559,8 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
     from afni_group.programs.csim_lookup import core as csim_lookup
     from afni_group.programs.mask_tool import core as mask_tool
     from afni_group.programs.mema import files as mema
-    from afni_group.programs.p2dsetstat import core as p2dsetstat
+    from afni_group.programs.p2dsetstat import files as p2dsetstat
+    from afni_group.programs.p2dsetstat.formats import afni_printed_threshold
 
     # the spec's tutorial-shaped inputs, with blur_est files added in a copy
     proc = tmp_path / "bids" / "derivatives" / "afni"
@@ -601,9 +602,8 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
     assert res["cluster_size_threshold"] == csim_lookup.cluster_size_threshold(table, 0.001, 0.05)
     by_set = {r["set"]: r for r in res["results"]}
     for label in ("chx", "keypress"):
-        spec = f"{adir / 'mema_results.nii.gz'}[{label}:t]"
-        expected = float(
-            p2dsetstat.format_stat_threshold(p2dsetstat.stat_threshold(spec, 0.001, "bisided"))
+        expected = afni_printed_threshold(
+            p2dsetstat.stat_threshold(adir / "mema_results.nii.gz", f"{label}:t", 0.001, "bisided")
         )
         assert by_set[label]["voxel_threshold"] == expected
         # the tsv is only written when the native clusterizer reproduces AFNI's report rows
@@ -634,14 +634,15 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
             "clusters_tsv": f"clust_bisided_clusters_{label}.tsv",
         },
     )
-    assert runner.write_clusters_tsv(plan, tmp_path, "chx", "4.586894", 4)
+    table = runner.read_clustsim_table(tmp_path / "ClustSim.NN1_bisided.1D")
+    assert runner.write_clusters_tsv(plan, tmp_path, "chx", "4.586894", 4, table)
     written = (tmp_path / "clust_bisided_clusters_chx.tsv").read_text()
     expected = cz.run_clusterize(
         tmp_path / "mema_results.nii.gz",
         "chx:t",
         "chx:b",
         mask=tmp_path / "mask.nii.gz",
-        thresholds=("-4.586894", "4.586894"),
+        thresholds=cz.Thresholds(values=(-4.586894, 4.586894)),
         clust_nvox=4,
     )
     cz.write_clusters_tsv(expected, tmp_path / "expected.tsv")
@@ -652,5 +653,5 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
     ]
     assert len(rows) == 1 + expected.n_clusters > 1
     (tmp_path / "clust_bisided_clusters_chx.tsv").unlink()
-    assert not runner.write_clusters_tsv(plan, tmp_path, "chx", "3.5", 4)
+    assert not runner.write_clusters_tsv(plan, tmp_path, "chx", "3.5", 4, table)
     assert not (tmp_path / "clust_bisided_clusters_chx.tsv").exists()

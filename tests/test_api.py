@@ -152,8 +152,8 @@ def test_clusterize_equals_3dclusterize_files(tmp_path, capsys):
     assert clusterize_cli.cli_main(argv) == 0
     capsys.readouterr()
     file_result = cz.run_clusterize(
-        mema_path, "chx:t", "chx:b", mask=mask_path, thresholds=("-4.586894", "4.586894"),
-        clust_nvox=4,
+        mema_path, "chx:t", "chx:b", mask=mask_path,
+        thresholds=cz.Thresholds(values=(-4.586894, 4.586894)), clust_nvox=4,
     )  # fmt: skip
     cz.write_clusters_tsv(file_result, tmp_path / "clusters.tsv")
 

@@ -215,18 +215,23 @@ def test_cluster_stats_exact_values():
 # ------------------------------------------------------------------------------------------------
 
 
-def spec_run(**overrides) -> cz.ClusterizeResult:
+FOUR = cz.Thresholds(values=(-4, 4))
+THREE = cz.Thresholds(values=(-3, 3))
+
+
+def spec_run(
+    sided="bisided", values=(-3.0, 3.0), pval=None, tail="RIGHT_TAIL", **overrides
+) -> cz.ClusterizeResult:
     kwargs = dict(
         mask="m.nii.gz",
-        sided="bisided",
-        thresholds=("-3.0", "3.0"),
         nn=1,
         clust_nvox=2,
         pref_map="map.nii.gz",
         pref_dat="dat.nii.gz",
     )
     kwargs.update(overrides)
-    return cz.run_clusterize("ex.nii.gz", "1", "0", **kwargs)
+    thresholds = cz.Thresholds(sided, () if pval is not None else values, pval, tail)
+    return cz.run_clusterize("ex.nii.gz", 1, 0, thresholds=thresholds, **kwargs)
 
 
 def test_spec_example_report_line_by_line(spec_example):
@@ -275,7 +280,7 @@ def test_zero_data_value_removes_voxel_and_splits_cluster(tmp_path, monkeypatch)
     t[0:5, 1, 1] = 5.0
     b[0:5, 1, 1] = [1.0, 2.0, 0.0, 3.0, 4.0]  # the middle voxel passes t but has b == 0
     write_bucket(tmp_path / "z.nii.gz", t, b)
-    result = cz.run_clusterize("z.nii.gz", "ex:t", "ex:b", sided="bisided", thresholds=(-4, 4))
+    result = cz.run_clusterize("z.nii.gz", "ex:t", "ex:b", thresholds=cz.Thresholds(values=(-4, 4)))
     assert [c.n_voxels for c in result.clusters] == [2, 2]
     assert [c.ijk.tolist() for c in result.clusters] == [
         [[0, 1, 1], [1, 1, 1]],
@@ -293,7 +298,12 @@ def test_tie_in_size_across_tails_positive_first(tmp_path, monkeypatch):
     t[5, 1, 1], b[5, 1, 1] = 4.0, 9.0  # a bigger-|b| singleton (dropped)
     write_bucket(tmp_path / "tie.nii.gz", t, b)
     result = cz.run_clusterize(
-        "tie.nii.gz", "ex:t", "ex:b", thresholds=("-3", "3"), clust_nvox=2.7, pref_map="m.nii.gz"
+        "tie.nii.gz",
+        "ex:t",
+        "ex:b",
+        thresholds=cz.Thresholds(values=(-3, 3)),
+        clust_nvox=2.7,
+        pref_map="m.nii.gz",
     )
     assert [(c.index, c.tail, c.n_voxels) for c in result.clusters] == [
         (1, "pos", 3),
@@ -317,8 +327,8 @@ def test_nn2_merges_edge_neighbours_in_a_run(tmp_path, monkeypatch):
     t = np.zeros((4, 4, 3), np.float32)
     t[1, 1, 1] = t[2, 2, 1] = 5.0
     write_bucket(tmp_path / "e.nii.gz", t, t / 10)
-    nn1 = cz.run_clusterize("e.nii.gz", "1", "0", thresholds=(-4, 4), nn=1)
-    nn2 = cz.run_clusterize("e.nii.gz", "1", "0", thresholds=(-4, 4), nn=2)
+    nn1 = cz.run_clusterize("e.nii.gz", 1, 0, thresholds=FOUR, nn=1)
+    nn2 = cz.run_clusterize("e.nii.gz", 1, 0, thresholds=FOUR, nn=2)
     assert [c.n_voxels for c in nn1.clusters] == [1, 1]
     assert [c.n_voxels for c in nn2.clusters] == [2]
     assert "#[ Neighbor type, NN   = 2 ]" in nn2.report_text
@@ -327,19 +337,19 @@ def test_nn2_merges_edge_neighbours_in_a_run(tmp_path, monkeypatch):
 
 
 def test_no_cluster_path(spec_example):
-    result = spec_run(thresholds=("-30", "30"))
+    result = spec_run(values=(-30, 30))
     assert result.report_text == "#** NO CLUSTERS FOUND ***\n"
     assert result.n_clusters == 0 and result.clusters == []
     assert result.map_path is None and result.dat_path is None
     assert not Path("map.nii.gz").exists() and not Path("dat.nii.gz").exists()
     tsv = cz.write_clusters_tsv(result, "clusters.tsv")
     assert tsv.read_text() == "\t".join(cz.TSV_COLUMNS) + "\n"
-    zero = spec_run(thresholds=("-30", "30"), one_d_format=False, report_zero=True)
+    zero = spec_run(values=(-30, 30), one_d_format=False, report_zero=True)
     assert zero.report_text == "** NO CLUSTERS FOUND ***\n 0\n"
 
 
 def test_outvol_if_no_clust_writes_zero_volumes(spec_example):
-    result = spec_run(thresholds=("-30", "30"), outvol_if_no_clust=True)
+    result = spec_run(values=(-30, 30), outvol_if_no_clust=True)
     assert result.map_path is not None
     assert not afni_io.read_dataset(result.map_path).brick(0).any()
 
@@ -368,14 +378,14 @@ def test_clusters_tsv(spec_example):
 
 
 def test_p_syntax_and_labels(spec_example):
-    result = spec_run(thresholds=None, pval="0.02", clust_nvox=None)
+    result = spec_run(pval=0.02, clust_nvox=None)
     assert result.option_label == "-bisided,p=0.02,NN1"
     assert "left-tail p=0.020000 -> thr=-2.763769;  right-tail p=0.020000 -> thr=2.763769" in (
         result.report_text
     )
-    one = spec_run(sided="1sided", thresholds=None, pval="0.01", tail="RIGHT_TAIL", clust_nvox=None)
+    one = spec_run(sided="1sided", pval=0.01, tail="RIGHT_TAIL", clust_nvox=None)
     assert one.option_label == "1sided,RIGHT_TAIL,p=0.01,NN1"
-    left = spec_run(sided="1sided", thresholds="-3", tail="LEFT", clust_nvox=None)
+    left = spec_run(sided="1sided", values=(-3,), tail="LEFT", clust_nvox=None)
     assert left.option_label == "1sided,LEFT,-3,NN1"
     assert [c.tail for c in left.clusters] == ["neg"]
 
@@ -392,7 +402,7 @@ def test_label_lookup_last_match_wins(tmp_path, monkeypatch):
         stat_params=[(10,), (10,), (10,)],
     )
     afni_io.write_dataset(dset, tmp_path / "dup.nii.gz")
-    result = cz.run_clusterize("dup.nii.gz", "x", None, thresholds=(-4, 4))
+    result = cz.run_clusterize("dup.nii.gz", "x", None, thresholds=FOUR)
     assert "#[ Threshold vol       = [2] 'x' ]" in result.report_text
     assert "#[ Supplement dat vol  = (none) ]" in result.report_text
     assert [c.tail for c in result.clusters] == ["neg"]
@@ -400,13 +410,13 @@ def test_label_lookup_last_match_wins(tmp_path, monkeypatch):
 
 def test_errors(spec_example):
     with pytest.raises(InputDataError, match="Could not find string label: nolabel"):
-        cz.run_clusterize("ex.nii.gz", "nolabel", "0", thresholds=(-3, 3))
+        cz.run_clusterize("ex.nii.gz", "nolabel", 0, thresholds=THREE)
     with pytest.raises(InputDataError, match="Bad index for ithr volume: 5"):
-        cz.run_clusterize("ex.nii.gz", "5", "0", thresholds=(-3, 3))
+        cz.run_clusterize("ex.nii.gz", 5, 0, thresholds=THREE)
     with pytest.raises(UsageError, match="volume threshold"):
         spec_run(clust_nvox=0)
     with pytest.raises(UsageError, match="not a stat|does \\*not\\* appear"):
-        cz.run_clusterize("ex.nii.gz", "0", "0", thresholds=None, pval=0.01)
+        cz.run_clusterize("ex.nii.gz", 0, 0, thresholds=cz.Thresholds(pval=0.01))
     write_mask(spec_example / "small.nii.gz", np.ones((5, 4, 2)))
     with pytest.raises(InputDataError, match="small.nii.gz"):
         spec_run(mask="small.nii.gz")
@@ -421,7 +431,7 @@ def test_nan_is_rejected(tmp_path, monkeypatch):
     t[1, 1, 1] = np.nan
     write_bucket(tmp_path / "nan.nii.gz", t, t)
     with pytest.raises(InputDataError, match="NaN"):
-        cz.run_clusterize("nan.nii.gz", "1", "0", thresholds=(-3, 3))
+        cz.run_clusterize("nan.nii.gz", 1, 0, thresholds=THREE)
 
 
 def test_cli_writes_report_to_stdout(spec_example, capsys):
@@ -439,6 +449,35 @@ def test_cli_writes_report_to_stdout(spec_example, capsys):
     assert "neighborhood type" in capsys.readouterr().err
     assert cli_main(["-inset", "ex.nii.gz", "-ithr", "1", "-NN", "1", "-bogus"]) == 64
     assert "Bad option '-bogus'" in capsys.readouterr().err
+
+
+def test_cli_parses_afni_words_into_values(spec_example, capsys):
+    """The drop-in turns AFNI's option text into values; the map's label echoes it as typed."""
+    argv = (
+        "-inset ex.nii.gz -ithr 1 -idat 0 -bisided -3 3.0e0 -NN 1 -clust_nvox 2.0 -pref_map a.nii"
+    )
+    assert cli_main(argv.split()) == 0
+    assert afni_io.read_dataset("a.nii").labels == ["bisided,-3,3.0e0,clust_nvox,2.0,NN1"]
+    typed = capsys.readouterr().out
+    # the same numbers as values through the file level, with the default (Python) echo
+    by_value = spec_run(mask=None, pref_map="b.nii", pref_dat=None).report_text
+    assert by_value == typed.replace(
+        "bisided,-3,3.0e0,clust_nvox,2.0", "bisided,-3.0,3.0,clust_nvox,2"
+    )
+    assert afni_io.read_dataset("b.nii").labels == ["bisided,-3.0,3.0,clust_nvox,2,NN1"]
+    # an inset selector: the CLI resolves it to sub-brick indices, -ithr/-idat count in them
+    swapped = "-inset ex.nii.gz[1,0] -ithr 0 -idat 1 -bisided -3 3.0e0 -NN 1 -clust_nvox 2.0"
+    assert cli_main(swapped.split()) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if not r.startswith("#")]
+    assert rows == [r for r in typed.splitlines() if not r.startswith("#")]
+    # p= and -1sided with its tail word
+    assert (
+        cli_main("-inset ex.nii.gz -ithr ex:t -bisided p=0.02 -NN 1 -pref_map c.nii".split()) == 0
+    )
+    assert afni_io.read_dataset("c.nii").labels == ["-bisided,p=0.02,NN1"]
+    one = "-inset ex.nii.gz -ithr 1 -1sided left_tail -3 -NN 1 -pref_map d.nii"
+    assert cli_main(one.split()) == 0
+    assert afni_io.read_dataset("d.nii").labels == ["1sided,left_tail,-3,NN1"]
 
 
 @pytest.mark.parametrize("orient", ["LPI", "SAL", "RAI", "PIR"])

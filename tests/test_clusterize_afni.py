@@ -80,10 +80,9 @@ def group_run(label: str) -> cz.ClusterizeResult:
         f"{label}:t",
         f"{label}:b",
         mask="mask.nii.gz",
-        sided="bisided",
-        thresholds=("-4.586894", "4.586894"),
+        thresholds=cz.Thresholds("bisided", (-4.586894, 4.586894)),
         nn=1,
-        clust_nvox="4",
+        clust_nvox=4,
         pref_map=f"clust_bisided_map_{label}.nii.gz",
         pref_dat=f"clust_bisided_EE_{label}.nii.gz",
     )
@@ -127,8 +126,9 @@ def test_real_pipeline_clusters_tsv(group_copy):
 
 def test_scaled_short_brick_factor_applied_only_with_idat(small_copy):
     """exs+tlrc is a short brick with factor 0.000153 (07 §5.4 quirk)."""
-    raw = cz.run_clusterize("exs+tlrc", "0", None, thresholds=("-3.0", "3.0"))
-    scaled = cz.run_clusterize("exs+tlrc", "0", "0", thresholds=("-3.0", "3.0"))
+    three = cz.Thresholds(values=(-3.0, 3.0))
+    raw = cz.run_clusterize("exs+tlrc", 0, None, thresholds=three)
+    scaled = cz.run_clusterize("exs+tlrc", 0, 0, thresholds=three)
     factor = float(afni_io.read_dataset("exs+tlrc").attributes["BRICK_FLOAT_FACS"][0])
     assert [c.n_voxels for c in raw.clusters] == [c.n_voxels for c in scaled.clusters] == [3, 2, 1]
     assert raw.clusters[0].stats.mean == 23374.0  # stored integers, as AFNI reports them

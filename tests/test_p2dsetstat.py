@@ -13,7 +13,9 @@ from afni_group import afni_io
 from afni_group.errors import InputDataError, UsageError
 from afni_group.programs.cli.argv import c_atof
 from afni_group.programs.cli.p2dsetstat import cli_main
-from afni_group.programs.p2dsetstat import core as ps
+from afni_group.programs.p2dsetstat import core as ps_core
+from afni_group.programs.p2dsetstat import files as ps_files
+from afni_group.programs.p2dsetstat import formats as ps
 from afni_group.statdist import format_stat_param, pval_to_stat, stat_nsides, stat_symbol
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
@@ -107,9 +109,8 @@ def test_real_datasets_through_cli(capsys, monkeypatch):
 
 def test_real_mema_output(capsys, monkeypatch):
     monkeypatch.chdir(GROUP)
-    assert ps.stat_threshold("mema_results.nii.gz[chx:t]", 0.001, "bisided") == pytest.approx(
-        4.586894, abs=1e-6
-    )
+    value = ps_files.stat_threshold("mema_results.nii.gz", "chx:t", 0.001, "bisided")
+    assert value == pytest.approx(4.586894, abs=1e-6)
     assert cli_main(["-pval", "0.001", "-bisided", "-inset", "mema_results.nii.gz[chx:t]"]) == 0
     assert capsys.readouterr().out == (
         "++ Found input file  : mema_results.nii.gz[chx:t]\n"
@@ -132,30 +133,38 @@ def test_stat_threshold_on_written_dataset(tmp_path):
         stat_params=[(), (22.0,)],
     )
     path = afni_io.write_dataset(dset, tmp_path / "g.nii.gz")
-    assert (
-        ps.format_stat_threshold(ps.stat_threshold(f"{path}[g:t]", 0.001, "bisided")) == "3.792131"
+    assert ps.format_stat_threshold(ps_files.stat_threshold(path, "g:t", 0.001, "bisided")) == (
+        "3.792131"
     )
-    assert ps.format_stat_threshold(ps.stat_threshold(f"{path}[1]", 0.001, "1sided")) == "3.504992"
-    with pytest.raises(InputDataError, match="no statistic code"):
-        ps.stat_threshold(f"{path}[g:b]", 0.001, "bisided")
-    with pytest.raises(InputDataError, match="exactly one sub-brick"):
-        ps.stat_threshold(str(path), 0.001, "bisided")
+    assert ps.format_stat_threshold(ps_files.stat_threshold(path, 1, 0.001, "1sided")) == "3.504992"
+    with pytest.raises(InputDataError, match=r"g.nii.gz\[g:b\] \('g:b'\): .*no statistic code"):
+        ps_files.stat_threshold(path, "g:b", 0.001, "bisided")
+    with pytest.raises(InputDataError, match="no sub-brick labelled 'g:x'"):
+        ps_files.stat_threshold(path, "g:x", 0.001, "bisided")
+    with pytest.raises(InputDataError, match=r"\[2\]: no such sub-brick"):
+        ps_files.stat_threshold(path, 2, 0.001, "bisided")
     with pytest.raises(UsageError, match="between 0 and 1"):
-        ps.stat_threshold(f"{path}[1]", 0.0, "bisided")
+        ps_files.stat_threshold(path, 1, 0.0, "bisided")
+    with pytest.raises(UsageError, match="sidedness"):
+        ps_files.stat_threshold(path, 1, 0.001, "twosided")
 
 
-def test_cli_validation_order(capsys):
-    assert cli_main(["-pval", "0.01", "-inset", "x.nii"]) == 64
-    assert "Need to input exactly one of these sidedness options" in capsys.readouterr().err
-    assert cli_main(["-pval", "0.01", "-1sided", "-2sided", "-inset", "x.nii"]) == 64
-    assert "Can only use exactly one" in capsys.readouterr().err
-    assert cli_main(["-bisided", "-inset", "x.nii"]) == 64
-    assert "User must enter '-pval ..' value." in capsys.readouterr().err
-    assert cli_main(["-bisided", "-pval", "1.5", "-inset", "x.nii"]) == 64
-    assert "range (0, 1)" in capsys.readouterr().err
-    assert cli_main(["-bisided", "-pval", "0.01"]) == 64
-    assert "-inset" in capsys.readouterr().err
-    assert cli_main(["-bisided", "-pval", "0.01", "-inset", "nothere.nii.gz"]) == 66
-    assert "Can't open dataset 'nothere.nii.gz'" in capsys.readouterr().err
-    assert cli_main(["-bogus"]) == 64
-    assert c_atof("abc") == 0.0 and c_atof("1e-3xyz") == 0.001
+def test_core_threshold_for_stat():
+    assert ps_core.threshold_for_stat(3, (22.0,), 0.001, "bisided") == pval_to_stat(
+        0.001, 3, (22.0,), "bisided"
+    )
+    with pytest.raises(ValueError, match="no statistic code"):
+        ps_core.threshold_for_stat(0, (), 0.001, "bisided")
+    with pytest.raises(ValueError, match="not an AFNI statistic"):
+        ps_core.threshold_for_stat(99, (), 0.001, "bisided")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ps_core.threshold_for_stat(3, (10,), 1.0, "bisided")
+
+
+@pytest.mark.parametrize("value", [4.5868940353, 3.50499, 17.1234565, 123.4567891, 0.6328625])
+def test_afni_printed_threshold_is_what_3dclusterize_parses(value):
+    """p2dsetstat prints %.6f of float32; 3dClusterize reads that text with atof."""
+    printed = ps.afni_printed_threshold(value)
+    text = ps.format_stat_threshold(value)
+    assert printed == c_atof(text)
+    assert ps.printed_threshold_text(printed) == text  # the words a script typed, exactly

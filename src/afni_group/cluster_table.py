@@ -13,7 +13,9 @@
   Harvard-Oxford and AAL atlases (:mod:`afni_group.atlas`). Only for data in MNI space
   (TEMPLATE_SPACE ``MNI``); otherwise ``n/a``.
 
-It also condenses the tsv for ``params.json`` (:func:`params_summary`).
+Values in, values out: the callers (the engines, the report) pass the t brick, its affine and
+space, and the parsed ClustSim table they already hold or read once. It also condenses the tsv
+for ``params.json`` (:func:`params_summary`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from afni_group import atlas
+
+if TYPE_CHECKING:
+    from afni_group.programs.csim_lookup.core import ClustSimTable
 
 LOG = logging.getLogger("afni_group")
 
@@ -80,22 +86,11 @@ def _world(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     return ijk @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
 
 
-def _read_t(stats_path: str | Path, tbrick: str):
-    from afni_group import afni_io
-
-    dset = afni_io.read_dataset(f"{stats_path}[{tbrick}]")
-    return dset.brick(0), np.asarray(dset.affine, dtype=float), dset.space
-
-
-def geometry_from_result(result, stats_path: str | Path, tbrick: str) -> tuple[list, str]:
-    """Clusters of a native ``ClusterizeResult`` (voxel lists in the dataset's own order).
-
-    Returns
-    -------
-    (list of ClusterGeometry, str)
-        The clusters and the dataset's TEMPLATE_SPACE.
-    """
-    t, affine, space = _read_t(stats_path, tbrick)
+def geometry_from_result(result, t: np.ndarray, affine: np.ndarray) -> list[ClusterGeometry]:
+    """Clusters of a native ``ClusterResult``/``ClusterizeResult`` (voxel lists in the
+    dataset's own order), with ``t`` (the t brick) and ``affine`` (voxel -> RAS+ mm) of the
+    dataset they were found in."""
+    affine = np.asarray(affine, dtype=float)
     out = []
     for c in result.clusters:
         ijk = np.asarray(c.ijk, dtype=int).reshape(-1, 3)
@@ -109,21 +104,20 @@ def geometry_from_result(result, stats_path: str | Path, tbrick: str) -> tuple[l
                 np.asarray(t[tuple(ijk.T)], dtype=float),
             )
         )
-    return out, space
+    return out
 
 
-def geometry_from_files(
-    map_path: str | Path, stats_path: str | Path, tbrick: str, rows: list[dict]
-) -> tuple[list, str]:
-    """Clusters from a cluster-index map (``clust_*_map_*.nii.gz``) and the tsv/report rows.
+def geometry_from_map(
+    cluster_ids: np.ndarray, t: np.ndarray, affine: np.ndarray, rows: list[dict]
+) -> list[ClusterGeometry]:
+    """Clusters from a cluster-index map (the brick of ``clust_*_map_*.nii.gz``) and the
+    tsv/report rows, with the t brick and affine of the dataset the map was made from.
 
     ``rows`` are the cluster rows (``cluster_id``, ``peak_{x,y,z}_lpi``, ``cm_{x,y,z}_lpi``);
     the map's voxel value is the cluster id, as 3dClusterize writes it.
     """
-    from afni_group import afni_io
-
-    t, affine, space = _read_t(stats_path, tbrick)
-    ids = np.rint(afni_io.read_dataset(map_path).brick(0)).astype(int)
+    ids = np.rint(cluster_ids).astype(int)
+    affine = np.asarray(affine, dtype=float)
     out = []
     for row in rows:
         cid = int(row["cluster_id"])
@@ -140,20 +134,7 @@ def geometry_from_files(
                 np.asarray(t[tuple(ijk.T)], dtype=float),
             )
         )
-    return out, space
-
-
-def _load_table(clustsim_table: str | Path | None):
-    if clustsim_table is None:
-        return None
-    from afni_group.errors import AfniGroupError
-    from afni_group.programs.csim_lookup.core import read_clustsim_table
-
-    try:
-        return read_clustsim_table(clustsim_table)
-    except AfniGroupError as err:
-        LOG.warning("!! corrected cluster p not available: %s", err)
-        return None
+    return out
 
 
 def p_fwe_text(table, pthr: float | None, n_voxels: float) -> str:
@@ -174,17 +155,18 @@ def annotate(
     clusters: list[ClusterGeometry],
     space: str | None,
     *,
-    clustsim_table: str | Path | None = None,
+    table: ClustSimTable | None = None,
     pthr: float | None = None,
     atlases: Sequence[str] = atlas.DEFAULT_ATLASES,
 ) -> list[dict[str, str]]:
     """The extra tsv cells of each cluster (keys: :data:`STAT_COLUMNS` + label columns).
 
-    Label cells are ``n/a`` when ``space`` is not MNI or the atlases are not installed (with a
-    warning); a region name otherwise (``no_label`` outside every region).
+    ``p_fwe`` comes from ``table`` (the 3dClustSim table the cluster-size threshold was read
+    from, as parsed from its ``.1D`` file) at ``pthr``; ``n/a`` without them. Label cells are
+    ``n/a`` when ``space`` is not MNI or the atlases are not installed (with a warning); a
+    region name otherwise (``no_label`` outside every region).
     """
     use_atlas = atlas.labels_apply(space)
-    table = _load_table(clustsim_table) if clusters else None
     if clusters and not use_atlas:
         LOG.info("++ no atlas labels: the data are in %s space, the atlases in MNI", space)
     rows = []
@@ -212,14 +194,19 @@ def annotate(
 
 def tsv_extra(
     result,
-    stats_path: str | Path,
-    tbrick: str,
-    clustsim_table: str | Path | None = None,
+    t: np.ndarray,
+    affine: np.ndarray,
+    space: str | None,
+    table: ClustSimTable | None = None,
     pthr: float | None = None,
 ) -> tuple[tuple[str, ...], list[dict[str, str]]]:
-    """(column names, one dict per cluster) to append to ``write_clusters_tsv``'s table."""
-    clusters, space = geometry_from_result(result, stats_path, tbrick)
-    return EXTRA_COLUMNS, annotate(clusters, space, clustsim_table=clustsim_table, pthr=pthr)
+    """(column names, one dict per cluster) to append to ``write_clusters_tsv``'s table.
+
+    ``t``, ``affine`` and ``space`` are the t brick, voxel -> RAS+ mm affine and TEMPLATE_SPACE
+    of the dataset ``result`` was clustered in; ``table`` and ``pthr`` as :func:`annotate`.
+    """
+    clusters = geometry_from_result(result, t, affine)
+    return EXTRA_COLUMNS, annotate(clusters, space, table=table, pthr=pthr)
 
 
 def params_summary(tsv_path: str | Path) -> list[dict]:

@@ -82,13 +82,14 @@ def _add_missing_annotations(
     map_path = adir / result["map"] if result.get("map") else None
     if map_path is None or not map_path.exists() or not (adir / MEMA_FILE).exists():
         return
-    from afni_group import cluster_table
+    from afni_group import afni_io, cluster_table
 
     try:
-        geoms, space = cluster_table.geometry_from_files(
-            map_path, adir / MEMA_FILE, result.get("tbrick") or "", clusters
-        )
-        cells = cluster_table.annotate(geoms, space)
+        maps = afni_io.read_dataset(adir / MEMA_FILE)
+        t = maps.brick(maps.index_of(result.get("tbrick") or ""))
+        ids = afni_io.read_dataset(map_path).brick(0)
+        geoms = cluster_table.geometry_from_map(ids, t, maps.affine, clusters)
+        cells = cluster_table.annotate(geoms, maps.space)
     except (AfniGroupError, KeyError, ValueError) as err:
         warnings.append(f"atlas labels not computed: {err}")
         return

@@ -21,11 +21,14 @@ import signal
 import subprocess
 from collections import deque
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from afni_group.engines.afni.render import STEP_MARKER, VALUES_FILE
 from afni_group.errors import EXIT_CANT_CREATE, StepError
 from afni_group.plan import MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
+
+if TYPE_CHECKING:
+    from afni_group.programs.csim_lookup.core import ClustSimTable
 
 LOG = logging.getLogger(__name__)
 
@@ -208,15 +211,33 @@ def _cluster_rows(report_text: str) -> list[str]:
     return [x.rstrip() for x in report_text.splitlines() if x.strip() and not x.startswith("#")]
 
 
+def read_clustsim_table(path: Path) -> ClustSimTable | None:
+    """AFNI's ClustSim table for the clusters' corrected p; None (warning) if unreadable."""
+    from afni_group.errors import AfniGroupError
+    from afni_group.programs.csim_lookup.core import read_clustsim_table as read_table
+
+    try:
+        return read_table(path)
+    except AfniGroupError as err:
+        LOG.warning("!! corrected cluster p not available: %s", err)
+        return None
+
+
 def write_clusters_tsv(
-    plan: AnalysisPlan, adir: Path, set_label: str, threshold: str, clust_nvox: int
+    plan: AnalysisPlan,
+    adir: Path,
+    set_label: str,
+    threshold: str,
+    clust_nvox: int,
+    table: ClustSimTable | None,
 ) -> bool:
     """Write ``clust_<sided>_clusters_<set>.tsv`` for AFNI's results (the clusters.tsv hook).
 
     The table needs each cluster's voxels, which AFNI's report does not list: the native
     clusterizer's array core is run on AFNI's ``mema_results.nii.gz`` with AFNI's thresholds,
     and its cluster rows must equal those of AFNI's report before its table is written, so the
-    tsv describes exactly the clusters AFNI reported.
+    tsv describes exactly the clusters AFNI reported. ``table`` is AFNI's ClustSim table
+    (:func:`read_clustsim_table`, read once per analysis) for the corrected p.
 
     Returns
     -------
@@ -235,8 +256,9 @@ def write_clusters_tsv(
     try:
         maps = afni_io.read_dataset(adir / MEMA_FILE)
         mask = afni_io.read_dataset(adir / MASK_FILE).brick(0) != 0
+        t_brick = maps.brick(maps.index_of(f"{set_label}:t"))
         found = clusterize(
-            maps.brick(maps.index_of(f"{set_label}:t")),
+            t_brick,
             maps.brick(maps.index_of(f"{set_label}:b")),
             maps.affine,
             thresholds=thresholds,
@@ -257,9 +279,7 @@ def write_clusters_tsv(
             files["report"],
         )
         return False
-    extra = cluster_table.tsv_extra(
-        found, adir / MEMA_FILE, f"{set_label}:t", adir / plan.clustsim_table, t.pthr
-    )
+    extra = cluster_table.tsv_extra(found, t_brick, maps.affine, maps.space, table, t.pthr)
     write_tsv(found, adir / files["clusters_tsv"], *extra)
     return True
 
@@ -351,6 +371,7 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
         adir = plan.analysis_dir(analysis)
         move_outputs(staged, adir)
         result = analysis_results(plan, analysis, adir, values)
+        table = read_clustsim_table(adir / plan.clustsim_table)
         for entry in result["results"]:
             write_clusters_tsv(
                 plan,
@@ -358,6 +379,7 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
                 entry["set"],
                 values[f"voxstat_thr_{entry['set']}"],
                 result["cluster_size_threshold"],
+                table,
             )
         results.append(result)
     shutil.rmtree(staging_dir, ignore_errors=True)

@@ -27,15 +27,27 @@ LOG = logging.getLogger(__name__)
 CLUSTSIM_FILES = clustsim_outputs()
 
 
-def clusterize_thresholds(sided: str, threshold_text: str) -> dict:
-    """3dClusterize threshold arguments for a sidedness, as the tutorial passes them.
+def tutorial_thresholds(sided: str, threshold: float) -> dict:
+    """3dClusterize's threshold arguments as the tutorial's script passes p2dsetstat's value.
 
-    The text is p2dsetstat's output, used verbatim (the cluster map's option-summary label
-    records what was typed: ``bisided,-4.586894,4.586894,...``).
+    The script types p2dsetstat's text (``-bisided -$thr $thr``, ``-1sided RIGHT_TAIL $thr``);
+    3dClusterize echoes those words in the cluster map's label (``bisided,-4.586894,4.586894,
+    ...``) and compares with float32 of their value. ``threshold`` is
+    :func:`~afni_group.programs.p2dsetstat.formats.afni_printed_threshold`'s value.
     """
+    from afni_group.programs.clusterize.options import OptionWords, Thresholds
+    from afni_group.programs.p2dsetstat.formats import printed_threshold_text
+
+    text = printed_threshold_text(threshold)
     if sided == "1sided":
-        return {"thresholds": threshold_text, "tail": "RIGHT_TAIL"}
-    return {"thresholds": (f"-{threshold_text}", threshold_text)}
+        return {
+            "thresholds": Thresholds("1sided", (threshold,), tail="RIGHT_TAIL"),
+            "words": OptionWords(("RIGHT_TAIL", text)),
+        }
+    return {
+        "thresholds": Thresholds(sided, (-threshold, threshold)),
+        "words": OptionWords((f"-{text}", text)),
+    }
 
 
 def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog) -> None:
@@ -152,53 +164,58 @@ def run_cluster_steps(
     from afni_group import cluster_table
     from afni_group.programs.clusterize import files as clusterize
     from afni_group.programs.csim_lookup import core as csim_lookup
-    from afni_group.programs.p2dsetstat import core as p2dsetstat
+    from afni_group.programs.p2dsetstat import files as p2dsetstat
+    from afni_group.programs.p2dsetstat.formats import (
+        afni_printed_threshold,
+        printed_threshold_text,
+    )
 
     t = plan.thresholds
-    table = outdir / plan.clustsim_table
+    table_path = outdir / plan.clustsim_table
     clust_nvox = log.run(
         f"{analysis.dirname}/1d_tool.py",
-        {"pthr": t.pthr, "alpha": t.alpha, "table": table.name},
-        [table],
+        {"pthr": t.pthr, "alpha": t.alpha, "table": table_path.name},
+        [table_path],
         [],
-        lambda: int(csim_lookup.cluster_size_threshold(table, t.pthr, t.alpha)),
+        lambda: int(csim_lookup.cluster_size_threshold(table_path, t.pthr, t.alpha)),
     )
     LOG.info("++ Cluster volume threshold: %s", clust_nvox)
+    table = csim_lookup.read_clustsim_table(table_path)  # for every cluster's corrected p
     mema_path = outdir / MEMA_FILE
     results = []
     for set_label in analysis.tested_labels():
         files = plan.cluster_files(set_label)
         tbrick, bbrick = f"{set_label}:t", f"{set_label}:b"
-        spec = f"{mema_path}[{tbrick}]"
         threshold = log.run(
             f"{analysis.dirname}/p2dsetstat/{set_label}",
             {"pthr": t.pthr, "sided": t.sided},
             [mema_path],
             [],
-            lambda spec=spec: float(
-                p2dsetstat.format_stat_threshold(p2dsetstat.stat_threshold(spec, t.pthr, t.sided))
+            lambda tbrick=tbrick: afni_printed_threshold(
+                p2dsetstat.stat_threshold(mema_path, tbrick, t.pthr, t.sided)
             ),
         )
-        LOG.info("++ Stat threshold %s: %s", set_label, p2dsetstat.format_stat_threshold(threshold))
+        LOG.info("++ Stat threshold %s: %s", set_label, printed_threshold_text(threshold))
 
         def clusterize_set(files=files, tbrick=tbrick, bbrick=bbrick, threshold=threshold):
             for name in ("map", "ee"):
                 (outdir / files[name]).unlink(missing_ok=True)
             result = clusterize.run_clusterize(
-                str(mema_path),
+                mema_path,
                 tbrick,
                 bbrick,
-                mask=str(outdir / MASK_FILE),
+                mask=outdir / MASK_FILE,
                 mask_text=MASK_FILE,  # the report names the mask as the tutorial passes it
-                sided=t.sided,
-                **clusterize_thresholds(t.sided, p2dsetstat.format_stat_threshold(threshold)),
+                **tutorial_thresholds(t.sided, threshold),
                 nn=t.nn,
                 clust_nvox=clust_nvox,
-                pref_map=str(outdir / files["map"]),
-                pref_dat=str(outdir / files["ee"]),
+                pref_map=outdir / files["map"],
+                pref_dat=outdir / files["ee"],
             )
             atomic_write_text(outdir / files["report"], result.report_text)
-            extra = cluster_table.tsv_extra(result, mema_path, tbrick, table, t.pthr)
+            extra = cluster_table.tsv_extra(
+                result, result.threshold_brick, result.affine, result.space, table, t.pthr
+            )
             clusterize.write_clusters_tsv(result, outdir / files["clusters_tsv"], *extra)
             return int(result.n_clusters)
 

@@ -6,10 +6,12 @@ import os
 import shlex
 import sys
 
+from afni_group import afni_io
 from afni_group.errors import EXIT_USAGE, AfniGroupError, UsageError
-from afni_group.programs.cli.argv import fatal
+from afni_group.programs.cli.argv import c_atof, fatal
 from afni_group.programs.clusterize import files as step
 from afni_group.programs.clusterize.core import _TAIL_WORDS
+from afni_group.programs.clusterize.options import OptionWords, Thresholds
 
 _HELP = """\
 afni-native 3dClusterize: threshold, cluster and report a statistic map (AFNI-compatible).
@@ -32,8 +34,7 @@ def cli_main(argv: list[str]) -> int:
         "idat": None,
         "mask": None,
         "sided": None,
-        "thresholds": None,
-        "pval": None,
+        "words": None,
         "tail": "RIGHT_TAIL",
         "nn": None,
         "clust_nvox": None,
@@ -98,18 +99,13 @@ def cli_main(argv: list[str]) -> int:
                     return fatal(
                         "Illegal immediately following '-1sided': need 'RIGHT_TAIL' or 'LEFT_TAIL'"
                     )
-                opts["sided"], opts["tail"] = "1sided", tail_word
-                _set_threshold_args(opts, [value])
+                opts["sided"], opts["tail"], opts["words"] = "1sided", tail_word, [value]
                 pos += 3
             elif opt in ("-2sided", "-bisided", "-within_range"):
                 first = need(1)[0]
                 opts["sided"] = opt[1:]
-                if first.startswith("p="):
-                    _set_threshold_args(opts, [first])
-                    pos += 2
-                else:
-                    _set_threshold_args(opts, need(2))
-                    pos += 3
+                opts["words"] = [first] if first.startswith("p=") else need(2)
+                pos += 2 if first.startswith("p=") else 3
             elif opt in ("-mask_from_hdr", "-summarize"):
                 return fatal(f"afni-native 3dClusterize does not support {opt}")
             else:
@@ -140,14 +136,10 @@ def cli_main(argv: list[str]) -> int:
     command = "3dClusterize " + " ".join(shlex.quote(a) for a in argv)
     try:
         result = step.run_clusterize(
-            inset,
-            opts.pop("ithr"),
-            opts.pop("idat"),
-            nn=int(opts.pop("nn")),
+            **_values(inset, opts),
             overwrite=overwrite,
             report_zero=os.environ.get("AFNI_3dclust_report_zero", "").upper() == "YES",
             command_line=command,
-            **opts,
         )
     except AfniGroupError as err:
         return fatal(str(err), exit_code=err.exit_code)
@@ -161,12 +153,36 @@ def cli_main(argv: list[str]) -> int:
     return 0
 
 
-def _set_threshold_args(opts: dict, values: list[str]) -> None:
-    """Store ``p=P`` or the statistic thresholds of a sidedness option."""
-    if len(values) >= 1 and values[0].startswith("p="):
-        opts["pval"], opts["thresholds"] = values[0][2:], None
+def _brick(text: str | None) -> int | str | None:
+    """``-ithr``/``-idat``: all digits is an index, anything else a sub-brick label."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def _values(inset: str, opts: dict) -> dict:
+    """:func:`run_clusterize`'s arguments from the option words (AFNI's number parsing)."""
+    opts = dict(opts)
+    path, selector = afni_io.split_selector(inset)
+    bricks = None
+    if selector is not None:
+        bricks = afni_io.parse_selector(selector, afni_io.read_labels(path), source=path)
+    sided, tail, words = opts.pop("sided"), opts.pop("tail"), opts.pop("words")
+    if words[0].startswith("p="):
+        thresholds = Thresholds(sided, pval=c_atof(words[0][2:]), tail=tail)
     else:
         # A second 2-/bi-sided argument written p=X is used as the statistic X (AFNI quirk).
-        cleaned = [v[2:] if v.startswith("p=") else v for v in values]
-        opts["thresholds"] = cleaned[0] if len(cleaned) == 1 else tuple(cleaned)
-        opts["pval"] = None
+        words = [w[2:] if w.startswith("p=") else w for w in words]
+        thresholds = Thresholds(sided, tuple(c_atof(w) for w in words), tail=tail)
+    typed = (tail, *words) if sided == "1sided" else tuple(words)
+    size_word = opts["clust_nvox"] if opts["clust_nvox"] is not None else opts["clust_vol"]
+    for key in ("clust_nvox", "clust_vol"):
+        opts[key] = None if opts[key] is None else c_atof(opts[key])
+    return dict(
+        opts,
+        inset=path,
+        bricks=bricks,
+        ithr=_brick(opts.pop("ithr")),
+        idat=_brick(opts.pop("idat")),
+        nn=int(opts.pop("nn")),
+        thresholds=thresholds,
+        words=OptionWords(typed, size_word),
+    )

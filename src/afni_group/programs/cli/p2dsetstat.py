@@ -1,18 +1,16 @@
-"""``afni-native`` drop-in for :mod:`afni_group.programs.p2dsetstat.core`: AFNI's options and messages."""
+"""``afni-native p2dsetstat``: AFNI's options and messages around :mod:`afni_group.programs.p2dsetstat`."""
 
 from __future__ import annotations
 
 import sys
 
 from afni_group import afni_io
-from afni_group.errors import EXIT_DATA, AfniGroupError
+from afni_group.errors import EXIT_DATA, EXIT_USAGE, AfniGroupError
 from afni_group.programs.cli.argv import c_atof, fatal
-from afni_group.programs.p2dsetstat.core import (
-    EXIT_AFNI_FATAL,
-    _format_pvalue,
-    format_stat_threshold,
-)
+from afni_group.programs.p2dsetstat.formats import format_pvalue, format_stat_threshold
 from afni_group.statdist import pval_to_stat, stat_symbol
+
+EXIT_AFNI_FATAL = EXIT_USAGE  # AFNI exits 1; afni-native uses BEP027's codes (64/65/66)
 
 
 def _usage() -> str:
@@ -99,7 +97,7 @@ def cli_main(argv: list[str]) -> int:
         sys.stdout.write(
             f"++ Found input file  : {inset}\n"
             f"++ Subbrick label    : {dset.labels[0]}\n"
-            f"++ p-value           : {_format_pvalue(pval)}\n"
+            f"++ p-value           : {format_pvalue(pval)}\n"
             f"++ stat type and par : {stat_symbol(code, params)}\n"
             f"++ sidedness         : {sides[0]}\n"
             f"++ Final stat val    : {text}\n"

@@ -1,9 +1,11 @@
 """3dClusterize on files (spec 07): read the bricks, cluster, write the maps and the report.
 
 Layers: the computation on arrays is :func:`.core.clusterize`; the AFNI report text and
-``clusters.tsv`` are formatted by :mod:`.formats`; this module reads and writes
-datasets (:func:`run_clusterize`, :func:`write_clusters_tsv`); ``afni-native 3dClusterize``'s
-options are parsed in :mod:`.cli.clusterize`. The names of the other layers are re-exported here
+``clusters.tsv`` are formatted by :mod:`.formats`; the options as values (:class:`Thresholds`,
+cluster size, the map's label) are :mod:`.options`; this module reads and writes datasets
+(:func:`run_clusterize`: reading, the core call, the report and history text, writing;
+:func:`write_clusters_tsv`); ``afni-native 3dClusterize``'s options are parsed in
+:mod:`afni_group.programs.cli.clusterize`. The names of the other layers are re-exported here
 so that ``clusterize.find_clusters`` and friends keep working.
 """
 
@@ -20,7 +22,6 @@ import numpy as np
 from afni_group import afni_io, atomic
 from afni_group.afni_io import naming
 from afni_group.errors import InputDataError, OutputError, UsageError
-from afni_group.programs.cli.argv import c_atof
 from afni_group.programs.clusterize.core import (  # noqa: F401  (re-exported)
     _SIDED_MODES,
     _TAIL_WORDS,
@@ -54,7 +55,16 @@ from afni_group.programs.clusterize.formats import (  # noqa: F401  (re-exported
     format_report,
     total_line,
 )
-from afni_group.statdist import pval_to_stat, stat_nsides
+from afni_group.programs.clusterize.options import (  # noqa: F401  (re-exported)
+    OptionWords,
+    ResolvedThresholds,
+    Thresholds,
+    arg_text,
+    check_options,
+    min_cluster_size,
+    option_label,
+    resolve_thresholds,
+)
 
 _DATUM_NAMES = {0: "byte", 1: "short", 2: "int", 3: "float", 4: "double", 5: "complex", 6: "rgb"}
 _DTYPE_DATUM = {
@@ -108,7 +118,12 @@ def grid_geometry(dset: afni_io.AfniDataset) -> tuple[np.ndarray, np.ndarray, np
 @dataclass
 class ClusterizeResult:
     """Everything one 3dClusterize run produced: the report text, the files written, and the
-    array-level :class:`ClusterResult` (``core``) they were made from."""
+    array-level :class:`ClusterResult` (``core``) they were made from.
+
+    ``threshold_brick`` (the threshold sub-brick as read, scaled), ``affine`` and ``space`` let
+    later steps (the clusters tsv's peak t and atlas labels) use the data without reading it
+    again.
+    """
 
     report_text: str
     n_clusters: int
@@ -121,6 +136,9 @@ class ClusterizeResult:
     orient: str = "RAI"
     cluster_map: np.ndarray | None = field(default=None, repr=False)
     core: ClusterResult | None = field(default=None, repr=False)
+    threshold_brick: np.ndarray | None = field(default=None, repr=False)
+    affine: np.ndarray | None = field(default=None, repr=False)
+    space: str | None = None
 
     @property
     def table(self) -> list[ClusterRow]:
@@ -128,29 +146,92 @@ class ClusterizeResult:
         return self.core.table if self.core is not None else []
 
 
-def _arg_text(value: str | float | int) -> str:
-    """An option argument as it would be typed (strings verbatim, numbers as Python prints them)."""
-    return value if isinstance(value, str) else str(value)
+# ------------------------------------------------------------------------------------------------
+# reading
+# ------------------------------------------------------------------------------------------------
 
 
-def _brick_index(spec: str | int, dset: afni_io.AfniDataset, what: str) -> int:
-    """``-ithr``/``-idat``: all digits → index, otherwise the exact label (last match wins)."""
-    text = str(spec)
-    if text.isdigit():
-        index = int(text)
-    else:
+@dataclass
+class _Inputs:
+    """What one run reads: the selected sub-bricks, their stored values, datum and the mask."""
+
+    dset: afni_io.AfniDataset
+    path_text: str
+    has_labels: bool
+    ithr: int
+    idat: int | None
+    thr: np.ndarray
+    dat: np.ndarray
+    thr_factor: float
+    datum: str
+    data_factor: float
+    mask: np.ndarray | None = None
+
+    @property
+    def data_index(self) -> int:
+        return self.ithr if self.idat is None else self.idat
+
+    @property
+    def report_factor(self) -> float:
+        # Without -idat AFNI looks the data factor up at brick index -1: it is never applied.
+        return self.data_factor if self.idat is not None else 0.0
+
+
+def _brick_index(brick: int | str, dset: afni_io.AfniDataset, what: str) -> int:
+    """``-ithr``/``-idat``: an index, or the exact label of a sub-brick (last match wins)."""
+    if isinstance(brick, str):
         try:
-            index = dset.index_of(text)
+            index = dset.index_of(brick)
         except InputDataError:
             raise InputDataError(
-                f"Could not find string label: {text} (in {dset.path}; labels: "
+                f"Could not find string label: {brick} (in {dset.path}; labels: "
                 f"{', '.join(dset.labels)}); give -{what} an existing label or index"
             ) from None
+    else:
+        index = int(brick)
     if not 0 <= index < dset.nvals:
         raise InputDataError(
             f"Bad index for {what} volume: {index} ({dset.path} has {dset.nvals} sub-bricks)"
         )
     return index
+
+
+def _read_inputs(
+    inset: str | Path, bricks: Sequence[int] | None, ithr: int | str, idat: int | str | None
+) -> _Inputs:
+    """Read ``inset`` (sub-bricks ``bricks`` of it, default all): the two bricks and datum."""
+    path_text = os.fspath(inset)
+    full = afni_io.read_dataset(path_text)
+    selected = list(range(full.nvals)) if bricks is None else [int(i) for i in bricks]
+    dset = full if bricks is None else full.select(selected)
+    ithr_index = _brick_index(ithr, dset, "ithr")
+    idat_index = _brick_index(idat, dset, "idat") if idat is not None else None
+    data_index = ithr_index if idat_index is None else idat_index
+    thr_datum, thr_factor = _brick_datum_and_factor(full, selected[ithr_index])
+    datum, data_factor = _brick_datum_and_factor(full, selected[data_index])
+    return _Inputs(
+        dset=dset,
+        path_text=path_text,
+        has_labels=not (naming.is_nifti(path_text) and "BRICK_LABS" not in full.attributes),
+        ithr=ithr_index,
+        idat=idat_index,
+        thr=_stored_values(dset.brick(ithr_index), thr_datum, thr_factor),
+        dat=_stored_values(dset.brick(data_index), datum, data_factor),
+        thr_factor=thr_factor,
+        datum=datum,
+        data_factor=data_factor,
+    )
+
+
+def _read_mask(mask: str | Path, inputs: _Inputs) -> np.ndarray:
+    """Brick 0 of the mask dataset, non-zero = inside; it must have the inset's grid size."""
+    mask_dset = afni_io.read_dataset(os.fspath(mask))
+    if mask_dset.shape != inputs.dset.shape:
+        raise InputDataError(
+            f"mask {mask} has grid {mask_dset.shape} but {inputs.path_text} has "
+            f"{inputs.dset.shape}; use a mask on the same grid"
+        )
+    return mask_dset.brick(0) != 0
 
 
 def _brick_datum_and_factor(full: afni_io.AfniDataset, index: int) -> tuple[str, float]:
@@ -174,6 +255,11 @@ def _stored_values(brick: np.ndarray, datum: str, factor: float) -> np.ndarray:
     return np.asarray(brick, dtype=np.float32)
 
 
+# ------------------------------------------------------------------------------------------------
+# the AFNI report and history text
+# ------------------------------------------------------------------------------------------------
+
+
 def _aux_stat_text(dset: afni_io.AfniDataset, index: int) -> str:
     if not any(c > 0 for c in dset.stat_codes):
         return "not a stat!"
@@ -185,114 +271,73 @@ def _aux_stat_text(dset: afni_io.AfniDataset, index: int) -> str:
     return f"{label} :" + "".join(" %g " % float(np.float32(p)) for p in params)
 
 
-def _brick_ref(dset: afni_io.AfniDataset, index: int, has_labels: bool) -> str:
-    return f"[{index}] '{dset.labels[index]}'" if has_labels else f"[{index}]"
+def _brick_ref(inputs: _Inputs, index: int | None) -> str:
+    if index is None:
+        return "(none)"
+    dset = inputs.dset
+    return f"[{index}] '{dset.labels[index]}'" if inputs.has_labels else f"[{index}]"
 
 
-@dataclass
-class _Thresholds:
-    low: np.float32
-    high: np.float32
-    label_part: str
-    text: str
-
-
-def _resolve_thresholds(
-    sided: str,
-    thresholds,
-    pval,
-    tail: str,
-    tail_text: str,
-    code: int,
-    params: tuple[float, ...],
-) -> _Thresholds:
-    """Numeric thresholds, the option-summary part and the ``Threshold value(s)`` text."""
-    nsides = stat_nsides(code)
-    if sided == "1sided" and tail == "LEFT" and nsides == 1:
-        raise UsageError(
-            "The Glen Rule applies here: can't run a left-sided test on this stat, as it only "
-            "has one (positive) side"
-        )
-    if pval is not None:
-        p = float(c_atof(str(pval)) if isinstance(pval, str) else pval)
-        p_text = f"p={_arg_text(pval)}"
-        if nsides == 0:
-            raise UsageError(
-                "Thresholding volume does *not* appear to be a stat so you can't use the "
-                "'p=..' internal conversion to stat"
-            )
-        limit = 0.5 if sided == "1sided" else 1.0
-        if not 0.0 <= p <= limit:
-            raise UsageError(f"Non-valid p-value ({p:f}) entered!")
-        p32 = float(np.float32(p))
-        if sided == "1sided":
-            value = np.float32(pval_to_stat(p, code, params, "1sided"))
-            if tail == "LEFT":
-                value = -value
-            side = "right" if tail == "RIGHT" else "left"
-            return _Thresholds(
-                value,
-                value,
-                f"1sided,{tail_text},{p_text},",
-                f"{side}-tail p={p32:f} -> thr={float(value):f}",
-            )
-        right = np.float32(pval_to_stat(p, code, params, "2sided"))
-        return _Thresholds(
-            -right,
-            right,
-            f"-{sided},{p_text},",
-            f"left-tail p={p32:f} -> thr={float(-right):f};  "
-            f"right-tail p={p32:f} -> thr={float(right):f}",
-        )
-    if sided == "1sided":
-        values = thresholds if isinstance(thresholds, (tuple, list)) else (thresholds,)
-        if len(values) != 1:
-            raise UsageError("-1sided takes one threshold value")
-        text = _arg_text(values[0])
-        value = np.float32(c_atof(text))
-        side = "right" if tail == "RIGHT" else "left"
-        return _Thresholds(
-            value, value, f"1sided,{tail_text},{text},", f"{side}-tail thr={float(value):f}"
-        )
-    if not isinstance(thresholds, (tuple, list)) or len(thresholds) != 2:
-        raise UsageError(f"-{sided} takes two threshold values (left, right) or p=P")
-    low_text, high_text = (_arg_text(v) for v in thresholds)
-    low, high = np.float32(c_atof(low_text)), np.float32(c_atof(high_text))
-    return _Thresholds(
-        low,
-        high,
-        f"{sided},{low_text},{high_text},",
-        f"left-tail thr={float(low):f};  right-tail thr={float(high):f}",
+def _report(
+    inputs: _Inputs,
+    resolved: ResolvedThresholds,
+    found: ClusterResult,
+    label: str,
+    min_nvox: int,
+    nn: int,
+    mask_line: str | None,
+    **options,
+) -> str:
+    """3dClusterize's stdout; ``options``: orient, abs_table_data and :func:`format_report`'s."""
+    orient, abs_mean = options.pop("orient"), options.pop("abs_table_data")
+    header = ReportHeader(
+        prefix=naming.display_prefix(inputs.path_text),
+        threshold_vol=_brick_ref(inputs, inputs.ithr),
+        data_vol=_brick_ref(inputs, inputs.idat),
+        option_label=label,
+        threshold_text=resolved.text,
+        aux_stat=_aux_stat_text(inputs.dset, inputs.ithr),
+        min_nvox=min_nvox,
+        voxel_dims=tuple(abs(float(d)) for d in grid_geometry(inputs.dset)[1]),
+        nn=nn,
+        datum=inputs.datum,
+        orient=orient,
+        mask=mask_line,
+        abs_mean=abs_mean,
+    )
+    stats = [c.stats for c in found.clusters]
+    return format_report(
+        header, stats, factor=inputs.report_factor, too_many=found.too_many, **options
     )
 
 
-def _command_line(args: dict) -> str:
+def _command_line(*parts: tuple[str, str | float | int | Sequence[str] | None]) -> str:
     """A 3dClusterize command line for the history note when the caller gives none."""
-    parts = ["3dClusterize"]
-    for key, value in args.items():
-        if value is None or value is False:
-            continue
-        parts.append(f"-{key}")
-        if value is True:
+    words = ["3dClusterize"]
+    for option, value in parts:
+        if value is None:
             continue
         values = value if isinstance(value, (tuple, list)) else (value,)
-        parts += [_arg_text(v) for v in values]
-    return " ".join(shlex.quote(p) for p in parts)
+        words += [f"-{option}", *(arg_text(v) for v in values)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+# ------------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------------
 
 
 def run_clusterize(
     inset: str | Path,
-    ithr: str | int,
-    idat: str | int | None = None,
+    ithr: int | str,
+    idat: int | str | None = None,
     *,
+    thresholds: Thresholds,
+    bricks: Sequence[int] | None = None,
     mask: str | Path | None = None,
-    sided: str = "bisided",
-    thresholds=None,
-    pval: float | str | None = None,
-    tail: str = "RIGHT_TAIL",
     nn: int = 1,
-    clust_nvox: float | str | None = None,
-    clust_vol: float | str | None = None,
+    clust_nvox: float | None = None,
+    clust_vol: float | None = None,
     pref_map: str | Path | None = None,
     pref_dat: str | Path | None = None,
     orient: str = "RAI",
@@ -306,34 +351,30 @@ def run_clusterize(
     overwrite: bool = True,
     report_zero: bool = False,
     mask_text: str | None = None,
+    words: OptionWords | None = None,
     command_line: str | None = None,
 ) -> ClusterizeResult:
     """Threshold, cluster and report one statistic map, exactly as ``3dClusterize`` does.
 
+    Values only: AFNI's option text (``p=``, ``"dset[sel]"``, numbers) is parsed by
+    ``afni-native 3dClusterize`` (:mod:`afni_group.programs.cli.clusterize`).
+
     Parameters
     ----------
     inset : str or Path
-        Dataset (optionally with a sub-brick selector), e.g. ``mema_results.nii.gz``.
-    ithr, idat : str or int
-        Threshold and data sub-bricks: an index (all digits) or an exact label (last match wins).
-        Without ``idat`` the threshold brick is also the data brick (and no DAT is written).
+        The dataset, e.g. ``mema_results.nii.gz``.
+    ithr, idat : int or str
+        Threshold and data sub-bricks: an index or an exact label (last match wins). Without
+        ``idat`` the threshold brick is also the data brick (and no DAT is written).
+    thresholds : Thresholds
+        Sidedness and statistic thresholds (or ``p=P``).
+    bricks : sequence of int, optional
+        Use these sub-bricks of ``inset`` (AFNI's ``dset[sel]``); ``ithr``/``idat`` count in them.
     mask : str or Path, optional
         Mask dataset (brick 0, non-zero = inside); same nx, ny, nz as ``inset``.
-    sided : {"bisided", "2sided", "1sided", "within_range"}
-        ``bisided``: the tails are clustered separately; ``2sided``: together.
-    thresholds : (low, high) or value
-        Statistic thresholds, e.g. ``("-4.586894", "4.586894")``; strings are used verbatim in the
-        option summary (as AFNI prints what was typed), numbers as Python prints them. For
-        ``1sided`` a single value. Comparisons are inclusive and in float32. To reproduce the
-        tutorial, pass p2dsetstat's text (``format_stat_threshold(stat_threshold(...))``), not
-        the float: AFNI thresholds at ``float32("4.586894")``, not at the unrounded value.
-    pval : float or str, optional
-        ``p=`` syntax instead of ``thresholds``: converted with the brick's stat code (07 §3.2).
-    tail : {"RIGHT_TAIL", "RIGHT", "LEFT_TAIL", "LEFT"}
-        Tail of a ``1sided`` test.
     nn : {1, 2, 3}
         Neighbourhood: faces, + edges, + corners.
-    clust_nvox, clust_vol : float or str, optional
+    clust_nvox, clust_vol : float, optional
         Minimum cluster size in voxels (> 0, truncated to an integer). ``clust_vol`` is treated as
         a voxel count too (AFNI quirk); only the label differs.
     pref_map, pref_dat : str or Path, optional
@@ -347,13 +388,12 @@ def run_clusterize(
     overwrite : bool
         Replace existing outputs; if False an existing output raises :class:`OutputError`
         (checked for all outputs before anything is written).
-    mask_text : str, optional
-        Text of the report's ``Mask`` line (AFNI echoes the ``-mask`` argument as typed, e.g.
-        ``mask.nii.gz`` when run from the analysis folder); default: ``mask`` as given.
     report_zero : bool
         Add AFNI's `` 0`` line after ``NO CLUSTERS FOUND`` (env ``AFNI_3dclust_report_zero``).
-    command_line : str, optional
-        Recorded in the output history; rebuilt from the arguments when not given.
+    mask_text, words, command_line : optional
+        What AFNI echoes as typed: the report's ``Mask`` line (default ``mask``), the option
+        words of the map's label (:class:`OptionWords`) and the history's command line
+        (default: rebuilt from the arguments).
 
     Returns
     -------
@@ -365,215 +405,156 @@ def run_clusterize(
     ------
     UsageError, InputDataError, MissingInputError, OutputError
     """
-    if sided not in _SIDED_MODES:
-        raise UsageError(f"sidedness must be one of {', '.join(_SIDED_MODES)}, not '{sided}'")
-    tail_key = _TAIL_WORDS.get(str(tail).upper() if tail else "")
-    if tail_key is None:
-        raise UsageError(f"Illegal tail '{tail}' after '-1sided': need 'RIGHT_TAIL' or 'LEFT_TAIL'")
-    if (thresholds is None) == (pval is None):
-        raise UsageError("give either thresholds or pval (p=P), not both or neither")
     nn = int(nn)
-    if nn not in (1, 2, 3):
-        raise UsageError(f"-NN must be 1, 2 or 3, not {nn}")
-    size_option, size_arg = None, None
-    if clust_nvox is not None and clust_vol is not None:
-        raise UsageError("give -clust_nvox or -clust_vol, not both")
-    if clust_nvox is not None or clust_vol is not None:
-        size_option = "clust_nvox" if clust_nvox is not None else "clust_vol"
-        size_arg = _arg_text(clust_nvox if clust_nvox is not None else clust_vol)
-        size_value = c_atof(size_arg)
-        if not size_value > 0:
-            raise UsageError(
-                f"Need the volume threshold to be >=0 (not {size_value:f}); "
-                f"-{size_option} must be a positive number of voxels"
-            )
-        min_nvox = int(size_value)
-    else:
-        min_nvox = 0
+    tail_key = check_options(thresholds, nn)
+    size_option, size, min_nvox = min_cluster_size(clust_nvox, clust_vol)
     orient = normalize_orient(orient)
-
-    # --- inputs --------------------------------------------------------------------------------
-    inset_text = os.fspath(inset)
-    path_text, selector = afni_io.split_selector(inset_text)
-    full = afni_io.read_dataset(path_text)
-    if selector is not None:
-        selected = afni_io.parse_selector(selector, full.labels, source=path_text)
-        dset = full.select(selected)
-    else:
-        selected = list(range(full.nvals))
-        dset = full
-    has_labels = not (naming.is_nifti(path_text) and "BRICK_LABS" not in full.attributes)
-    ithr_index = _brick_index(ithr, dset, "ithr")
-    idat_index = _brick_index(idat, dset, "idat") if idat is not None else None
-    data_index = ithr_index if idat_index is None else idat_index
-    code, params = dset.stat_codes[ithr_index], dset.stat_params[ithr_index]
-    thr_datum, thr_factor = _brick_datum_and_factor(full, selected[ithr_index])
-    datum, data_factor = _brick_datum_and_factor(full, selected[data_index])
-    # Without -idat AFNI looks the data factor up at brick index -1: it is never applied.
-    report_factor = data_factor if idat_index is not None else 0.0
-
-    try:
-        th = _resolve_thresholds(sided, thresholds, pval, tail_key, str(tail), code, params)
-    except UsageError as err:  # name the dataset and sub-brick (issue 15)
-        brick = f"[{ithr_index}] '{dset.labels[ithr_index]}'"
-        raise UsageError(f"{inset_text} -ithr {brick}: {err}") from None
-
-    thr = _stored_values(dset.brick(ithr_index), thr_datum, thr_factor)
-    dat = _stored_values(dset.brick(data_index), datum, data_factor)
-    mask_bool = None
+    inputs = _read_inputs(inset, bricks, ithr, idat)
+    resolved = _thresholds_for(inputs, thresholds, tail_key)
     if mask is not None:
-        mask_dset = afni_io.read_dataset(os.fspath(mask))
-        if mask_dset.shape != dset.shape:
-            raise InputDataError(
-                f"mask {mask} has grid {mask_dset.shape} but {inset_text} has {dset.shape}; "
-                "use a mask on the same grid"
-            )
-        mask_bool = mask_dset.brick(0) != 0
-    low, high = th.low, th.high
-    if thr_factor > 0:
-        # Thresholds are compared with the stored integers of a scaled brick.
-        low, high = (
-            np.float32(low / np.float32(thr_factor)),
-            np.float32(high / np.float32(thr_factor)),
-        )
+        inputs.mask = _read_mask(mask, inputs)
+    found = _cluster(
+        inputs, resolved, thresholds.sided, tail_key, nn, min_nvox, orient, abs_table_data
+    )
+    words = words or OptionWords()
+    label = option_label(thresholds, words, size_option, size, nn)
+    mask_line = (mask_text or os.fspath(mask)) if mask is not None else None
+    report = _report(
+        inputs, resolved, found, label, min_nvox, nn, mask_line, orient=orient,
+        abs_table_data=abs_table_data, quiet=quiet, nosum=nosum, one_d_format=one_d_format,
+        report_zero=report_zero,
+    )  # fmt: skip
+    if command_line is None:
+        typed = words.thresholds if words.thresholds is not None else thresholds.words()
+        command_line = _command_line(
+            ("inset", inputs.path_text), ("ithr", ithr), ("idat", idat), ("mask", mask),
+            # the history leaves out -1sided's tail word (as it always has)
+            (thresholds.sided, typed[1:] if thresholds.sided == "1sided" else typed), ("NN", nn),
+            (size_option or "clust_nvox", words.size or (None if size is None else arg_text(size))),
+            ("pref_map", pref_map), ("pref_dat", pref_dat),
+        )  # fmt: skip
+    cluster_map = (found.cluster_map > 0).astype(np.int16) if binary else found.cluster_map
+    keep = bool(found.clusters) or outvol_if_no_clust
+    targets = _output_targets(
+        map_=pref_map if keep else None,
+        dat=pref_dat if keep and inputs.idat is not None else None,
+        mask=out_mask if inputs.mask is not None else None,
+        overwrite=overwrite,
+    )
+    map_path, dat_path = _write_outputs(inputs, cluster_map, label, targets, command_line)
+    dset = inputs.dset
+    return ClusterizeResult(
+        report_text=report, n_clusters=len(found.clusters), clusters=found.clusters,
+        map_path=map_path, dat_path=dat_path, voxel_volume=found.voxel_volume,
+        thresholds=(float(resolved.low), float(resolved.high)), option_label=label,
+        orient=orient, cluster_map=cluster_map, core=found,
+        threshold_brick=dset.brick(inputs.ithr), affine=dset.affine, space=dset.space,
+    )  # fmt: skip
 
-    # --- clusters (array level) ----------------------------------------------------------------
-    origin, delta, dicom_axis = grid_geometry(dset)
+
+def _thresholds_for(inputs: _Inputs, thresholds: Thresholds, tail_key: str) -> ResolvedThresholds:
+    """The thresholds for the threshold brick's stat code; errors name the dataset and brick."""
+    dset, index = inputs.dset, inputs.ithr
     try:
-        found = clusterize(
-            thr,
-            dat,
+        return resolve_thresholds(
+            thresholds, tail_key, dset.stat_codes[index], dset.stat_params[index]
+        )
+    except UsageError as err:  # name the dataset and sub-brick (issue 15)
+        brick = f"[{index}] '{dset.labels[index]}'"
+        raise UsageError(f"{inputs.path_text} -ithr {brick}: {err}") from None
+
+
+def _cluster(
+    inputs: _Inputs,
+    resolved: ResolvedThresholds,
+    sided: str,
+    tail_key: str,
+    nn: int,
+    min_nvox: int,
+    orient: str,
+    abs_table_data: bool,
+) -> ClusterResult:
+    """The array core on the stored values (thresholds scaled like them)."""
+    low, high = resolved.low, resolved.high
+    if inputs.thr_factor > 0:
+        # Thresholds are compared with the stored integers of a scaled brick.
+        factor = np.float32(inputs.thr_factor)
+        low, high = np.float32(low / factor), np.float32(high / factor)
+    try:
+        return clusterize(
+            inputs.thr,
+            inputs.dat,
             thresholds=(float(low),) if sided == "1sided" else (float(low), float(high)),
             sided=sided,
             tail=tail_key,
-            nn=nn,
+            nn=int(nn),
             min_nvox=min_nvox,
-            mask=mask_bool,
+            mask=inputs.mask,
             orient=orient,
             abs_table_data=abs_table_data,
-            data_factor=report_factor,
-            grid=(origin, delta, dicom_axis),
+            data_factor=inputs.report_factor,
+            grid=grid_geometry(inputs.dset),
         )
     except ValueError as err:
-        raise InputDataError(f"{inset_text}: {err}") from None
-    clusters = found.clusters
-    too_many = found.too_many
+        raise InputDataError(f"{inputs.path_text}: {err}") from None
 
-    voxel_dims = tuple(abs(float(d)) for d in delta)
-    label = f"{th.label_part}{size_option + ',' + size_arg + ',' if size_option else ''}NN{nn}"
-    header = ReportHeader(
-        prefix=naming.display_prefix(path_text),
-        threshold_vol=_brick_ref(dset, ithr_index, has_labels),
-        data_vol=_brick_ref(dset, idat_index, has_labels) if idat_index is not None else "(none)",
-        option_label=label,
-        threshold_text=th.text,
-        aux_stat=_aux_stat_text(dset, ithr_index),
-        min_nvox=min_nvox,
-        voxel_dims=voxel_dims,
-        nn=nn,
-        datum=datum,
-        orient=orient,
-        mask=(mask_text or os.fspath(mask)) if mask is not None else None,
-        abs_mean=abs_table_data,
-    )
-    report = format_report(
-        header,
-        [c.stats for c in clusters],
-        factor=report_factor,
-        quiet=quiet,
-        nosum=nosum,
-        one_d_format=one_d_format,
-        report_zero=report_zero,
-        too_many=too_many,
-    )
 
-    # --- outputs -------------------------------------------------------------------------------
-    cluster_map = found.cluster_map
-    if binary:
-        cluster_map = (cluster_map > 0).astype(np.int16)
-    write_vols = bool(clusters) or outvol_if_no_clust
-    map_target = Path(pref_map) if pref_map is not None and write_vols else None
-    dat_target = (
-        Path(pref_dat) if pref_dat is not None and idat_index is not None and write_vols else None
-    )
-    mask_target = Path(out_mask) if out_mask is not None and mask_bool is not None else None
+# ------------------------------------------------------------------------------------------------
+# writing
+# ------------------------------------------------------------------------------------------------
+
+
+def _output_targets(
+    *, map_: str | Path | None, dat: str | Path | None, mask: str | Path | None, overwrite: bool
+) -> dict[str, Path | None]:
+    """The outputs to write; with ``overwrite`` False none may exist (checked before writing)."""
+    targets = {
+        k: None if v is None else Path(v) for k, v in (("dat", dat), ("map", map_), ("mask", mask))
+    }
     if not overwrite:
-        for target in (dat_target, map_target, mask_target):
+        for target in targets.values():
             if target is not None and naming.dataset_exists(target):
                 raise OutputError(
                     f"Can't overwrite existing dataset '{target}'; remove it or allow overwrite"
                 )
-    if command_line is None:
-        command_line = _command_line(
-            {
-                "inset": inset_text,
-                "ithr": ithr,
-                "idat": idat,
-                "mask": mask,
-                sided: (pval and f"p={pval}") or thresholds,
-                "NN": nn,
-                size_option or "clust_nvox": size_arg,
-                "pref_map": pref_map,
-                "pref_dat": pref_dat,
-            }
-        )
-    history = afni_io.history_entry(command_line)
-    dat_path = map_path = None
-    if dat_target is not None:
-        dat_values = np.where(cluster_map > 0, dset.brick(data_index), 0)
-        dat_values = dat_values.astype(_dat_dtype(dset.brick(data_index)))
-        dat_dset = afni_io.AfniDataset(
-            data=dat_values,
-            affine=dset.affine,
-            labels=[dset.labels[data_index]],
-            stat_codes=[dset.stat_codes[data_index]],
-            stat_params=[dset.stat_params[data_index]],
-            space=dset.space,
-            view=dset.view,
-            history=dset.history,
-        )
-        dat_path = afni_io.write_dataset(dat_dset, dat_target, history=history, style="c")
-    if map_target is not None:
-        map_dset = afni_io.AfniDataset(
-            data=cluster_map,
-            affine=dset.affine,
-            labels=[label],
-            space=dset.space,
-            view=dset.view,
-            history=dset.history,
-        )
-        map_path = afni_io.write_dataset(
-            map_dset,
-            map_target,
-            history=history,
-            style="c",
-            attributes={"INT_CMAP": 1},
-            omit=("BRICK_KEYWORDS",),
-        )
-    if mask_target is not None:
-        mask_out = afni_io.AfniDataset(
-            data=mask_bool.astype(np.uint8),
-            affine=dset.affine,
-            labels=["mask"],
-            space=dset.space,
-            view=dset.view,
-            history=dset.history,
-        )
-        afni_io.write_dataset(mask_out, mask_target, history=history, style="c")
+    return targets
 
-    return ClusterizeResult(
-        report_text=report,
-        n_clusters=len(clusters),
-        clusters=clusters,
-        map_path=map_path,
-        dat_path=dat_path,
-        voxel_volume=voxel_dims[0] * voxel_dims[1] * voxel_dims[2],
-        thresholds=(float(th.low), float(th.high)),
-        option_label=label,
-        orient=orient,
-        cluster_map=cluster_map,
-        core=found,
-    )
+
+def _write_outputs(
+    inputs: _Inputs,
+    cluster_map: np.ndarray,
+    label: str,
+    targets: dict[str, Path | None],
+    command_line: str,
+) -> tuple[Path | None, Path | None]:
+    """Write the DAT, map and mask datasets (those targeted); returns (map path, DAT path)."""
+    dset, history = inputs.dset, afni_io.history_entry(command_line)
+
+    def like_inset(data: np.ndarray, labels: list[str], **kw) -> afni_io.AfniDataset:
+        return afni_io.AfniDataset(
+            data=data, affine=dset.affine, labels=labels, space=dset.space, view=dset.view,
+            history=dset.history, **kw,
+        )  # fmt: skip
+
+    dat_path = map_path = None
+    if targets["dat"] is not None:
+        brick = dset.brick(inputs.data_index)
+        values = np.where(cluster_map > 0, brick, 0).astype(_dat_dtype(brick))
+        i = inputs.data_index
+        out = like_inset(
+            values, [dset.labels[i]], stat_codes=[dset.stat_codes[i]],
+            stat_params=[dset.stat_params[i]],
+        )  # fmt: skip
+        dat_path = afni_io.write_dataset(out, targets["dat"], history=history, style="c")
+    if targets["map"] is not None:
+        map_path = afni_io.write_dataset(
+            like_inset(cluster_map, [label]), targets["map"], history=history, style="c",
+            attributes={"INT_CMAP": 1}, omit=("BRICK_KEYWORDS",),
+        )  # fmt: skip
+    if targets["mask"] is not None:
+        out = like_inset(inputs.mask.astype(np.uint8), ["mask"])
+        afni_io.write_dataset(out, targets["mask"], history=history, style="c")
+    return map_path, dat_path
 
 
 def _dat_dtype(brick: np.ndarray) -> np.dtype:

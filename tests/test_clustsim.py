@@ -348,6 +348,22 @@ def test_cli_drop_in(tmp_path, monkeypatch):
         cli_main(["-pthr", "0.01", "-both", "-mask", "mask.nii.gz", "-acf", "0.7", "3", "3"])
 
 
+def test_cli_mask_selector_becomes_a_brick_index(tmp_path):
+    from afni_group import afni_io
+    from afni_group.programs.cli.clustsim import _mask_brick
+
+    inside = _small_mask()
+    data = np.stack([np.zeros(inside.shape), inside], axis=-1).astype(np.float32)
+    dset = afni_io.AfniDataset(data, np.diag([3.0, 3.0, 3.0, 1.0]), ["zero", "brain"])
+    path = str(afni_io.write_dataset(dset, tmp_path / "two.nii.gz"))
+    assert _mask_brick(f"{path}[brain]") == (path, 1)
+    assert _mask_brick(f"{path}[0]") == (path, 0)
+    assert _mask_brick(path) == (path, 0)
+    info = cs.load_mask(path, 1)
+    np.testing.assert_array_equal(info.mask, inside)
+    assert info.voxel_sizes == (3.0, 3.0, 3.0) and not cs.load_mask(path).mask.any()
+
+
 # ---------------------------------------------------------------- AFNI's FFT (bias fix)
 
 DATA = Path(__file__).parent / "data" / "clustsim"

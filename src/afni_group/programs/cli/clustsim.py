@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from afni_group import afni_io
 from afni_group.errors import UsageError
 from afni_group.programs.cli.argv import is_number
 from afni_group.programs.clustsim import files
@@ -35,6 +36,17 @@ def _values_after(argv: list[str], i: int) -> tuple[list[str], int]:
         vals.append(argv[i])
         i += 1
     return vals, i
+
+
+def _mask_brick(spec: str) -> tuple[str, int]:
+    """``-mask 'dset[sel]'``: the dataset and the sub-brick used (the first one selected)."""
+    path, selector = afni_io.split_selector(spec)
+    if selector is None:
+        return path, 0
+    chosen = afni_io.parse_selector(selector, afni_io.read_labels(path), source=path)
+    if not chosen:
+        raise UsageError(f"-mask '{spec}' selects no sub-brick")
+    return path, chosen[0]
 
 
 def _default_threads() -> int:
@@ -174,10 +186,12 @@ def _cli(argv: list[str]) -> int:
         raise UsageError("afni-native 3dClustSim needs -prefix (tables are written to files)")
     if n_jobs is None:
         n_jobs = _default_threads()
+    mask_path, mask_brick = _mask_brick(mask)
     files.run_clustsim(
-        mask,
+        mask_path,
         acf_values,
         prefix,
+        mask_brick=mask_brick,
         iterations=iterations,
         seed=seed,
         both=opts["both"],

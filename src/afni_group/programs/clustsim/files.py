@@ -125,22 +125,23 @@ class MaskInfo:
     name: str
 
 
-def load_mask(spec: str | Path) -> MaskInfo:
-    """Sub-brick 0 of the mask dataset, non-zero = in mask; grid, idcode, header name."""
-    spec = str(spec)
-    base, selector = (spec.split("[", 1)[0], True) if spec.endswith("]") else (spec, False)
+def load_mask(path: str | Path, brick: int = 0) -> MaskInfo:
+    """Sub-brick ``brick`` of the mask dataset, non-zero = in mask; grid, idcode, header name.
+
+    AFNI's ``-mask 'dset[sel]'`` is resolved to ``brick`` by ``afni-native 3dClustSim``.
+    """
     from afni_group import afni_io
 
-    dset = afni_io.read_dataset(spec if selector else base)
+    dset = afni_io.read_dataset(path)
     data = np.asarray(dset.data)
-    data = data[..., 0] if data.ndim == 4 else data
+    data = data[..., brick] if data.ndim == 4 else data
     sizes = tuple(abs(float(v)) for v in dset.voxel_sizes)
     idcode = dset.attributes.get("IDCODE_STRING") if dset.attributes else None
     if isinstance(idcode, list | tuple):
         idcode = idcode[0] if idcode else None
     idcode = str(idcode).rstrip("\0").strip() if idcode else None
     mask = np.asarray(data) != 0
-    return MaskInfo(mask, sizes, idcode or None, header_name(base))
+    return MaskInfo(mask, sizes, idcode or None, header_name(str(path)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +154,18 @@ class ClustSimFiles(list):
     tables: ClustSimTables | None = None
 
 
+@dataclass
+class _Settings:
+    """The checked simulation options: ACF, p and alpha lists, iterations, seed, formats."""
+
+    acf: tuple[float, float, float]
+    pthr: tuple[float, ...]
+    athr: tuple[float, ...]
+    iterations: int
+    seed: int
+    niml: bool
+
+
 def _format_acf_arg(v: float) -> str:
     return "%.6g" % v
 
@@ -161,11 +174,138 @@ def _warn(text: str) -> None:
     LOG.warning("*+ WARNING: %s", text)
 
 
+def _settings(
+    acf: tuple[float, float, float],
+    *,
+    both: bool,
+    niml: bool | None,
+    pthr: Sequence[float] | None,
+    athr: Sequence[float] | None,
+    iterations: int,
+    seed: int | None,
+    verbose: bool,
+) -> _Settings:
+    """AFNI's option checks and defaults for a checked ``acf`` (LOTS lists with -both/-niml,
+    at least 2000 iterations, seed 0 from the clock)."""
+    niml = both if niml is None else niml
+    p_list = tuple(LOTS_PTHR) if both or niml else tuple(DEFAULT_PTHR)
+    a_list = tuple(LOTS_ATHR) if both or niml else tuple(DEFAULT_ATHR)
+    if pthr is not None:
+        p_list = _validate_plist(pthr, "-pthr")
+    if athr is not None:
+        a_list = _validate_plist(athr, "-athr")
+    iterations = int(iterations)
+    if iterations < MIN_ITERATIONS:
+        if verbose:
+            _warn(f"-iter {iterations} replaced by {MIN_ITERATIONS}")
+        iterations = MIN_ITERATIONS
+    seed = DEFAULT_SEED if seed is None else int(seed) & 0xFFFFFFFF
+    if seed == 0:
+        seed = (int(time.time()) + 17 * os.getpid()) & 0xFFFFFFFF
+        if verbose:
+            LOG.info("++ -seed 0 resets to %d", seed)
+    return _Settings(acf, p_list, a_list, iterations, seed, niml)
+
+
+def _log_setup(info_mask: MaskInfo, count: int, settings: _Settings, n_jobs: int) -> None:
+    """AFNI's INFO lines before the simulation, and its warning for too few iterations."""
+    shape, (a, b, c) = info_mask.mask.shape, settings.acf
+    grid = noise_grid(shape, info_mask.voxel_sizes, settings.acf)
+    _, kernel = spectral_weights(grid)
+    LOG.info(
+        "++ %d voxels in mask (%.2f%% of total)\n++ Kernel function radius = %.2f mm\n"
+        "++ ACF(%.2f,%.2f,%.2f) => FWHM=%.2f => %dx%dx%d pads to %dx%dx%d\n"
+        " + Kernel image dimensions %d x %d x %d\n++ Using %d threads",
+        count, 100.0 * count / info_mask.mask.size, grid.radius, a, b, c, grid.fwhm,
+        *shape, *grid.padded, *kernel, n_jobs,
+    )  # fmt: skip
+    smallest, iterations = min(settings.athr), settings.iterations
+    if smallest * iterations < 10:
+        _warn(
+            f"Smallest athr={smallest:.6f} ==> should have at least "
+            f"{int(10 / smallest)} iterations instead of {iterations}"
+        )
+
+
+def _default_command_line(
+    mask: str | Path, prefix: Path, settings: _Settings, *, both: bool, custom: tuple, nodec: bool
+) -> str:
+    """The equivalent AFNI command run in the prefix's folder (for the table headers);
+    ``custom``: whether -pthr and -athr were given."""
+    words = ["-both"] if both else (["-niml"] if settings.niml else [])
+    words += ["-mask", Path(mask).name, "-acf"] + [_format_acf_arg(v) for v in settings.acf]
+    if settings.iterations != DEFAULT_ITERATIONS:
+        words += ["-iter", str(settings.iterations)]
+    if settings.seed != DEFAULT_SEED:
+        words += ["-seed", str(settings.seed)]
+    if custom[0]:
+        words += ["-pthr"] + [_niml_number(v) for v in settings.pthr]
+    if custom[1]:
+        words += ["-athr"] + [_niml_number(v) for v in settings.athr]
+    if nodec:
+        words.append("-nodec")
+    return quote_command_line(words + ["-prefix", prefix.name])
+
+
+def _write_tables(
+    result: ClustSimTables,
+    info: TableInfo,
+    prefix: Path,
+    info_mask: MaskInfo,
+    *,
+    write_1d: bool,
+    niml: bool,
+) -> ClustSimFiles:
+    """``PREFIX.NNk_SIDED.1D``/``.niml`` for every NN and sidedness, and ``PREFIX.mask``."""
+    written = ClustSimFiles()
+    written.tables = result
+    for s, sided in enumerate(SIDEDNESS):
+        for nn in (1, 2, 3):
+            table = result.tables[s, nn - 1]
+            stem = f"{prefix}.NN{nn}_{sided}"
+            if write_1d:
+                text = format_1d_table(table, nn, sided, info)
+                written.append(atomic.write_text(Path(stem + ".1D"), text))
+            if niml:
+                text = format_niml_table(table, nn, sided, info)
+                written.append(atomic.write_text(Path(stem + ".niml"), text))
+                if s == 0 and nn == 1:
+                    mask_text = encode_mask(info_mask.mask)
+                    written.append(atomic.write_text(Path(f"{prefix}.mask"), mask_text))
+    return written
+
+
+def _warn_alphas(result: ClustSimTables) -> None:
+    """AFNI's warnings for alphas beyond what the simulation reached (two, then suppressed)."""
+    for w in result.warnings[:2]:
+        _warn(
+            f"pthr={w.pthr:.6f} ; desired alpha={w.alpha:.6f} -- "
+            f"but max simulated alpha={w.max_alpha:.6f}]"
+        )
+    if len(result.warnings) > 2:
+        LOG.warning(" +        [further messages about alpha are suppressed]")
+
+
+def _write_cmd(cmd_path: Path, prefix_text: str, verbose: bool) -> Path:
+    """``3dClustSim.cmd``: the 3drefit fragment that puts the tables into a dataset header."""
+    cmd = format_cmd(prefix_text)
+    written = atomic.write_text(cmd_path, cmd)
+    if verbose:
+        LOG.info(
+            "++ Command fragment to put cluster results into a dataset header;\n"
+            " + (also echoed to file %s for your scripting pleasure)\n"
+            " + Append the name of the datasets to be patched to this command:\n %s",
+            cmd_path.name, cmd.rstrip("\n"),
+        )  # fmt: skip
+    return written
+
+
 def run_clustsim(
     mask: str | Path,
     acf: tuple[float, float, float],
     prefix: str | Path,
     *,
+    mask_brick: int = 0,
     iterations: int = DEFAULT_ITERATIONS,
     seed: int | None = None,
     both: bool = True,
@@ -187,7 +327,7 @@ def run_clustsim(
     Parameters
     ----------
     mask : path
-        Mask dataset (grid and search region); non-zero voxels of sub-brick 0.
+        Mask dataset (grid and search region): non-zero voxels of sub-brick ``mask_brick``.
     acf : (a, b, c)
         Mixed-ACF parameters (0 <= a <= 1, b > 0, c > 0).
     prefix : path
@@ -230,119 +370,44 @@ def run_clustsim(
         Files written, in AFNI's order; ``.tables`` holds the in-memory result.
     """
     verbose = progress if verbose is None else verbose
-    a, b, c = validate_acf(acf)
+    acf = validate_acf(acf)
     prefix = Path(prefix)
     if not filename_ok(prefix.name):
         raise UsageError(f"bad -prefix option '{prefix}': it contains a forbidden character")
     if not prefix.parent.is_dir():
         raise OutputError(f"output folder {prefix.parent} does not exist; create it first")
-    niml = both if niml is None else niml
-    p_list = tuple(LOTS_PTHR) if both or niml else tuple(DEFAULT_PTHR)
-    a_list = tuple(LOTS_ATHR) if both or niml else tuple(DEFAULT_ATHR)
-    if pthr is not None:
-        p_list = _validate_plist(pthr, "-pthr")
-    if athr is not None:
-        a_list = _validate_plist(athr, "-athr")
-    iterations = int(iterations)
-    if iterations < MIN_ITERATIONS:
-        if verbose:
-            _warn(f"-iter {iterations} replaced by {MIN_ITERATIONS}")
-        iterations = MIN_ITERATIONS
-    seed = DEFAULT_SEED if seed is None else int(seed) & 0xFFFFFFFF
-    if seed == 0:
-        seed = (int(time.time()) + 17 * os.getpid()) & 0xFFFFFFFF
-        if verbose:
-            LOG.info("++ -seed 0 resets to %d", seed)
-
-    info_mask = load_mask(mask)
+    options = dict(both=both, niml=niml, pthr=pthr, athr=athr, iterations=iterations, seed=seed)
+    settings = _settings(acf, verbose=verbose, **options)
+    info_mask = load_mask(mask, mask_brick)
     count = check_simulation_grid(info_mask.mask, ok_small_mask)
-    shape = info_mask.mask.shape
     if verbose:
-        grid = noise_grid(shape, info_mask.voxel_sizes, (a, b, c))
-        _, kernel = spectral_weights(grid)
-        LOG.info(
-            "++ %d voxels in mask (%.2f%% of total)\n++ Kernel function radius = %.2f mm\n"
-            "++ ACF(%.2f,%.2f,%.2f) => FWHM=%.2f => %dx%dx%d pads to %dx%dx%d\n"
-            " + Kernel image dimensions %d x %d x %d\n++ Using %d threads",
-            count, 100.0 * count / info_mask.mask.size, grid.radius, a, b, c, grid.fwhm,
-            *shape, *grid.padded, *kernel, n_jobs,
-        )  # fmt: skip
-    if min(a_list) * iterations < 10 and verbose:
-        _warn(
-            f"Smallest athr={min(a_list):.6f} ==> should have at least "
-            f"{int(10 / min(a_list))} iterations instead of {iterations}"
-        )
+        _log_setup(info_mask, count, settings, n_jobs)
     if command_line is None:
-        words = ["-both"] if both else (["-niml"] if niml else [])
-        words += ["-mask", Path(mask).name, "-acf"] + [_format_acf_arg(v) for v in (a, b, c)]
-        if iterations != DEFAULT_ITERATIONS:
-            words += ["-iter", str(iterations)]
-        if seed != DEFAULT_SEED:
-            words += ["-seed", str(seed)]
-        if pthr is not None:
-            words += ["-pthr"] + [_niml_number(v) for v in p_list]
-        if athr is not None:
-            words += ["-athr"] + [_niml_number(v) for v in a_list]
-        if nodec:
-            words.append("-nodec")
-        words += ["-prefix", prefix.name]
-        command_line = quote_command_line(words)
-
+        custom = (pthr is not None, athr is not None)
+        command_line = _default_command_line(
+            mask, prefix, settings, both=both, custom=custom, nodec=nodec
+        )
     try:
         result = clustsim(
-            info_mask.mask, info_mask.voxel_sizes, (a, b, c), iterations=iterations, seed=seed,
-            pthr=p_list, athr=a_list, nodec=nodec, n_jobs=n_jobs, progress=progress,
-            ok_small_mask=ok_small_mask,
+            info_mask.mask, info_mask.voxel_sizes, settings.acf, iterations=settings.iterations,
+            seed=settings.seed, pthr=settings.pthr, athr=settings.athr, nodec=nodec,
+            n_jobs=n_jobs, progress=progress, ok_small_mask=ok_small_mask,
         )  # fmt: skip
     except ValueError as err:
         raise InputDataError(f"3dClustSim on {mask}: {err}") from err
-
     info = TableInfo(
-        command_line=command_line,
-        shape=tuple(int(n) for n in shape),
-        voxel_sizes=info_mask.voxel_sizes,
-        mask_count=count,
-        iterations=iterations,
-        pthr=p_list,
-        athr=a_list,
-        nodec=nodec,
-        mask_idcode=info_mask.idcode or new_idcode("XYZ"),
-        mask_name=info_mask.name,
-    )
-    written = ClustSimFiles()
-    written.tables = result
-    for s, sided in enumerate(SIDEDNESS):
-        for nn in (1, 2, 3):
-            table = result.tables[s, nn - 1]
-            stem = f"{prefix}.NN{nn}_{sided}"
-            if write_1d:
-                text = format_1d_table(table, nn, sided, info)
-                written.append(atomic.write_text(Path(stem + ".1D"), text))
-            if niml:
-                text = format_niml_table(table, nn, sided, info)
-                written.append(atomic.write_text(Path(stem + ".niml"), text))
-                if s == 0 and nn == 1:
-                    mask_text = encode_mask(info_mask.mask)
-                    written.append(atomic.write_text(Path(f"{prefix}.mask"), mask_text))
+        command_line=command_line, shape=tuple(int(n) for n in info_mask.mask.shape),
+        voxel_sizes=info_mask.voxel_sizes, mask_count=count, iterations=settings.iterations,
+        pthr=settings.pthr, athr=settings.athr, nodec=nodec,
+        mask_idcode=info_mask.idcode or new_idcode("XYZ"), mask_name=info_mask.name,
+    )  # fmt: skip
+    written = _write_tables(result, info, prefix, info_mask, write_1d=write_1d, niml=settings.niml)
     if verbose:
-        for w in result.warnings[:2]:
-            _warn(
-                f"pthr={w.pthr:.6f} ; desired alpha={w.alpha:.6f} -- "
-                f"but max simulated alpha={w.max_alpha:.6f}]"
-            )
-        if len(result.warnings) > 2:
-            LOG.warning(" +        [further messages about alpha are suppressed]")
-    if niml:
+        _warn_alphas(result)
+    if settings.niml:
         cmd_path = Path(cmd_file) if cmd_file is not None else prefix.parent / "3dClustSim.cmd"
-        cmd = format_cmd(prefix.name if prefix_text is None else prefix_text)
-        written.append(atomic.write_text(cmd_path, cmd))
-        if verbose:
-            LOG.info(
-                "++ Command fragment to put cluster results into a dataset header;\n"
-                " + (also echoed to file %s for your scripting pleasure)\n"
-                " + Append the name of the datasets to be patched to this command:\n %s",
-                cmd_path.name, cmd.rstrip("\n"),
-            )  # fmt: skip
+        text = prefix.name if prefix_text is None else prefix_text
+        written.append(_write_cmd(cmd_path, text, verbose))
     return written
 
 

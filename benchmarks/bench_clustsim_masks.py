@@ -56,7 +56,7 @@ def write_mask(mask: np.ndarray, grid: demo_truth.Grid, path: Path) -> Path:
 
 def demo3mm_mask(outdir: Path) -> Path:
     """Group mask of the 8-subject 3 mm demo (made once, then reused)."""
-    from afni_group.programs.mask_tool import core as mask_tool
+    from afni_group.programs.mask_tool import files as mask_tool
 
     target = outdir / "demo3mm.nii.gz"
     if target.exists():

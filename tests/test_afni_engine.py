@@ -557,7 +557,7 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
     from afni_group import afni_io
     from afni_group.programs.acf import core as acf
     from afni_group.programs.csim_lookup import core as csim_lookup
-    from afni_group.programs.mask_tool import core as mask_tool
+    from afni_group.programs.mask_tool import files as mask_tool
     from afni_group.programs.mema import files as mema
     from afni_group.programs.p2dsetstat import files as p2dsetstat
     from afni_group.programs.p2dsetstat.formats import afni_printed_threshold

@@ -10,12 +10,8 @@ import pytest
 from afni_group import afni_io
 from afni_group.errors import InputDataError, UsageError
 from afni_group.programs.cli.mask_tool import cli_main
-from afni_group.programs.mask_tool.core import (
-    binarize,
-    count_limit,
-    group_mask,
-    make_group_mask,
-)
+from afni_group.programs.mask_tool.core import binarize, count_limit, group_mask
+from afni_group.programs.mask_tool.files import make_group_mask
 
 EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
 PIPE = EX / "pipeline" / "derivatives" / "afni"

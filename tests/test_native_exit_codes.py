@@ -97,7 +97,7 @@ def test_every_program_is_covered():
 
 
 def test_disk_full_and_unexpected_errors(files, capsys, monkeypatch):
-    from afni_group.programs.mask_tool import core as mask_tool
+    from afni_group.programs.mask_tool import files as mask_tool
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "o.nii.gz")

@@ -102,7 +102,7 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
     """
     from afni_group.programs.acf import core as acf
     from afni_group.programs.clustsim import files as clustsim
-    from afni_group.programs.mask_tool import core as mask_tool
+    from afni_group.programs.mask_tool import files as mask_tool
 
     mask = outdir / MASK_FILE
     log.run(

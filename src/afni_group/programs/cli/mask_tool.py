@@ -1,4 +1,4 @@
-"""``afni-native`` drop-in for :mod:`afni_group.programs.mask_tool.core`: AFNI's options and messages."""
+"""``afni-native 3dmask_tool``: AFNI's options around :mod:`afni_group.programs.mask_tool`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 from afni_group.errors import UsageError
 from afni_group.programs.cli.argv import c_atof
-from afni_group.programs.mask_tool import core as step
-from afni_group.programs.mask_tool.core import DEFAULT_PREFIX
+from afni_group.programs.mask_tool import files as step
+from afni_group.programs.mask_tool.files import DEFAULT_PREFIX
 
 _USAGE = (
     "usage: afni-native 3dmask_tool -prefix P -input D1 D2 ... [-frac F | -inter | -union]\n"

@@ -390,6 +390,18 @@ def test_p_syntax_and_labels(spec_example):
     assert [c.tail for c in left.clusters] == ["neg"]
 
 
+def test_history_records_a_runnable_command(spec_example):
+    """Without a command line the history rebuilds one, -1sided's tail word included."""
+    left = spec_run(sided="1sided", values=(-3,), tail="LEFT", clust_nvox=None, pref_dat=None)
+    history = afni_io.read_dataset(left.map_path).history
+    assert "-1sided LEFT -3 -NN 1 -pref_map map.nii.gz" in history
+    spec_run(pref_dat=None)
+    history = afni_io.read_dataset("map.nii.gz").history
+    assert "-ithr 1 -idat 0 -mask m.nii.gz -bisided -3.0 3.0 -NN 1 -clust_nvox 2 -pref_map" in (
+        history
+    )
+
+
 def test_label_lookup_last_match_wins(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     t = np.zeros((4, 4, 3), np.float32)

@@ -428,8 +428,7 @@ def run_clusterize(
         typed = words.thresholds if words.thresholds is not None else thresholds.words()
         command_line = _command_line(
             ("inset", inputs.path_text), ("ithr", ithr), ("idat", idat), ("mask", mask),
-            # the history leaves out -1sided's tail word (as it always has)
-            (thresholds.sided, typed[1:] if thresholds.sided == "1sided" else typed), ("NN", nn),
+            (thresholds.sided, typed), ("NN", nn),
             (size_option or "clust_nvox", words.size or (None if size is None else arg_text(size))),
             ("pref_map", pref_map), ("pref_dat", pref_dat),
         )  # fmt: skip

@@ -634,7 +634,7 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
             "clusters_tsv": f"clust_bisided_clusters_{label}.tsv",
         },
     )
-    table = runner.read_clustsim_table(tmp_path / "ClustSim.NN1_bisided.1D")
+    table = runner.load_clustsim_table(tmp_path / "ClustSim.NN1_bisided.1D")
     assert runner.write_clusters_tsv(plan, tmp_path, "chx", "4.586894", 4, table)
     written = (tmp_path / "clust_bisided_clusters_chx.tsv").read_text()
     expected = cz.run_clusterize(
@@ -652,6 +652,11 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
         line.split("\t") for line in (tmp_path / "expected.tsv").read_text().splitlines()
     ]
     assert len(rows) == 1 + expected.n_clusters > 1
+    # the extra columns come from the values passed in: t brick (peak t) and table (p_fwe)
+    extra = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    t = expected.threshold_brick  # the chx:t brick the file level read
+    assert float(extra[0]["max_t"]) == pytest.approx(t[expected.cluster_map == 1].max(), abs=1e-4)
+    assert all(row["p_fwe"] not in ("", "n/a") for row in extra)
     (tmp_path / "clust_bisided_clusters_chx.tsv").unlink()
     assert not runner.write_clusters_tsv(plan, tmp_path, "chx", "3.5", 4, table)
     assert not (tmp_path / "clust_bisided_clusters_chx.tsv").exists()

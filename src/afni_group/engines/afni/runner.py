@@ -211,7 +211,7 @@ def _cluster_rows(report_text: str) -> list[str]:
     return [x.rstrip() for x in report_text.splitlines() if x.strip() and not x.startswith("#")]
 
 
-def read_clustsim_table(path: Path) -> ClustSimTable | None:
+def load_clustsim_table(path: Path) -> ClustSimTable | None:
     """AFNI's ClustSim table for the clusters' corrected p; None (warning) if unreadable."""
     from afni_group.errors import AfniGroupError
     from afni_group.programs.csim_lookup.core import read_clustsim_table as read_table
@@ -237,7 +237,7 @@ def write_clusters_tsv(
     clusterizer's array core is run on AFNI's ``mema_results.nii.gz`` with AFNI's thresholds,
     and its cluster rows must equal those of AFNI's report before its table is written, so the
     tsv describes exactly the clusters AFNI reported. ``table`` is AFNI's ClustSim table
-    (:func:`read_clustsim_table`, read once per analysis) for the corrected p.
+    (:func:`load_clustsim_table`, read once per analysis) for the corrected p.
 
     Returns
     -------
@@ -371,7 +371,7 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
         adir = plan.analysis_dir(analysis)
         move_outputs(staged, adir)
         result = analysis_results(plan, analysis, adir, values)
-        table = read_clustsim_table(adir / plan.clustsim_table)
+        table = load_clustsim_table(adir / plan.clustsim_table)
         for entry in result["results"]:
             write_clusters_tsv(
                 plan,

@@ -116,6 +116,12 @@ ok, why = afni_available(True); print(why); raise SystemExit(0 if ok else 1)" \
     && gen_group_command.py -ver \
     && afni-group --version
 
+# The image's name in the outputs' provenance (dataset_description.json GeneratedBy.Container);
+# build with --build-arg IMAGE_NAME=REGISTRY/NAME:TAG when pushing under another name. An image
+# cannot know its own digest: run with -e AFNI_GROUP_CONTAINER_DIGEST=sha256:... to record it.
+ARG IMAGE_NAME=afni-group:0.1.0
+ENV AFNI_GROUP_CONTAINER=${IMAGE_NAME}
+
 LABEL org.opencontainers.image.title="afni-group" \
       org.opencontainers.image.description="AFNI-style group fMRI analysis (3dMEMA, 3dClustSim, 3dClusterize) of afni_proc.py results, as a BIDS-App" \
       org.opencontainers.image.version="0.1.0" \

@@ -69,3 +69,33 @@ def tiny_bids(tmp_path: Path) -> Path:
         write_subject(root / "derivatives" / "afni" / sid / f"{sid}.results", sid, rng)
     (root / "participants.tsv").write_text("\n".join(rows) + "\n")
     return root
+
+
+#: whether the current test runs the real BIDS validator (see _bids_validator_stub)
+_REAL_VALIDATOR = {"on": False}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bids_validator_stub():
+    """The official validator (a Deno program, ~1 s a call) runs only in tests marked
+    ``bids_validator``; elsewhere it reports a clean dataset (the tiny datasets here are not
+    complete BIDS datasets). Session-wide, so module-scoped runs are covered too."""
+    from afni_group import bids_validator
+
+    real = bids_validator.run_validator
+
+    def run_validator(bids_dir, timeout=bids_validator.TIMEOUT_S):
+        if _REAL_VALIDATOR["on"]:
+            return real(bids_dir, timeout)
+        return {"issues": {"issues": []}, "summary": {"schemaVersion": "-"}}
+
+    bids_validator.run_validator = run_validator
+    yield
+    bids_validator.run_validator = real
+
+
+@pytest.fixture(autouse=True)
+def _real_validator_when_marked(request):
+    _REAL_VALIDATOR["on"] = request.node.get_closest_marker("bids_validator") is not None
+    yield
+    _REAL_VALIDATOR["on"] = False

@@ -78,6 +78,17 @@ def test_labels_only_for_mni(space, ok):
     assert atlas.labels_apply(space) is ok
 
 
+def test_peak_t_and_max_t_are_different_voxels():
+    """3dClusterize's peak is the voxel of largest |effect|; max |t| and its place are their own."""
+    xyz = np.array([[12.0, -85.0, 4.0], [15.0, -85.0, 4.0], [12.0, -82.0, 4.0]])
+    geom = cluster_table.ClusterGeometry(
+        1, 3, xyz[0], xyz.mean(axis=0), xyz, np.array([5.0, -9.0, 7.0])
+    )
+    row = cluster_table.annotate([geom], "TLRC")[0]
+    assert (row["peak_t"], row["max_t"]) == ("5.0000", "-9.0000")
+    assert [row[f"max_t_{a}_lpi"] for a in "xyz"] == ["15.00", "-85.00", "4.00"]
+
+
 def test_annotate_gives_labels_in_mni_and_none_elsewhere():
     xyz = np.array([[12.0, -85.0, 4.0], [15.0, -85.0, 4.0], [12.0, -82.0, 4.0]])
     geom = cluster_table.ClusterGeometry(
@@ -86,7 +97,8 @@ def test_annotate_gives_labels_in_mni_and_none_elsewhere():
     assert geom.peak_t() == -9.0 and geom.max_t() == -9.0
     mni = cluster_table.annotate([geom], "MNI")[0]
     assert set(mni) == set(cluster_table.EXTRA_COLUMNS)
-    assert mni["peak_t"] == "-9.0000" and mni["p_fwe"] == "n/a"
+    assert mni["peak_t"] == "-9.0000" and mni["p_fwe"] == "n/a" and mni["p_fwe_bound"] == "n/a"
+    assert [float(mni[f"max_t_{a}_lpi"]) for a in "xyz"] == [15.0, -85.0, 4.0]
     assert mni["peak_harvard_oxford"].split(" (")[0] in RIGHT_OCCIPITAL_HO
     assert mni["peak_aal"] in RIGHT_OCCIPITAL_AAL
     assert mni["composition_aal"].endswith("%")
@@ -173,7 +185,10 @@ def _tsv(out: Path, label: str) -> list[dict]:
     path = out / "analysis-mema" / f"clust_bisided_clusters_{label}.tsv"
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
-        assert list(cluster_table.EXTRA_COLUMNS) == reader.fieldnames[-9:]
+        assert (
+            list(cluster_table.EXTRA_COLUMNS)
+            == reader.fieldnames[-len(cluster_table.EXTRA_COLUMNS) :]
+        )
         return list(reader)
 
 
@@ -187,7 +202,11 @@ def test_demo_cluster_is_right_occipital_in_both_atlases(mni_run):
     comp = first["composition_harvard_oxford"].split("; ")
     assert comp[0].rsplit(" ", 1)[0] in RIGHT_OCCIPITAL_HO
     assert float(first["peak_t"]) > 0 and abs(float(first["max_t"])) >= float(first["peak_t"])
-    assert first["p_fwe"].startswith(("<", "0."))
+    # p_fwe is a number; beyond the table its bound flag says which side (the demo's large
+    # cluster is beyond the table's smallest alpha: p < 0.01)
+    assert 0 < float(first["p_fwe"]) <= 0.1 and first["p_fwe_bound"] in ("=", "<")
+    if first["p_fwe_bound"] == "<":
+        assert float(first["p_fwe"]) == 0.01
     params = json.loads((mni_run / "params.json").read_text())
     assert [a["key"] for a in params["atlases"]] == ["harvard_oxford", "aal"]
     summary = params["analyses"][0]["results"][0]["clusters"][0]

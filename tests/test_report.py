@@ -190,10 +190,13 @@ def test_cluster_table_rows_from_clusters_tsv(html):
         assert values[1:6] == [str(c[1]), f"{c[2]:.1f}", *(f"{v:.1f}" for v in c[13:16])]
         assert float(values[6]) * c[18] > 0  # peak t (from the t brick) has the effect's sign
         assert values[7:9] == [f"{c[18]:.4f}", f"{c[16]:.4f}"]
-        assert values[9] == "< 0.01"  # 31 and 11 voxels are far beyond the p=0.001 row
+        # the cluster's max |t| beside AFNI's peak: at least the peak's |t|, same sign
+        assert abs(float(values[9])) >= abs(float(values[6])) and float(values[9]) * c[18] > 0
+        assert len(values[10:13]) == 3 and all(v != "n/a" for v in values[10:13])
+        assert values[13] == "< 0.01"  # 31 and 11 voxels are far beyond the p=0.001 row
         if atlas.atlas_dir() is not None:  # regions at the peak, looked up from the map file
             peak = np.array([c[13:16]])
-            for cell, key in zip(values[10:12], ("harvard_oxford", "aal"), strict=True):
+            for cell, key in zip(values[14:16], ("harvard_oxford", "aal"), strict=True):
                 expected = str(atlas.label_points(peak, key)[0])
                 if expected.startswith("no_label"):
                     assert cell == "outside atlas regions"

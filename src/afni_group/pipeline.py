@@ -9,7 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-from afni_group import __version__, atlas, cluster_table, lock, outputs, provenance, validate
+from afni_group import (
+    __version__,
+    atlas,
+    bids_validator,
+    bids_view,
+    cluster_table,
+    lock,
+    outputs,
+    provenance,
+    space,
+    validate,
+)
 from afni_group.errors import UsageError
 from afni_group.options import RunOptions
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
@@ -98,6 +109,8 @@ def params_document(
         "selection_notes": plan.selection_notes,
         "analyses": analyses,
         "input_qc": plan.input_qc,
+        "bids_validation": plan.bids_validation,
+        "template": space.template_document(space.identify_plan(plan)),
         "atlases": atlas.provenance(),
         "timings_s": timings or {},
     }
@@ -187,6 +200,8 @@ def run(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
 def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     plan.engine, plan.engine_reason = choose_engine(plan, options.engine)
     print(plan.describe(), file=sys.stderr)
+    if options.dry_run:
+        bids_validator.log_summary(plan.bids_validation)
     outputs.prepare_output_dir(
         plan, overwrite=options.overwrite, resume=options.resume, dry_run=options.dry_run
     )
@@ -234,6 +249,7 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     script = out / SCRIPT_NAME
     start = time.monotonic()
     LOG.info("++ afni-group %s: %s", __version__, command_line)
+    bids_validator.log_summary(plan.bids_validation)  # on the console and in the run's log
     made_work_dir = not plan.work_dir.exists()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     log = StepLog(out, resume=options.resume)
@@ -248,6 +264,8 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
     params = params_document(plan, options, command_line, results, timings)
+    # the BIDS view of AFNI's files (both engines), indexed in params.json for the report
+    params["bids_view"] = bids_view.write_bids_view(plan, params)
     if not options.no_report:
         from afni_group.report.render import write_report
 

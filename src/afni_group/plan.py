@@ -151,6 +151,8 @@ class AnalysisPlan:
     inventory: list[SubjectFiles] = field(default_factory=list)
     #: what the pre-flight checks found (afni_group.validate.preflight), for params.json
     input_qc: dict = field(default_factory=dict)
+    #: what the BIDS validator said about BIDS_DIR (afni_group.bids_validator), for params.json
+    bids_validation: dict = field(default_factory=dict)
 
     # ---- file names shared by both engines -------------------------------------------------
     def analysis_dir(self, analysis: Analysis) -> Path:

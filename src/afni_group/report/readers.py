@@ -25,8 +25,8 @@ CLUSTER_COLUMNS = (
 
 # columns that cluster_table.py appends (kept in sync by a test)
 EXTRA_COLUMNS = (
-    "peak_t max_t p_fwe peak_harvard_oxford peak_aal cm_harvard_oxford cm_aal "
-    "composition_harvard_oxford composition_aal"
+    "peak_t max_t max_t_x_lpi max_t_y_lpi max_t_z_lpi p_fwe p_fwe_bound peak_harvard_oxford "
+    "peak_aal cm_harvard_oxford cm_aal composition_harvard_oxford composition_aal"
 ).split()
 
 

@@ -37,6 +37,13 @@ def _composition(text: str | None) -> list[str]:
     return [_region(part.strip()) for part in text.split(";") if part.strip()]
 
 
+def _p_fwe_cell(cluster: dict) -> str:
+    """The tsv's corrected p for people: ``0.0123``, or ``<0.01`` with its bound flag."""
+    value = cluster.get("p_fwe") or "n/a"
+    bound = cluster.get("p_fwe_bound")
+    return f"{bound}{value}" if bound in ("<", ">") else value
+
+
 def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float) -> list[dict]:
     """The cluster table's cells (corrected alpha from the ClustSim table when there is one)."""
     from afni_group.report.render import corrected_alpha  # not at the top: render imports us
@@ -56,7 +63,9 @@ def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float
             "sem": fmt(c.get("sem"), 4),
             "peak_value": fmt(c.get("peak_value"), 4),
             "peak_t": fmt(to_number(c.get("peak_t")), 2),
-            "alpha": str(alpha) if alpha is not None else (c.get("p_fwe") or "n/a"),
+            "max_t": fmt(to_number(c.get("max_t")), 2),
+            "max_t_lpi": [fmt(to_number(c.get(f"max_t_{a}_lpi"))) for a in "xyz"],
+            "alpha": str(alpha) if alpha is not None else _p_fwe_cell(c),
             "regions": {
                 key: {
                     "peak": _region(c.get(f"peak_{key}")),

@@ -149,6 +149,7 @@ def test_bids_view_files_and_sidecars_match_the_data(run_dir):
         assert (th["Sidedness"], th["NN"], th["VoxelwiseP"]) == ("bisided", 1, 0.001)
         assert side["Mask"] == f"space-{SPACE}_desc-group_mask.nii.gz"
         assert side["Software"]["Versions"]["afni-group"] == params["afni_group_version"]
+        assert side["Template"] == params["template"]  # data, atlases and underlay
         # z has the t's tail probability
         z = np.asarray(nib.load(f"{prefix}_stat-z_statmap.nii.gz").dataobj)
         assert np.allclose(z, statdist.t_to_z(t_brick, dof).astype(np.float32))
@@ -195,6 +196,15 @@ def test_every_table_has_a_column_sidecar(run_dir):
         assert all(c["Description"] for c in columns.values())
     columns = json.loads((run_dir / "inventory.json").read_text())
     assert tuple(columns) == outputs.INVENTORY_COLUMNS
+
+
+def test_overwrite_removes_the_view(tmp_path):
+    names = [f"space-{SPACE}_desc-group_mask.nii.gz", f"space-{SPACE}_contrast-a_clusters.tsv",
+             "README.md", "inventory.json", ".bidsignore"]  # fmt: skip
+    for name in [*names, "dataset_description.json", "notes.txt"]:
+        (tmp_path / name).write_text("x")
+    bids_view.remove_view(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "notes.txt"]
 
 
 def test_nilearn_finds_the_maps_by_name(run_dir):

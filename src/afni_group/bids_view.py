@@ -117,8 +117,8 @@ class _Writer:
 
     def __init__(self, plan: AnalysisPlan, params: dict):
         self.plan, self.params, self.out = plan, params, plan.output_dir
-        template = params.get("template") or {}
-        self.data_space = template.get("data") or {}
+        self.template = params.get("template") or {}
+        self.data_space = self.template.get("data") or {}
         self.space = self.data_space.get("space") or "unknown"
         self.written: list[Path] = []
         versions = {k: v for k, v in (params.get("versions") or {}).items() if v}
@@ -145,7 +145,8 @@ class _Writer:
         }
         if brick is not None:
             entry["AFNISubBrick"] = brick
-        entry["Template"] = self.data_space
+        # the data's template, the atlases' and the underlay's, and where they differ
+        entry["Template"] = self.template
         entry["Software"] = self.software
         return entry
 

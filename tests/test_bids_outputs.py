@@ -181,7 +181,8 @@ def test_bids_view_files_and_sidecars_match_the_data(run_dir):
     assert mask_side["Sources"][0].startswith("bids:afni:sub-")
     desc = json.loads((run_dir / "dataset_description.json").read_text())
     assert set(desc["DatasetLinks"]) == {"raw", "afni"}
-    assert desc["GeneratedBy"][0]["CodeURL"] == outputs.CODE_URL
+    # no CodeURL until the project has a public repository (a URL that does not resolve is worse)
+    assert desc["GeneratedBy"][0].get("CodeURL") == outputs.CODE_URL
     assert "analysis-*" in (run_dir / ".bidsignore").read_text().split()
 
 
@@ -267,10 +268,8 @@ def test_repository_files_exist():
     assert "Apache License" in (root / "LICENSE").read_text()[:200]
     assert "END OF TERMS AND CONDITIONS" in (root / "LICENSE").read_text()
     cff = (root / "CITATION.cff").read_text()
-    assert (
-        f'repository-code: "{outputs.CODE_URL}"' in cff
-        and "10.1016/j.neuroimage.2011.12.060" in cff
-    )
+    assert "10.1016/j.neuroimage.2011.12.060" in cff
+    assert ("repository-code:" in cff) == bool(outputs.CODE_URL)
 
 
 # ----------------------------------------------------------------------------- validator

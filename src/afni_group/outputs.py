@@ -22,8 +22,10 @@ from afni_group.errors import OutputError
 from afni_group.plan import AnalysisPlan
 
 BIDS_VERSION = "1.10.0"
-#: The source repository (GeneratedBy.CodeURL, CITATION.cff, pyproject's project.urls).
-CODE_URL = "https://github.com/afni-group/afni-group"
+#: The public source repository (GeneratedBy.CodeURL, CITATION.cff's repository-code). None
+#: until the project publishes one: BIDS makes CodeURL optional, and a URL that does not resolve
+#: is worse than none.
+CODE_URL: str | None = None
 STATE_DIR = ".afni-group"
 #: The files of the OUTPUT_DIR lock in STATE_DIR (:mod:`afni_group.lock`); --overwrite keeps them.
 LOCK_FILES = ("lock", "lock.owner")
@@ -123,8 +125,9 @@ def dataset_description(plan: AnalysisPlan) -> dict:
         "Name": "afni-group",
         "Version": __version__,
         "Description": f"AFNI group analysis (3dMEMA, 3dClustSim, 3dClusterize), {plan.engine} engine",
-        "CodeURL": CODE_URL,
     }
+    if CODE_URL:
+        generated["CodeURL"] = CODE_URL
     image = container()
     if image:
         generated["Container"] = image

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from afni_group.errors import InputDataError, MissingInputError
-from afni_group.programs.acf.core import format_acf, mean_acf, parse_acf_line, read_acf_lines
+from afni_group.programs.acf.core import (
+    acf_fwhm,
+    acf_model,
+    acf_model_float32,
+    acf_radius,
+    afni_acf_radius,
+)
+from afni_group.programs.acf.files import mean_acf, read_acf_lines
+from afni_group.programs.acf.formats import format_acf, format_acf_line, parse_acf_line
 
 SPEC_LINES = [
     "0.727118 2.91228 10.7089 7.6267   # err_reml ACF blur estimates",
@@ -87,3 +96,26 @@ def test_missing_file(tmp_path):
 def test_format_like_awk():
     assert format_acf((1.0, 2.5, 1234567.0)) == ["1", "2.5", "1234567"]
     assert format_acf((0.1234567, 3.0000001, 10.63626666)) == ["0.123457", "3", "10.6363"]
+
+
+def test_acf_line_written_as_afni_proc_and_read_back():
+    line = format_acf_line((0.727118, 2.91228, 10.7089, 7.6267))
+    assert line == SPEC_LINES[0]
+    assert parse_acf_line(line) == (0.727118, 2.91228, 10.7089)
+    assert format_acf_line((0.8, 3.1, 9.5, 8.1), "epits").endswith("   # epits ACF blur estimates")
+
+
+@pytest.mark.parametrize("acf", [(0.742692, 2.93065, 10.6363), (1.0, 12.0, 1.0), (0.0, 1.0, 4.0)])
+def test_radius_solvers(acf):
+    a, b, c = acf
+    for level in (0.5, 0.02):
+        r = acf_radius(a, b, c, level)
+        assert float(acf_model(r, a, b, c)) == pytest.approx(level, rel=1e-12)
+        # 3dClustSim's float32 march + regula falsi lands near the exact root
+        assert afni_acf_radius(a, b, c, level) == pytest.approx(r, rel=2e-3)
+    assert acf_fwhm(a, b, c) == 2 * acf_radius(a, b, c, 0.5)
+    assert acf_radius(a, b, c, 1e-9) == 3 * b + 6 * c + 1  # beyond the bracket: its top
+    assert afni_acf_radius(a, b, c, 1.0) == 0.0
+    model = acf_model_float32(np.array([0.0, 2.0, 8.0]), a, b, c)
+    assert model.dtype == np.float32
+    assert np.allclose(model, acf_model(np.array([0.0, 2.0, 8.0]), a, b, c), rtol=1e-6)

@@ -23,6 +23,7 @@ from afni_group.plan import (
     SubjectFiles,
     Thresholds,
 )
+from afni_group.programs.clusterize.formats import parse_clusterize_report
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 AFNI_IO = Path(__file__).parent / "data" / "afni_io"
@@ -312,9 +313,10 @@ def test_last_error_line_prefers_afni_errors():
     assert runner.last_error_line([]) == ""
 
 
-def test_count_clusters():
-    assert runner.count_clusters(CHX_REPORT) == 2
-    assert runner.count_clusters(NO_CLUSTERS) == 0
+def test_clusters_counted_from_the_report():
+    assert parse_clusterize_report(CHX_REPORT).n_clusters == 2
+    assert parse_clusterize_report(NO_CLUSTERS).n_clusters == 0
+    assert parse_clusterize_report(NO_CLUSTERS + " 0\n").n_clusters == 0  # -report_zero
 
 
 def test_read_values_and_log_names(tmp_path):
@@ -555,7 +557,8 @@ _AFNI_OK, _AFNI_REASON = runner.afni_available()
 @pytest.mark.skipif(not _AFNI_OK, reason=f"AFNI not available: {_AFNI_REASON}")
 def test_afni_engine_end_to_end_matches_native(tmp_path):
     from afni_group import afni_io
-    from afni_group.programs.acf import core as acf
+    from afni_group.programs.acf.files import mean_acf
+    from afni_group.programs.acf.formats import format_acf
     from afni_group.programs.csim_lookup import core as csim_lookup
     from afni_group.programs.mask_tool import files as mask_tool
     from afni_group.programs.mema import files as mema
@@ -578,7 +581,7 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
     adir = plan.analysis_dir(plan.analyses[0])
 
     # ACF, mask and 3dMEMA agree with the native modules
-    assert res["acf"] == [float(v) for v in acf.format_acf(acf.mean_acf(plan.blur_files))]
+    assert res["acf"] == [float(v) for v in format_acf(mean_acf(plan.blur_files))]
     native_mask = mask_tool.make_group_mask(plan.mask_inputs, tmp_path / "native_mask.nii.gz")
     np.testing.assert_array_equal(
         afni_io.read_dataset(adir / "mask.nii.gz").data,

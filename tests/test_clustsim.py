@@ -11,8 +11,15 @@ import pytest
 from scipy import ndimage
 
 from afni_group.errors import InputDataError, UsageError
+from afni_group.programs.acf.core import acf_model_float32
+from afni_group.programs.checks import SIDEDNESS
 from afni_group.programs.cli.clustsim import cli_main
 from afni_group.programs.clustsim import files as cs
+from afni_group.programs.clustsim.formats import (
+    parse_clustsim_1d,
+    parse_clustsim_niml,
+    read_clustsim_table,
+)
 from afni_group.programs.clustsim.kernels import ClusterWork, gather_scaled
 
 EX = Path(__file__).parent / "data" / "spec" / "afni_examples"
@@ -84,7 +91,7 @@ def test_noise_unit_variance_and_acf_follows_model():
                     corr[lag].append(np.mean(a[:-lag] * a[lag:]) / np.mean(v * v))
     assert np.mean(variances) == pytest.approx(1.0, abs=0.05)
     for lag in lags:
-        model = float(cs.acf_value(lag * d, acf))
+        model = float(acf_model_float32(lag * d, *acf))
         assert np.mean(corr[lag]) == pytest.approx(model, abs=0.06), lag
 
 
@@ -195,7 +202,7 @@ def _pipeline_info():
 
 
 @needs_data
-@pytest.mark.parametrize("sided", cs.SIDEDNESS)
+@pytest.mark.parametrize("sided", SIDEDNESS)
 @pytest.mark.parametrize("nn", [1, 2, 3])
 def test_1d_and_niml_text_byte_identical_to_afni(nn, sided):
     """AFNI's own cell values, formatted by us, reproduce both files byte for byte."""
@@ -322,7 +329,7 @@ def test_run_clustsim_files_and_agreement_with_afni(tmp_path):
     # statistical agreement: cells that are not tiny, moderate alpha (AFNI's own rtol is 0.15)
     rel = []
     for nn in (1, 2, 3):
-        for sided in cs.SIDEDNESS:
+        for sided in SIDEDNESS:
             ours = _read_niml_values(tmp_path / f"ClustSim.NN{nn}_{sided}.niml")
             theirs = _read_niml_values(GROUP / f"ClustSim.NN{nn}_{sided}.niml")
             assert np.all(np.diff(ours, axis=0) <= 0) and np.all(np.diff(ours, axis=1) >= 0)
@@ -331,6 +338,16 @@ def test_run_clustsim_files_and_agreement_with_afni(tmp_path):
     rel = np.concatenate(rel)
     assert np.median(rel) < 0.06
     assert np.quantile(rel, 0.95) < 0.20
+    # a table read back from either file is the one the simulation returned (one type)
+    simulated = written.tables.select(2, "1sided")
+    niml_table = read_clustsim_table(tmp_path / "ClustSim.NN2_1sided.1D")  # the .niml twin
+    one_d = parse_clustsim_1d((tmp_path / "ClustSim.NN2_1sided.1D").read_text())
+    assert niml_table.iterations == simulated.iterations == 2000 and one_d.iterations is None
+    for read in (niml_table, one_d):
+        np.testing.assert_array_equal(read.pthr, simulated.pthr)
+        np.testing.assert_array_equal(read.athr, simulated.athr)
+    np.testing.assert_allclose(niml_table.sizes, simulated.sizes, rtol=1e-6)  # %.7g
+    np.testing.assert_allclose(one_d.sizes, simulated.sizes, atol=0.05 + 1e-6)
 
 
 @needs_data
@@ -558,3 +575,37 @@ def test_pipeline_records_and_reports_the_mc_error(tmp_path):
         assert mc["threshold"] == analysis["cluster_size_threshold"]
         assert mc["mc_se"] >= 0 and mc["ci95"][0] <= mc["size"] <= mc["ci95"][1]
     assert "MC s.e." in (out / "report.html").read_text()
+
+
+def test_table_file_names_built_and_parsed():
+    assert cs.clustsim_table_name("out/ClustSim", 2, "bisided") == "out/ClustSim.NN2_bisided.1D"
+    assert cs.clustsim_table_name("P", 3, "1sided", "niml") == "P.NN3_1sided.niml"
+    parsed = cs.parse_clustsim_table_name(Path("/x/ClustSim.NN2_bisided.niml"))
+    assert (parsed.prefix, parsed.nn, parsed.sided, parsed.ext) == (
+        "ClustSim",
+        2,
+        "bisided",
+        "niml",
+    )
+    for other in ("ClustSim.NN4_bisided.1D", "ClustSim.NN1_3sided.1D", "ClustSim.NN1_bisided.txt"):
+        assert cs.parse_clustsim_table_name(other) is None
+    for nn in (1, 2, 3):
+        for sided in SIDEDNESS:
+            name = cs.clustsim_table_name("a.b", nn, sided, "1D")
+            assert cs.parse_clustsim_table_name(name) == cs.parse_clustsim_table_name(
+                f"a.b.{cs.clustsim_table_key(nn, sided)}.1D"
+            )
+            assert cs.parse_clustsim_table_name(name).prefix == "a.b"
+
+
+def test_niml_table_read_back_with_runs_and_iterations():
+    info = cs.TableInfo("3dClustSim -acf 0.7 3 8", (8, 8, 8), (3.0, 3.0, 3.0), 512, 3000,
+                        (0.01, 0.01, 0.001), (0.05, 0.01))  # fmt: skip
+    sizes = np.array([[9.25, 12.5], [9.25, 12.5], [4.125, 6.0]], np.float32)
+    text = cs.format_niml_table(sizes, 1, "2sided", info)
+    assert 'pthr="2@0.01,0.001"' in text  # AFNI's run-length form
+    table = parse_clustsim_niml(text)
+    assert table.iterations == 3000 and list(table.pthr) == [0.01, 0.01, 0.001]
+    np.testing.assert_array_equal(table.sizes, sizes)
+    with pytest.raises(ValueError, match="pthr x athr"):
+        parse_clustsim_niml(text.replace(" 6\n", "\n"))

@@ -8,6 +8,7 @@ import pytest
 
 from afni_group.errors import InputDataError, MissingInputError
 from afni_group.programs.cli.csim_lookup import cli_main
+from afni_group.programs.clustsim.formats import parse_clustsim_header, read_text_table
 from afni_group.programs.csim_lookup import core as cl
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
@@ -47,7 +48,7 @@ def test_exact_lookup_takes_ceiling_of_printed_value(table):
 
 
 def test_header_attributes(table):
-    attrs = cl.parse_clustsim_header(cl.read_text_table(table).header)
+    attrs = parse_clustsim_header(read_text_table(table).header)
     assert attrs.missing() == []
     assert (attrs.btype, attrs.bvals, attrs.sided, attrs.NN) == (
         "ACF",

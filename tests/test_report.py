@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from afni_group.errors import MissingInputError
-from afni_group.programs.csim_lookup import core as csim_lookup
+from afni_group.programs.acf.core import acf_fwhm
+from afni_group.programs.clusterize.formats import parse_clusterize_report
+from afni_group.programs.clustsim import core as clustsim_core
+from afni_group.programs.clustsim import formats as clustsim_formats
 from afni_group.report import render as report
 from afni_group.report.figures import highlight_alpha, pick_slices, png_size
 from afni_group.report.readers import CLUSTER_COLUMNS
@@ -360,46 +363,50 @@ def test_cluster_slices_and_colour_limit():
 
 
 def test_clustsim_tables_and_corrected_alpha():
-    t1d = csim_lookup.read_clustsim_table(GROUP / "ClustSim.NN1_bisided.1D")
-    niml = csim_lookup.parse_clustsim_niml((GROUP / "ClustSim.NN1_bisided.niml").read_text())
-    one_d = csim_lookup.parse_clustsim_1d((GROUP / "ClustSim.NN1_bisided.1D").read_text())
+    t1d = clustsim_formats.read_clustsim_table(GROUP / "ClustSim.NN1_bisided.1D")
+    niml = clustsim_formats.parse_clustsim_niml((GROUP / "ClustSim.NN1_bisided.niml").read_text())
+    one_d = clustsim_formats.parse_clustsim_1d((GROUP / "ClustSim.NN1_bisided.1D").read_text())
     assert t1d.sizes.shape == (29, 10) and np.allclose(t1d.sizes, niml.sizes)  # .niml preferred
     assert np.allclose(one_d.sizes, np.round(niml.sizes, 1))
-    assert np.allclose(one_d.alpha, [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01])
+    assert np.allclose(one_d.athr, [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01])
     # p = 0.001 row: 2.224 2.352 2.495 2.656 2.841 3.061 3.340 ... 5.138
-    a = report.corrected_alpha(niml, 0.001, 3)
+    a = clustsim_core.corrected_alpha(niml, 0.001, 3)
     assert a.relation == "=" and 0.05 < a.value < 0.06
-    g = report._gumbel
+    g = clustsim_core._gumbel
     frac = (3 - 2.840724) / (3.061183 - 2.840724)
     expected = -np.expm1(-np.exp(g(0.06) + frac * (g(0.05) - g(0.06))))
     assert a.value == pytest.approx(expected)
-    assert str(report.corrected_alpha(niml, 0.001, 31)) == "< 0.01"
-    assert str(report.corrected_alpha(niml, 0.001, 2)) == "> 0.10"
-    exact = report.corrected_alpha(niml, 0.02, 20)  # cell is exactly 20 at alpha 0.02
+    assert str(clustsim_core.corrected_alpha(niml, 0.001, 31)) == "< 0.01"
+    assert str(clustsim_core.corrected_alpha(niml, 0.001, 2)) == "> 0.10"
+    exact = clustsim_core.corrected_alpha(niml, 0.02, 20)  # cell is exactly 20 at alpha 0.02
     assert exact.value == pytest.approx(0.02) and str(exact) == "0.020"
-    assert report.corrected_alpha(niml, 0.0011, 5) is None
+    assert clustsim_core.corrected_alpha(niml, 0.0011, 5) is None
     # ties (rows of 1.0) give the smallest alpha whose size is reached
-    assert report.corrected_alpha(niml, 1e-5, 1).value == pytest.approx(0.01)
+    assert clustsim_core.corrected_alpha(niml, 1e-5, 1).value == pytest.approx(0.01)
     # monotone in size
-    vals = [report.corrected_alpha(niml, 0.001, n).value for n in (2.3, 2.6, 3.0, 3.5, 4.5)]
+    vals = [clustsim_core.corrected_alpha(niml, 0.001, n).value for n in (2.3, 2.6, 3.0, 3.5, 4.5)]
     assert all(x > y for x, y in zip(vals, vals[1:], strict=False))
 
 
 def test_acf_fwhm_matches_3dclustsim():
     # 3dClustSim: ACF(0.74,2.93,10.64) => FWHM=7.61; ACF(0.738202,3.2154,11.9615) => 8.38
-    assert report.acf_fwhm(0.742692, 2.93065, 10.6363) == pytest.approx(7.61, abs=0.006)
-    assert report.acf_fwhm(0.738202, 3.2154, 11.9615) == pytest.approx(8.38, abs=0.006)
+    assert acf_fwhm(0.742692, 2.93065, 10.6363) == pytest.approx(7.61, abs=0.006)
+    assert acf_fwhm(0.738202, 3.2154, 11.9615) == pytest.approx(8.38, abs=0.006)
 
 
 def test_parse_clusterize_report():
-    rows = report.parse_clusterize_report((GROUP / "clust_bisided_report_chx.txt").read_text())
+    report_text = (GROUP / "clust_bisided_report_chx.txt").read_text()
+    parsed = parse_clusterize_report(report_text)
+    assert parsed.n_clusters == 2 and parsed.sizes == [31, 11] and not parsed.no_clusters
+    assert parsed.nvox == 4 and parsed.voxel_volume == pytest.approx(15.625)
+    assert parsed.rows[0].startswith("     31") and all(ln[0] == "#" for ln in parsed.header)
+    rows = parsed.table_rows()
     assert [r["n_voxels"] for r in rows] == [31, 11]
     assert rows[0]["volume_mm3"] == pytest.approx(484.375)
     assert rows[1]["tail"] == "neg" and rows[1]["cm_x_lpi"] == pytest.approx(-6.9)
-    assert report.parse_clusterize_report("#** NO CLUSTERS FOUND ***\n") == []
-    both = report.parse_clusterize_report(
-        (GROUP / "clust_bisided_report_chx.txt").read_text(), sided="2sided"
-    )
+    assert parse_clusterize_report("#** NO CLUSTERS FOUND ***\n").table_rows() == []
+    both = parse_clusterize_report((GROUP / "clust_bisided_report_chx.txt").read_text())
+    both = both.table_rows(sided="2sided")
     assert {r["tail"] for r in both} == {"both"}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
+import re
 import shutil
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def rewrite_stats(bids: Path, sub: str, change) -> Path:
 
 @pytest.mark.parametrize(
     ("values", "why"),
-    [("nan 3.0 10.0", "finite"), ("0.7 -3.0 10.0", "'b' = -3 must be positive")],
+    [("nan 3.0 10.0", "finite"), ("0.7 -3.0 10.0", "'b' value should be positive (got -3)")],
 )
 def test_bad_acf_in_one_subject_names_file_and_line(bids, tmp_path, capsys, values, why):
     path = edit_blur(bids, "03", values)
@@ -88,11 +88,15 @@ def test_bad_acf_in_one_subject_names_file_and_line(bids, tmp_path, capsys, valu
     assert not out.exists()  # nothing written before the checks pass
 
 
-def test_acf_checks():
-    assert validate.check_acf_values([0.7, 3.0, 10.0], "f") == (0.7, 3.0, 10.0)
-    for bad in ([math.inf, 3, 10], [1.5, 3, 10], [0.7, 3, 0]):
-        with pytest.raises(InputDataError, match="^f line 2"):
-            validate.check_acf_values(bad, "f line 2")
+def test_blur_est_values_are_checked_with_file_and_line(tmp_path):
+    path = tmp_path / "blur_est.sub-01.1D"
+    good = "0.7 3 10 7.6   # err_reml ACF blur estimates\n"
+    path.write_text(good)
+    assert validate.check_blur_est(path) == [(0.7, 3.0, 10.0)]
+    for bad in ("inf 3 10", "1.5 3 10", "0.7 3 0"):
+        path.write_text(f"0 0 0 0   # err_reml FWHM blur estimates\n{bad} 7   # err_reml ACF\n")
+        with pytest.raises(InputDataError, match=f"^{re.escape(str(path))} line 2: ACF "):
+            validate.check_blur_est(path)
 
 
 def test_blur_est_without_reml_line(tmp_path):

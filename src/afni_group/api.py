@@ -210,19 +210,21 @@ def mean_acf(lines_or_files: Iterable[str | os.PathLike]) -> tuple[float, float,
     Each item is a ``blur_est.*.1D`` file (all its ``err_reml ACF`` lines count) or the text
     of one such line (``"0.72 2.91 10.7 7.6 # err_reml ACF blur estimates"``).
     """
-    from afni_group.programs.acf import core as acf_core
+    from afni_group.programs.acf.core import mean_of_rows
+    from afni_group.programs.acf.files import read_acf_lines
+    from afni_group.programs.acf.formats import REML_ACF_TAG, parse_acf_line
 
     rows: list[tuple[float, float, float]] = []
     for item in lines_or_files:
         text = os.fspath(item)
         if isinstance(item, str) and len(text.split()) > 1 and not os.path.exists(text):
-            rows.append(acf_core.parse_acf_line(text))
+            rows.append(parse_acf_line(text))
         else:
-            found = acf_core.read_acf_lines(text)
+            found = read_acf_lines(text)
             if not found:
-                raise ValueError(f"no '{acf_core.REML_ACF_TAG}' line in {text}")
+                raise ValueError(f"no '{REML_ACF_TAG}' line in {text}")
             rows += found
-    return acf_core.mean_of_rows(rows)
+    return mean_of_rows(rows)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,17 +263,18 @@ def clustsim(
     Returns
     -------
     ClustSimTables
-        ``.table(nn, sided)`` (p x alpha sizes), ``.threshold(pthr, alpha, nn, sided)`` (the
+        ``.table(nn, sided)`` (p x alpha sizes), ``.select(nn, sided)`` (the same as the
+        ``ClustSimTable`` a table file gives), ``.threshold(pthr, alpha, nn, sided)`` (the
         fractional cell), ``.threshold_uncertainty(...)`` (Monte Carlo error); use
         :func:`cluster_size_threshold` for the whole-voxel size 1d_tool.py reads.
     """
-    from afni_group.programs.clustsim import core as tables_core
+    from afni_group.programs.clustsim import simulate
 
     iterations = int(iterations)
-    if iterations < tables_core.MIN_ITERATIONS:
-        LOG.warning("clustsim: %d iterations raised to %d", iterations, tables_core.MIN_ITERATIONS)
-        iterations = tables_core.MIN_ITERATIONS
-    return tables_core.clustsim(
+    if iterations < simulate.MIN_ITERATIONS:
+        LOG.warning("clustsim: %d iterations raised to %d", iterations, simulate.MIN_ITERATIONS)
+        iterations = simulate.MIN_ITERATIONS
+    return simulate.clustsim(
         mask,
         voxel_sizes,
         acf,

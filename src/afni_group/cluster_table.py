@@ -27,14 +27,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from afni_group import atlas
-
-if TYPE_CHECKING:
-    from afni_group.programs.csim_lookup.core import ClustSimTable
+from afni_group.programs.clustsim.core import ClustSimTable, corrected_alpha
 
 LOG = logging.getLogger("afni_group")
 
@@ -159,8 +156,6 @@ def p_fwe_cells(table, pthr: float | None, n_voxels: float) -> tuple[str, str]:
     """
     if table is None or pthr is None:
         return NA, NA
-    from afni_group.report.render import corrected_alpha
-
     alpha = corrected_alpha(table, float(pthr), n_voxels)
     if alpha is None:
         return NA, NA

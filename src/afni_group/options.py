@@ -15,7 +15,8 @@ from typing import Any
 
 from afni_group import __version__
 from afni_group.errors import EXIT_USAGE
-from afni_group.plan import DESIGNS, NEIGHBOURHOODS, SIDEDNESS
+from afni_group.plan import DESIGNS
+from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
 
 #: BIDS-App analysis levels afni-group implements.
 ANALYSIS_LEVELS = ("group",)

@@ -25,8 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from afni_group.errors import EXIT_FAILURE, EXIT_NO_INPUT, EXIT_OK, EXIT_USAGE
-from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE, NEIGHBOURHOODS, SIDEDNESS
-from afni_group.programs.csim_lookup.core import ClustSimTable, parse_clustsim_1d
+from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE
+from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
+from afni_group.programs.clusterize.formats import ClusterReport, parse_clusterize_report
+from afni_group.programs.clustsim.core import ClustSimTable
+from afni_group.programs.clustsim.formats import (
+    clustsim_table_name,
+    parse_clustsim_1d,
+    parse_niml_attributes,
+    read_text_table,
+)
 
 PASS, FAIL, SKIP, INFO = "PASS", "FAIL", "SKIP", "INFO"
 
@@ -147,8 +155,7 @@ def compare_mask(native: Path, afni: Path, name: str) -> Check:
 
 def clustsim_command(table_1d: Path) -> str:
     """The 3dClustSim command line a .1D table records in its first line."""
-    first = table_1d.read_text().splitlines()[0]
-    return first.lstrip("#").strip()
+    return read_text_table(table_1d).header[0].lstrip("#").strip()
 
 
 def acf_of(command: str) -> list[str] | None:
@@ -179,9 +186,9 @@ def read_table(path: Path) -> ClustSimTable:
 def iterations_of(niml: Path, default: int = 10000) -> int:
     """Number of simulated volumes behind a table (the ``iter`` of its .niml twin)."""
     if niml.is_file():
-        match = re.search(r'\biter="(\d+)"', niml.read_text())
-        if match:
-            return int(match.group(1))
+        iterations = parse_niml_attributes(niml.read_text()).get("iter", "")
+        if iterations.isdigit():
+            return int(iterations)
     return default
 
 
@@ -253,15 +260,17 @@ def compare_clustsim(
     over3 = cells = 0
     for nn in NEIGHBOURHOODS:
         for sided in SIDEDNESS:
-            stem = f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}"
-            ta = read_table(native_dir / f"{stem}.1D")
-            tb = read_table(afni_dir / f"{stem}.1D")
-            pa, aa, sa = ta.pthr, ta.alpha, ta.sizes
-            pb, ab, sb = tb.pthr, tb.alpha, tb.sizes
+            one_d = clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, "1D")
+            niml = clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, "niml")
+            stem = one_d.removesuffix(".1D")
+            ta = read_table(native_dir / one_d)
+            tb = read_table(afni_dir / one_d)
+            pa, aa, sa = ta.pthr, ta.athr, ta.sizes
+            pb, ab, sb = tb.pthr, tb.athr, tb.sizes
             if not (np.array_equal(pa, pb) and np.array_equal(aa, ab)):
-                return Check(name, FAIL, f"{stem}.1D: different pthr rows or alpha columns")
-            n_a = iterations_of(native_dir / f"{stem}.niml")
-            n_b = iterations_of(afni_dir / f"{stem}.niml")
+                return Check(name, FAIL, f"{one_d}: different pthr rows or alpha columns")
+            n_a = iterations_of(native_dir / niml)
+            n_b = iterations_of(afni_dir / niml)
             z = np.abs(clustsim_z(aa, sa, sb, n_a, n_b))
             worst[stem] = round(float(z.max()), 3)
             shift[stem] = round(float(np.mean(sa[sb > 0] / sb[sb > 0] - 1) * 100), 2)
@@ -293,36 +302,19 @@ def compare_clustsim(
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    """A 3dClusterize report: header lines, the voxel threshold and the cluster rows."""
-
-    header: list[str]
-    nvox: int | None
-    rows: list[str]
-
-    @property
-    def sizes(self) -> list[int]:
-        return [int(float(row.split()[0])) for row in self.rows]
+def read_report(path: Path) -> ClusterReport:
+    """A 3dClusterize report file, split by :func:`parse_clusterize_report`."""
+    return parse_clusterize_report(path.read_text())
 
 
-def read_report(path: Path) -> Report:
-    header, rows, nvox = [], [], None
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            match = re.search(r"Nvoxel threshold\s*=\s*(\d+)", line)
-            if match:
-                nvox = int(match.group(1))
-            else:
-                header.append(line.rstrip())
-        elif line.strip():
-            rows.append(line.rstrip())
-    return Report(header, nvox, rows)
-
-
-def _header(report: Report, without_nvox: bool) -> list[str]:
-    """Header lines; without the cluster-size option when the two thresholds differ."""
-    return [ln for ln in report.header if not (without_nvox and "clust_nvox" in ln)]
+def _header(report: ClusterReport, without_nvox: bool) -> list[str]:
+    """Header lines but the threshold line; without the cluster-size option when the two
+    thresholds differ."""
+    return [
+        ln
+        for ln in report.header
+        if "Nvoxel threshold" not in ln and not (without_nvox and "clust_nvox" in ln)
+    ]
 
 
 def _rows_close(a: list[str], b: list[str], rtol: float) -> bool:
@@ -433,7 +425,7 @@ def compare_threshold(native_dir: Path, afni_dir: Path, name: str) -> Check:
 def required_files(analysis_dir: Path) -> list[str]:
     """Files both runs must have in one analysis folder (3dMEMA, mask, tables, reports)."""
     tables = [
-        f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}.{ext}"
+        clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, ext)
         for nn in NEIGHBOURHOODS
         for sided in SIDEDNESS
         for ext in ("1D", "niml")
@@ -461,7 +453,7 @@ def compare_analysis(
     checks.append(compare_mema(native / MEMA_FILE, afni / MEMA_FILE, f"{tag}/3dMEMA", rtol))
     if (native / MASK_FILE).is_file() and (afni / MASK_FILE).is_file():
         checks.append(compare_mask(native / MASK_FILE, afni / MASK_FILE, f"{tag}/mask"))
-    table = f"{CLUSTSIM_PREFIX}.NN1_1sided.1D"
+    table = clustsim_table_name(CLUSTSIM_PREFIX, 1, "1sided", "1D")
     checks.append(compare_acf(native / table, afni / table, f"{tag}/ACF"))
     checks.append(compare_clustsim(native, afni, f"{tag}/3dClustSim", z_max))
     checks.append(compare_threshold(native, afni, f"{tag}/cluster-size-threshold"))

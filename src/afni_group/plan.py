@@ -11,8 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SIDEDNESS = ("1sided", "2sided", "bisided")
-NEIGHBOURHOODS = (1, 2, 3)
+from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
+
 DESIGNS = ("one", "groups", "conditions")
 
 MEMA_FILE = "mema_results.nii.gz"
@@ -24,8 +24,11 @@ MEMA_SCRIPT = "do_group_level_mema.tcsh"
 def clustsim_outputs() -> list[str]:
     """Every file ``3dClustSim -both -prefix ClustSim`` writes: 9 tables x (.1D, .niml), the
     encoded mask and the 3drefit fragment."""
+    # imported here: the plan (and the command line) must not load numpy to be built
+    from afni_group.programs.clustsim.formats import clustsim_table_name
+
     tables = [
-        f"{CLUSTSIM_PREFIX}.NN{nn}_{sided}.{ext}"
+        clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, ext)
         for nn in NEIGHBOURHOODS
         for sided in SIDEDNESS
         for ext in ("1D", "niml")
@@ -160,8 +163,10 @@ class AnalysisPlan:
 
     @property
     def clustsim_table(self) -> str:
+        from afni_group.programs.clustsim.formats import clustsim_table_name
+
         t = self.thresholds
-        return f"{CLUSTSIM_PREFIX}.NN{t.nn}_{t.sided}.1D"
+        return clustsim_table_name(CLUSTSIM_PREFIX, t.nn, t.sided, "1D")
 
     def cluster_prefix(self) -> str:
         return f"clust_{self.thresholds.sided}"

@@ -38,16 +38,13 @@ from afni_group.afni_io import (
     stat_encode,
     stat_param_text,
 )
-from afni_group.plan import SIDEDNESS as _SIDEDNESS
+from afni_group.programs.checks import check_sided
 
 #: Codes, names and parameter counts live with the file formats, in afni_io.
 STAT_SYMBOLS = STAT_NAMES
 
 #: Codes whose p-values are two-sided in AFNI (``STAT_nsides`` = 2).
 TWO_SIDED_CODES = frozenset({STAT_CORREL, STAT_TTEST, STAT_ZSCORE})
-
-#: the sidedness words of p2dsetstat/3dClustSim (one home: :mod:`afni_group.plan`)
-SIDEDNESS = _SIDEDNESS
 
 
 def stat_nsides(code: int) -> int:
@@ -98,8 +95,7 @@ def pval_to_stat(
     ValueError
         For an unknown sidedness or a code that is not a statistic.
     """
-    if sided not in SIDEDNESS:
-        raise ValueError(f"sided must be one of {SIDEDNESS}, not {sided!r}")
+    check_sided(sided)
     code = int(code)
     if code not in STAT_SYMBOLS:
         raise ValueError(f"statistic code {code} is not an AFNI statistic (2..10)")

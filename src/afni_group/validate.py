@@ -28,6 +28,9 @@ import numpy as np
 
 from afni_group.errors import InputDataError, MissingInputError, UsageError
 from afni_group.plan import AnalysisPlan
+from afni_group.programs.acf.files import read_acf_lines
+from afni_group.programs.acf.formats import REML_ACF_TAG
+from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
 
 LOG = logging.getLogger(__name__)
 
@@ -47,8 +50,6 @@ EXTREME_FACTOR = 10.0
 SCALE_PERCENTILE = 99.0
 #: the option that accepts grids that differ in origin, voxel size or orientation
 ACCEPT_GRID_OPTION = "--accept-grid-mismatch"
-
-REML_ACF_TAG = "err_reml ACF"
 
 
 # ============================================================================ grids
@@ -153,40 +154,9 @@ def check_grids(grids: Sequence[Grid], accept_mismatch: bool = False) -> list[di
 # ============================================================================ blur_est
 
 
-def check_acf_values(values: Sequence[float], source: str) -> tuple[float, float, float]:
-    """One subject's REML ACF (a, b, c): finite, 0 <= a <= 1, b > 0, c > 0.
-
-    ``source`` names the file and line; it starts the error message.
-    """
-    a, b, c = (float(v) for v in values[:3])
-    if not all(math.isfinite(v) for v in (a, b, c)):
-        raise InputDataError(
-            f"{source}: ACF parameters {a:g} {b:g} {c:g} are not all finite numbers; rerun "
-            "that subject's blur estimation (3dFWHMx -acf) or leave the subject out"
-        )
-    if not 0 <= a <= 1:
-        raise InputDataError(f"{source}: ACF 'a' = {a:g} must be between 0 and 1")
-    for name, value in (("b", b), ("c", c)):
-        if not value > 0:
-            raise InputDataError(f"{source}: ACF '{name}' = {value:g} must be positive")
-    return a, b, c
-
-
 def check_blur_est(path: Path) -> list[tuple[float, float, float]]:
     """Every ``err_reml ACF`` line of one ``blur_est`` file, checked (file and line in errors)."""
-    from afni_group.programs.acf.core import parse_acf_line
-
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise MissingInputError(f"blur estimate file {path} does not exist") from None
-    except OSError as err:
-        raise MissingInputError(f"cannot read blur estimate file {path}: {err.strerror}") from None
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if REML_ACF_TAG in line:
-            source = f"{path} line {number}"
-            rows.append(check_acf_values(parse_acf_line(line, source=source), source))
+    rows = read_acf_lines(path, check=True)
     if not rows:
         raise InputDataError(
             f"{path}: no '{REML_ACF_TAG}' line; rerun that subject's blur estimation "
@@ -316,7 +286,7 @@ def covariate_values(
 
 def check_thresholds(pthr: float, alpha: float) -> None:
     """``--pthr`` and ``--alpha`` must be rows and columns of the table 3dClustSim -both writes."""
-    from afni_group.programs.clustsim.files import LOTS_ATHR, LOTS_PTHR
+    from afni_group.programs.clustsim.core import LOTS_ATHR, LOTS_PTHR
 
     if float(pthr) not in LOTS_PTHR:
         raise UsageError(
@@ -333,9 +303,9 @@ def check_thresholds(pthr: float, alpha: float) -> None:
 def clustsim_bytes_per_iteration() -> int:
     """Memory 3dClustSim -both keeps per iteration: the largest cluster for every sidedness,
     NN and p (int32)."""
-    from afni_group.programs.clustsim.files import LOTS_PTHR, SIDEDNESS
+    from afni_group.programs.clustsim.core import LOTS_PTHR
 
-    return 4 * len(SIDEDNESS) * 3 * len(LOTS_PTHR)
+    return 4 * len(SIDEDNESS) * len(NEIGHBOURHOODS) * len(LOTS_PTHR)
 
 
 def available_memory() -> int | None:
@@ -387,7 +357,7 @@ def effective_clustsim_iter(requested: int, memory: int | None = None) -> int:
 
 def check_group_mask(masks: Sequence[np.ndarray], frac: float, sources: Sequence[str]) -> int:
     """The group mask (``3dmask_tool -frac``) has enough voxels for 3dClustSim; returns its size."""
-    from afni_group.programs.clustsim.files import MIN_MASK_VOXELS
+    from afni_group.programs.clustsim.simulate import MIN_MASK_VOXELS
     from afni_group.programs.mask_tool.core import group_mask
 
     count = int(group_mask(list(masks), frac=frac).sum())

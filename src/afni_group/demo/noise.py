@@ -12,7 +12,7 @@ Model (per subject, in % signal change):
   spectrum on a padded periodic grid (like 3dClustSim, spec 05 §3.3, but with real white noise
   and ``numpy.fft.rfftn``). Each subject has its own (a, b, c) around (0.7, 3.0, 10.0); the
   ``err_reml ACF`` line of its blur_est file carries exactly those numbers (``%g``) and the
-  effective FWHM d = 2 r where ACF(r) = 0.5 (solved with brentq; 3dFWHMx reports the per-run
+  effective FWHM d = 2 r where ACF(r) = 0.5 (solved by bisection; 3dFWHMx reports the per-run
   mean of that quantity, spec 01 §1.2 / 04 §2.4).
 * Betas: ``left_vs_right_chx`` = +1.0 % (subject SD 0.25 %) Gaussian blob (sigma 8 mm) centred at
   MNI (12, -85, 4) (right occipital); ``left_vs_right_press`` = +0.15 % (subject SD 0.08 %) blob
@@ -29,10 +29,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.optimize import brentq
 
 from afni_group.demo.truth import BLOBS, GLTS, STIMS, Grid, SubjectTruth, subject_rngs
-from afni_group.programs.acf.core import acf_model
+from afni_group.programs.acf.core import acf_model, acf_radius
 
 # Cerebrum / cerebellum ellipsoids (MNI mm): centre, semi-axes.
 CEREBRUM = ((0.0, -18.0, 12.0), (70.0, 86.0, 66.0))
@@ -57,14 +56,6 @@ COMMON_VISUAL_PCT = 1.5
 COMMON_MOTOR_PCT = 0.8
 
 
-def acf_radius(a: float, b: float, c: float, level: float = 0.02) -> float:
-    """Distance beyond which the ACF is below ``level`` (pad size for the FFT grid)."""
-    hi = 3.0 * b + 10.0 * c
-    if float(acf_model(hi, a, b, c)) >= level:
-        return hi
-    return brentq(lambda r: float(acf_model(r, a, b, c)) - level, 0.0, hi)
-
-
 def acf_filter(
     shape: Sequence[int], voxel_mm: float, acf: Sequence[float]
 ) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -82,7 +73,7 @@ def acf_filter(
         sqrt of the real spectrum, shape of ``rfftn`` of the padded grid.
     """
     a, b, c = acf
-    pad = int(math.ceil(acf_radius(a, b, c) / voxel_mm))
+    pad = int(math.ceil(acf_radius(a, b, c, 0.02) / voxel_mm))  # the 2 % radius
     padded = tuple(int(sp_fft.next_fast_len(int(n) + 2 * pad, real=True)) for n in shape)
     axes = []
     for n in padded:

@@ -43,12 +43,12 @@ from afni_group.demo.truth import (
     Grid,
     SubjectTruth,
     effective_fwhm,
-    fmt_g,
     planted_truth,
     round_g,
     subject_rngs,
 )
 from afni_group.errors import OutputError, UsageError
+from afni_group.programs.acf.formats import format_acf_line
 
 TASK = "checks"
 
@@ -91,7 +91,7 @@ def format_blur_est(
     lines = []
     for label, acf in (("epits", epits), ("errts", errts), ("err_reml", err_reml)):
         lines.append(f"0 0 0 0   # {label} FWHM blur estimates")
-        lines.append(" ".join(fmt_g(v) for v in acf) + f"   # {label} ACF blur estimates")
+        lines.append(format_acf_line(acf, label))
     return "\n".join(lines) + "\n"
 
 

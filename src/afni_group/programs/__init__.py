@@ -9,7 +9,9 @@ Each program's package holds some of these modules, named the same everywhere:
 ``files``
     the file-level function: datasets and text files in, files out, as the AFNI program does.
 
-Bigger programs split their core further (``clustsim.noise``, ``clustsim.kernels``,
-``clustsim.afni_fft``). The argv drop-ins (``afni-native PROG ...``) are in :mod:`.cli`.
-Nothing here imports an engine, the pipeline or the report.
+Bigger programs split their core further (``clustsim.simulate``, ``clustsim.noise``,
+``clustsim.kernels``, ``clustsim.afni_fft``). The argv drop-ins (``afni-native PROG ...``) are
+in :mod:`.cli`; the checks several programs (and the plan) share — sidedness, NN, probability
+lists, ACF ranges — in :mod:`.checks`. Nothing here imports an engine, the pipeline or the
+report.
 """

@@ -18,7 +18,7 @@ from afni_group import __version__
 from afni_group.errors import AfniGroupError
 from afni_group.plan import MASK_FILE
 from afni_group.programs.acf.core import acf_fwhm
-from afni_group.programs.csim_lookup.core import read_clustsim_table
+from afni_group.programs.clustsim.formats import read_clustsim_table
 from afni_group.report.formatting import ATLAS_NAMES, SIDED_TEXT, fmt_p, slugify
 from afni_group.report.methods import (
     atlas_provenance,

@@ -15,19 +15,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from afni_group.cluster_table import EXTRA_COLUMNS
 from afni_group.errors import InputDataError, MissingInputError
+from afni_group.programs.clusterize.formats import TSV_COLUMNS
 
-# clusters.tsv columns (docs/design.md)
-CLUSTER_COLUMNS = (
-    "cluster_id n_voxels volume_mm3 tail cm_x_rai cm_y_rai cm_z_rai peak_x_rai peak_y_rai "
-    "peak_z_rai cm_x_lpi cm_y_lpi cm_z_lpi peak_x_lpi peak_y_lpi peak_z_lpi mean sem peak_value"
-).split()
-
-# columns that cluster_table.py appends (kept in sync by a test)
-EXTRA_COLUMNS = (
-    "peak_t max_t max_t_x_lpi max_t_y_lpi max_t_z_lpi p_fwe p_fwe_bound peak_harvard_oxford "
-    "peak_aal cm_harvard_oxford cm_aal composition_harvard_oxford composition_aal"
-).split()
+# clusters.tsv columns (docs/design.md): 3dClusterize's, then those cluster_table.py appends
+CLUSTER_COLUMNS = list(TSV_COLUMNS)
 
 
 def load_params(output_dir: str | Path) -> dict:

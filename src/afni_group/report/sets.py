@@ -9,7 +9,8 @@ import numpy as np
 from afni_group.atlas import labels_apply as atlas_labels_apply
 from afni_group.errors import AfniGroupError
 from afni_group.plan import MEMA_FILE
-from afni_group.programs.csim_lookup.core import ClustSimTable
+from afni_group.programs.clusterize.formats import parse_clusterize_report
+from afni_group.programs.clustsim.core import ClustSimTable, corrected_alpha
 from afni_group.report.formatting import ATLAS_NAMES, fmt, fmt_p, slugify
 from afni_group.report.pool import save_figure
 from afni_group.report.readers import load_volume, read_clusters_tsv, to_number
@@ -46,8 +47,6 @@ def _p_fwe_cell(cluster: dict) -> str:
 
 def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float) -> list[dict]:
     """The cluster table's cells (corrected alpha from the ClustSim table when there is one)."""
-    from afni_group.report.render import corrected_alpha  # not at the top: render imports us
-
     out = []
     for c in clusters:
         alpha = corrected_alpha(table, pthr, c["n_voxels"]) if table is not None else None
@@ -118,7 +117,6 @@ def set_context(
 ) -> dict:
     """Context of one set: its cluster table, atlas labels and figures (drawn into figure_dir)."""
     from afni_group.report import figures as rf
-    from afni_group.report.render import parse_clusterize_report  # render imports us
 
     label = result.get("set", "?")
     sided, nn = cs.get("sided") or "bisided", int(cs.get("nn") or 1)
@@ -160,7 +158,7 @@ def set_context(
     if tsv is not None and tsv.exists():
         clusters = read_clusters_tsv(tsv)
     elif report_txt is not None and report_txt.exists():
-        clusters = parse_clusterize_report(report_txt.read_text(errors="replace"), sided)
+        clusters = parse_clusterize_report(report_txt.read_text(errors="replace")).table_rows(sided)
         ctx["warnings"].append(
             f"{tsv.name if tsv else 'clusters.tsv'} not found; table read from {report_txt.name}."
         )

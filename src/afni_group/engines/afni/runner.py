@@ -26,9 +26,10 @@ from typing import IO, TYPE_CHECKING
 from afni_group.engines.afni.render import STEP_MARKER, VALUES_FILE
 from afni_group.errors import EXIT_CANT_CREATE, StepError
 from afni_group.plan import MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
+from afni_group.programs.clusterize.formats import cluster_table_row, parse_clusterize_report
 
 if TYPE_CHECKING:
-    from afni_group.programs.csim_lookup.core import ClustSimTable
+    from afni_group.programs.clustsim.core import ClustSimTable
 
 LOG = logging.getLogger(__name__)
 
@@ -181,13 +182,6 @@ def read_values(path: Path) -> dict[str, str]:
     return values
 
 
-def count_clusters(report_text: str) -> int:
-    """Clusters in a 3dClusterize report: 0 for ``NO CLUSTERS FOUND``, else its table rows."""
-    if "NO CLUSTERS FOUND" in report_text:
-        return 0
-    return sum(1 for line in report_text.splitlines() if line.strip() and line[0] != "#")
-
-
 def _required(values: dict[str, str], name: str, where: Path) -> str:
     if name not in values or not values[name]:
         raise StepError(f"the AFNI script finished but did not record {name} in {where}")
@@ -206,15 +200,10 @@ def move_outputs(staging: Path, target: Path) -> None:
         os.replace(item, dest)
 
 
-def _cluster_rows(report_text: str) -> list[str]:
-    """The table rows of a report (its non-comment lines), without trailing blanks."""
-    return [x.rstrip() for x in report_text.splitlines() if x.strip() and not x.startswith("#")]
-
-
 def load_clustsim_table(path: Path) -> ClustSimTable | None:
     """AFNI's ClustSim table for the clusters' corrected p; None (warning) if unreadable."""
     from afni_group.errors import AfniGroupError
-    from afni_group.programs.csim_lookup.core import read_clustsim_table as read_table
+    from afni_group.programs.clustsim.formats import read_clustsim_table as read_table
 
     try:
         return read_table(path)
@@ -247,7 +236,6 @@ def write_clusters_tsv(
     from afni_group import afni_io, cluster_table
     from afni_group.programs.clusterize.core import clusterize
     from afni_group.programs.clusterize.files import write_clusters_tsv as write_tsv
-    from afni_group.programs.clusterize.formats import cluster_table_row
 
     t = plan.thresholds
     files = plan.cluster_files(set_label)
@@ -270,9 +258,9 @@ def write_clusters_tsv(
     except Exception as err:  # noqa: BLE001 - a tsv problem must not lose AFNI's results
         LOG.warning("!! %s not written: native clusterizer failed: %s", files["clusters_tsv"], err)
         return False
-    afni_report = (adir / files["report"]).read_text(errors="replace")
+    afni_report = parse_clusterize_report((adir / files["report"]).read_text(errors="replace"))
     rows = [cluster_table_row(c.stats).rstrip() for c in found.clusters]
-    if rows != _cluster_rows(afni_report) or found.n_clusters != count_clusters(afni_report):
+    if rows != afni_report.rows or found.n_clusters != afni_report.n_clusters:
         LOG.warning(
             "!! %s not written: the native clusterizer does not reproduce AFNI's report %s",
             files["clusters_tsv"],
@@ -300,7 +288,7 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
         report = adir / files["report"]
         if not report.is_file():
             raise StepError(f"the AFNI script finished but wrote no {report}")
-        found = count_clusters(report.read_text(errors="replace"))
+        found = parse_clusterize_report(report.read_text(errors="replace")).n_clusters
         results.append(
             {
                 "set": label,

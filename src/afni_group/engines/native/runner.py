@@ -100,7 +100,8 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
     Returns the ACF and the Monte-Carlo s.e. of every ClustSim table cell
     (:func:`clustsim.mc_standard_errors`; empty when the step log has none).
     """
-    from afni_group.programs.acf import core as acf
+    from afni_group.programs.acf.files import mean_acf
+    from afni_group.programs.acf.formats import format_acf
     from afni_group.programs.clustsim import files as clustsim
     from afni_group.programs.mask_tool import files as mask_tool
 
@@ -117,9 +118,9 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
         {},
         plan.blur_files,
         [],
-        lambda: [float(v) for v in acf.mean_acf(plan.blur_files)],
+        lambda: [float(v) for v in mean_acf(plan.blur_files)],
     )
-    acf_text = acf.format_acf(mean)
+    acf_text = format_acf(mean)
     LOG.info("++ Group average ACF params: %s", " ".join(acf_text))
     acf_values = tuple(float(v) for v in acf_text)
 
@@ -163,6 +164,7 @@ def run_cluster_steps(
     """Cluster-size threshold, then p2dsetstat and 3dClusterize for each set."""
     from afni_group import cluster_table
     from afni_group.programs.clusterize import files as clusterize
+    from afni_group.programs.clustsim.formats import read_clustsim_table
     from afni_group.programs.csim_lookup import core as csim_lookup
     from afni_group.programs.p2dsetstat import files as p2dsetstat
     from afni_group.programs.p2dsetstat.formats import (
@@ -180,7 +182,7 @@ def run_cluster_steps(
         lambda: int(csim_lookup.cluster_size_threshold(table_path, t.pthr, t.alpha)),
     )
     LOG.info("++ Cluster volume threshold: %s", clust_nvox)
-    table = csim_lookup.read_clustsim_table(table_path)  # for every cluster's corrected p
+    table = read_clustsim_table(table_path)  # for every cluster's corrected p
     mema_path = outdir / MEMA_FILE
     results = []
     for set_label in analysis.tested_labels():

@@ -1,118 +1,28 @@
-"""Group ACF parameters: the mean of every subject's REML ACF estimate (spec 04 §2).
+"""The mixed ACF model of 3dFWHMx/3dClustSim on numbers: its value, radii, FWHM, group mean.
 
-The tutorial greps ``err_reml ACF`` in every ``blur_est*`` file, keeps the first three numbers
-(a, b, c; the 4th, the effective FWHM, is dropped), averages each column over the matched lines and
-prints the means with awk's ``%.6g``. Unlike the tutorial's shell code, one subject works here (the
-shell version fails when grep sees a single file, because grep then prints no file-name prefix).
+``ACF(r) = a exp(-r^2 / (2 b^2)) + (1 - a) exp(-r / c)`` (r in mm). Two evaluations and two
+radius solvers live here, for two different needs:
+
+* :func:`acf_model`, :func:`acf_radius` and :func:`acf_fwhm`: double precision, the exact
+  crossing (bisection); the effective FWHM 3dFWHMx reports and the report and demo use.
+* :func:`acf_model_float32` and :func:`afni_acf_radius`: 3dClustSim's own float32 arithmetic
+  and its approximate root (a march plus two regula-falsi steps); they size 3dClustSim's noise
+  grid exactly as AFNI does, which the exact root would not.
+
+The group mean over subjects is :func:`mean_of_rows` (lines: :mod:`.formats`; files:
+:mod:`.files`). Bad values raise ``ValueError``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from afni_group.errors import InputDataError, MissingInputError
-
-#: Text that marks the REML ACF line of afni_proc's blur_est.$subj.1D.
-REML_ACF_TAG = "err_reml ACF"
-
-
-def parse_acf_line(line: str, *, source: str = "<line>") -> tuple[float, float, float]:
-    """First three numbers of one ``... # err_reml ACF blur estimates`` line.
-
-    Raises
-    ------
-    InputDataError
-        Fewer than three tokens, or a token that is not a number (``source`` names the place).
-    """
-    tokens = line.split("#", 1)[0].split()
-    if len(tokens) < 3:
-        raise InputDataError(
-            f"{source}: expected 3 ACF numbers before '#' in {line.strip()!r}; "
-            "re-run afni_proc.py's blur estimation"
-        )
-    try:
-        a, b, c = (float(t) for t in tokens[:3])
-    except ValueError as err:
-        raise InputDataError(f"{source}: malformed ACF number in {line.strip()!r} ({err})") from err
-    return a, b, c
-
-
-def read_acf_lines(blur_file: str | Path) -> list[tuple[float, float, float]]:
-    """All ``err_reml ACF`` lines of one blur_est file, as (a, b, c) tuples (possibly none).
-
-    Parameters
-    ----------
-    blur_file : path
-        afni_proc's ``blur_est.$subj.1D``.
-
-    Returns
-    -------
-    list of (a, b, c)
-        One tuple per matching line, in file order.
-    """
-    path = Path(blur_file)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError as err:
-        raise MissingInputError(f"blur estimate file {path} does not exist") from err
-    except OSError as err:
-        raise MissingInputError(f"cannot read blur estimate file {path}: {err.strerror}") from err
-    return [
-        parse_acf_line(line, source=f"{path} line {n}")
-        for n, line in enumerate(text.splitlines(), start=1)
-        if REML_ACF_TAG in line
-    ]
-
-
-def mean_acf(blur_files: Sequence[str | Path]) -> tuple[float, float, float]:
-    """Plain mean of the REML ACF (a, b, c) over all matched lines of all files, in order.
-
-    Parameters
-    ----------
-    blur_files : list of path
-        Every subject's ``blur_est*`` file.
-
-    Returns
-    -------
-    (a, b, c)
-        Double-precision means (format them with :func:`format_acf` for 3dClustSim).
-
-    Raises
-    ------
-    InputDataError
-        A file has no ``err_reml ACF`` line (the tutorial's message when none has), or a
-        line has a malformed number.
-    """
-    rows: list[tuple[float, float, float]] = []
-    lacking: list[str] = []
-    for f in blur_files:
-        found = read_acf_lines(f)
-        if not found:
-            lacking.append(str(f))
-        rows.extend(found)
-    if not rows:
-        names = ", ".join(str(f) for f in blur_files) or "(no files)"
-        raise InputDataError(
-            f"No REML ACF lines found in blur_est files ({names}); run afni_proc.py with "
-            "-regress_est_blur_errts and -regress_reml_exec"
-        )
-    if lacking:
-        # unlike the tutorial's grep, a subject without the line is an error, not silently
-        # left out of the mean: its smoothness would be missing from the cluster threshold
-        raise InputDataError(
-            f"no 'err_reml ACF' line in {', '.join(lacking)}: rerun that subject's "
-            "blur estimation (afni_proc.py -regress_est_blur_errts with -regress_reml_exec) or "
-            "leave the subject out with --participant-label"
-        )
-    return mean_of_rows(rows)
-
 
 def mean_of_rows(rows: Sequence[Sequence[float]]) -> tuple[float, float, float]:
-    """Column means of (a, b, c) rows, summed in row order as awk does (the array core).
+    """Column means of (a, b, c) rows, summed in row order as awk does (the tutorial's mean).
 
     Raises
     ------
@@ -129,39 +39,87 @@ def mean_of_rows(rows: Sequence[Sequence[float]]) -> tuple[float, float, float]:
     return sums[0] / n, sums[1] / n, sums[2] / n
 
 
-def format_acf(acf: Sequence[float]) -> list[str]:
-    """The three strings awk prints (``%.6g``) and the tutorial passes to ``3dClustSim -acf``."""
-    out = []
-    for v in acf:
-        v = float(v)
-        # awk prints integral values as integers, everything else with OFMT "%.6g"
-        out.append("%d" % v if v == int(v) and abs(v) < 1e16 else "%.6g" % v)
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
-# the mixed ACF model (3dFWHMx -acf; what 3dClustSim -acf simulates)
+# double precision: the exact model
 # ----------------------------------------------------------------------------------------------
 
 
 def acf_model(r: np.ndarray | float, a: float, b: float, c: float) -> np.ndarray:
-    """AFNI's mixed ACF ``a exp(-r^2 / (2 b^2)) + (1 - a) exp(-r / c)`` at radius ``r`` (mm),
-    in double precision (3dClustSim's own float32 evaluation is ``clustsim.acf_value``)."""
+    """AFNI's mixed ACF at radius ``r`` (mm), in double precision."""
     r = np.asarray(r, dtype=np.float64)
     return a * np.exp(-(r * r) / (2.0 * b * b)) + (1.0 - a) * np.exp(-r / c)
 
 
-def acf_fwhm(a: float, b: float, c: float) -> float:
-    """Effective FWHM (mm) of the mixed ACF: ``2 r`` where ACF(r) = 1/2 (3dFWHMx's 4th number).
+def acf_radius(a: float, b: float, c: float, level: float) -> float:
+    """Radius (mm) where the ACF falls to ``level`` (0 < level < 1), to full double precision.
 
-    Bisection to full double precision (the ACF decreases strictly in r).
+    Bisection on [0, 3b + 6c + 1]: the ACF decreases strictly in r and is below 0.012 at
+    3b + 6c, so every larger level is bracketed; for a level the bracket does not reach, its
+    top is returned.
     """
 
     def acf(r: float) -> float:
         return a * math.exp(-0.5 * r * r / (b * b)) + (1.0 - a) * math.exp(-r / c)
 
     lo, hi = 0.0, 3.0 * b + 6.0 * c + 1.0
+    if acf(hi) >= level:
+        return hi
     for _ in range(100):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if acf(mid) > 0.5 else (lo, mid)
-    return 2.0 * 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if acf(mid) > level else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def acf_fwhm(a: float, b: float, c: float) -> float:
+    """Effective FWHM (mm) of the mixed ACF: ``2 r`` where ACF(r) = 1/2 (3dFWHMx's 4th number)."""
+    return 2.0 * acf_radius(a, b, c, 0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# float32: 3dClustSim's arithmetic
+# ----------------------------------------------------------------------------------------------
+
+
+def acf_model_float32(r: float | np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    """The mixed ACF at radius ``r`` (mm) in float32, as 3dClustSim evaluates it."""
+    a, b, c = np.float32(a), np.float32(b), np.float32(c)
+    r = np.asarray(r, dtype=np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        return a * np.exp(np.float32(-0.5) * r * r / (b * b)) + (np.float32(1) - a) * np.exp(-r / c)
+
+
+def afni_acf_radius(a: float, b: float, c: float, level: float) -> float:
+    """3dClustSim's radius (mm) where the ACF falls to ``level``: a march in steps of
+    ``0.02 min(b, c)`` up to ``3b + 6c``, then two regula-falsi steps, all in float32."""
+    a, b, c = np.float32(a), np.float32(b), np.float32(c)
+    v = np.float32(level)
+    if v >= 1:
+        return 0.0
+    rtop = np.float32(3) * b + np.float32(6) * c
+    if v <= 0.0001:
+        return float(rtop)
+    dr = min(np.float32(0.02) * b, np.float32(0.02) * c)
+
+    def f(r):
+        return acf_model_float32(r, a, b, c)
+
+    r = np.float32(0)
+    while r < rtop and not f(r + dr) < v:
+        r = np.float32(r + dr)
+    if r >= rtop:
+        return float(rtop)
+    rlo, rhi = r, np.float32(r + dr)
+
+    def falsi(lo, hi):
+        v0, v1 = f(lo), f(hi)
+        dv = v0 - v1
+        if dv == 0 or abs(dv) < 0.005 * (abs(v - v0) + abs(v - v1)):
+            return lo
+        return np.float32(lo + (v0 - v) / dv * (hi - lo))
+
+    x = falsi(rlo, rhi)
+    if f(x) > v:
+        rlo = x
+    else:
+        rhi = x
+    return float(falsi(rlo, rhi))

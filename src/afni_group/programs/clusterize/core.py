@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from afni_group.afni_io.geometry import afni_geometry
+from afni_group.programs.checks import SIDEDNESS, check_nn, check_sided
 
 #: AFNI's "infinity" for one-sided zeroing ranges (mri_threshold).
 BIG = np.float32(1e9)
@@ -36,7 +37,7 @@ MAX_SORTED_CLUSTERS = 3333
 #: Squared neighbour radius per NN level (r = 1.11, 1.44, 1.77 in index units).
 _NN_RADIUS2 = {1: 1.11**2, 2: 1.44**2, 3: 1.77**2}
 
-_SIDED_MODES = ("1sided", "2sided", "bisided", "within_range")
+_SIDED_MODES = (*SIDEDNESS, "within_range")
 
 _ORIENT_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "I": 2, "S": 2}
 
@@ -512,14 +513,11 @@ def clusterize(
     ValueError
         Unknown ``sided``/``tail``/``nn``, arrays of different shapes, or NaN inside the mask.
     """
-    if sided not in _SIDED_MODES:
-        raise ValueError(f"sided must be one of {', '.join(_SIDED_MODES)}, not {sided!r}")
+    check_sided(sided, _SIDED_MODES)
     tail_key = _TAIL_WORDS.get(str(tail).upper())
     if tail_key is None:
         raise ValueError(f"tail must be RIGHT or LEFT, not {tail!r}")
-    if int(nn) not in (1, 2, 3):
-        raise ValueError(f"nn must be 1, 2 or 3, not {nn!r}")
-    nn = int(nn)
+    nn = check_nn(nn)
     thr = np.asarray(stat, dtype=np.float32)
     dat = thr if data is None else np.asarray(data, dtype=np.float32)
     if thr.ndim != 3 or dat.shape != thr.shape:
@@ -594,10 +592,8 @@ def largest_cluster_size(
     ``1sided`` counts only ``stat >= threshold``; ``bisided`` clusters the two tails
     separately, ``2sided`` together. Same thresholding and neighbourhoods as :func:`clusterize`.
     """
-    if sided not in _SIDED_MODES:
-        raise ValueError(f"sided must be one of {', '.join(_SIDED_MODES)}, not {sided!r}")
-    if int(nn) not in (1, 2, 3):
-        raise ValueError(f"nn must be 1, 2 or 3, not {nn!r}")
+    check_sided(sided, _SIDED_MODES)
+    nn = check_nn(nn)
     thr = np.asarray(stat, dtype=np.float32)
     inside = np.ones(thr.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     t = abs(float(threshold))

@@ -1,13 +1,18 @@
 """3dClusterize's text outputs, byte-identical to AFNI's: the cluster report (spec 07 §5, §7)
-and the ``clusters.tsv`` table of this package (columns in docs/design.md)."""
+and the ``clusters.tsv`` table of this package (columns in docs/design.md).
+
+Both directions for the report: :func:`format_report` writes it, :func:`parse_clusterize_report`
+reads one (AFNI's or ours) back into a :class:`ClusterReport`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -223,3 +228,94 @@ def format_clusters_tsv(
     writer.writerow([*TSV_COLUMNS, *extra_columns])
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- reading a report back
+
+_NVOX = re.compile(r"Nvoxel threshold\s*=\s*(\d+)")
+_VOXEL_VOLUME = re.compile(r"Single voxel volume = ([0-9.eE+-]+)")
+#: values of a cluster row: volume, CM (3), extents (6), mean, SEM, max intensity, MI (3)
+_ROW_VALUES = 16
+
+
+@dataclass
+class ClusterReport:
+    """A 3dClusterize report as printed: its ``#`` lines and its table rows.
+
+    Attributes
+    ----------
+    header : list of str
+        The comment lines, trailing blanks removed (the header, and the total line of
+        :func:`total_line`).
+    rows : list of str
+        The other non-blank lines, trailing blanks removed: one per cluster.
+    no_clusters : bool
+        The report says ``NO CLUSTERS FOUND`` (its rows then hold at most ``-report_zero``'s 0).
+    voxel_volume : float
+        ``Single voxel volume`` in microliters (mm³), NaN when not printed.
+    """
+
+    header: list[str] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)
+    no_clusters: bool = False
+    voxel_volume: float = float("nan")
+
+    @property
+    def n_clusters(self) -> int:
+        """Clusters reported: 0 for ``NO CLUSTERS FOUND``, else the table rows."""
+        return 0 if self.no_clusters else len(self.rows)
+
+    @property
+    def nvox(self) -> int | None:
+        """The cluster-size threshold (``Nvoxel threshold = N``), None when not printed."""
+        for line in self.header:
+            match = _NVOX.search(line)
+            if match:
+                return int(match.group(1))
+        return None
+
+    @property
+    def sizes(self) -> list[int]:
+        """Voxel count of each row (its first column)."""
+        return [int(float(row.split()[0])) for row in self.rows]
+
+    def table_rows(self, sided: str = "bisided") -> list[dict]:
+        """The :data:`TSV_COLUMNS` of each cluster row, as numbers (RAI from the report; LPI
+        with x and y negated; volume from the single-voxel volume; tail from the peak's sign,
+        ``both`` for ``2sided``), for runs whose ``clusters.tsv`` is missing."""
+        out = []
+        for line in self.rows:
+            f = [float(v) for v in line.split()]
+            if len(f) < _ROW_VALUES:
+                continue
+            n, cm, mean, sem, peak, mi = int(f[0]), f[1:4], f[10], f[11], f[12], f[13:16]
+            row = {
+                "cluster_id": len(out) + 1,
+                "n_voxels": n,
+                "volume_mm3": n * self.voxel_volume,
+                "tail": "both" if sided == "2sided" else ("pos" if peak >= 0 else "neg"),
+                "mean": mean,
+                "sem": sem,
+                "peak_value": peak,
+            }
+            for prefix, xyz in (("cm", cm), ("peak", mi)):
+                for axis, value, flip in zip("xyz", xyz, (-1, -1, 1), strict=True):
+                    row[f"{prefix}_{axis}_rai"] = value
+                    row[f"{prefix}_{axis}_lpi"] = flip * value + 0.0
+            out.append(row)
+        return out
+
+
+def parse_clusterize_report(text: str) -> ClusterReport:
+    """Split a 3dClusterize report text into its ``#`` lines and table rows."""
+    volume = _VOXEL_VOLUME.search(text)
+    report = ClusterReport(
+        no_clusters="NO CLUSTERS FOUND" in text,
+        voxel_volume=float(volume.group(1)) if volume else float("nan"),
+    )
+    for line in text.splitlines():
+        if line.startswith("#"):
+            report.header.append(line.rstrip())
+        elif line.strip():
+            report.rows.append(line.rstrip())
+    return report

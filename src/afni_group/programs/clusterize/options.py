@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from afni_group.errors import UsageError
+from afni_group.programs.checks import check_nn, check_sided
 from afni_group.programs.clusterize.core import _SIDED_MODES, _TAIL_WORDS
 from afni_group.statdist import pval_to_stat, stat_nsides
 
@@ -87,18 +88,20 @@ class ResolvedThresholds:
 
 def check_options(thresholds: Thresholds, nn: int) -> str:
     """Sidedness, tail, value/p and NN checks before anything is read; returns the tail key."""
-    if thresholds.sided not in _SIDED_MODES:
-        raise UsageError(
-            f"sidedness must be one of {', '.join(_SIDED_MODES)}, not '{thresholds.sided}'"
-        )
+    try:
+        check_sided(thresholds.sided, _SIDED_MODES)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     tail = thresholds.tail
     tail_key = _TAIL_WORDS.get(str(tail).upper() if tail else "")
     if tail_key is None:
         raise UsageError(f"Illegal tail '{tail}' after '-1sided': need 'RIGHT_TAIL' or 'LEFT_TAIL'")
     if (not thresholds.values) == (thresholds.pval is None):
         raise UsageError("give either threshold values or pval (p=P), not both or neither")
-    if nn not in (1, 2, 3):
-        raise UsageError(f"-NN must be 1, 2 or 3, not {nn}")
+    try:
+        check_nn(nn)
+    except ValueError as err:
+        raise UsageError(f"-NN: {err}") from None
     return tail_key
 
 

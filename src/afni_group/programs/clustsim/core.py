@@ -1,41 +1,34 @@
-"""3dClustSim's core on arrays: simulation, cluster-size tables and their Monte-Carlo error.
+"""3dClustSim's cluster-size tables on arrays: how they are built, read and used.
 
-:func:`clustsim` takes a boolean mask, voxel sizes and the ACF and returns a
-:class:`ClustSimTables` (all NN × sidedness tables in memory, the per-iteration maxima, and
-:meth:`ClustSimTables.threshold_uncertainty`). Bad values raise :class:`ValueError`; nothing is
-read or written here (files: :mod:`.files`, text: :mod:`.formats`).
+The one home of the table maths (spec 05 §5.2), for simulated tables (:mod:`.simulate` runs
+the Monte Carlo and returns :class:`ClustSimTables`) and for tables read from AFNI's files
+(:mod:`.formats` returns a :class:`ClustSimTable`):
 
-Tables (spec 05 §5.2): per (sidedness, NN, p) the largest cluster of every iteration gives the
-tail curve ``alpha[s] = P(max >= s)``; the size for a target alpha is interpolated in
-``log(-log(1-alpha))``, then the table is made monotone as AFNI does.
+* building: per (sidedness, NN, p) the largest cluster of every iteration gives the tail curve
+  ``alpha[s] = P(max >= s)``; the size for a target alpha is interpolated in the Gumbel
+  coordinate ``log(-log(1-alpha))``, then the table is made monotone as AFNI does;
+* using: the corrected alpha of a cluster of a given size (:func:`corrected_alpha`) is the same
+  interpolation read the other way, along one row of a table.
 
 Monte-Carlo error (beyond AFNI): a table cell is the (1 - alpha) quantile of the largest cluster
 size estimated from N iterations. The number of iterations above it is Binomial(N, alpha), so
 the distribution-free 95 % interval of the quantile is the same interpolation at
 ``alpha ± 1.96·sqrt(alpha(1-alpha)/N)``; the standard error is the interval's half width / 1.96.
 A threshold is "stable" when ``size ± 1.96·se`` rounds up (as 1d_tool.py does) to one integer.
+
+Bad values raise :class:`ValueError`; nothing is read or written here (files: :mod:`.files`,
+text: :mod:`.formats`).
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtri
 
-from afni_group.programs.clustsim.kernels import ClusterWork, gather_scaled
-from afni_group.programs.clustsim.noise import (
-    NoiseSource,
-    grid_transforms,
-    noise_grid,
-    spectral_weights,
-)
-from afni_group.progress import Progress
+from afni_group.programs.checks import SIDEDNESS, check_nn, check_sided
 
 # --------------------------------------------------------------------------------------------
 # constants (spec 05 §1)
@@ -49,197 +42,9 @@ LOTS_PTHR = (
 )  # fmt: skip
 LOTS_ATHR = (0.10, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01)
 
-DEFAULT_SEED = 123456789
-DEFAULT_ITERATIONS = 10000
-MIN_ITERATIONS = 2000
 MAX_CLUSTER = 99999
-MIN_MASK_VOXELS = 128
-MIN_GRID_VOXELS = 256
-SIDEDNESS = ("1sided", "2sided", "bisided")
-#: volume pairs per work item: the unit the threads share (results do not depend on it)
-CHUNK_PAIRS = 16
 #: two-sided 95 % normal quantile, for the Monte-Carlo interval
 Z95 = 1.959963984540054
-
-
-# --------------------------------------------------------------------------------------------
-# checks (ValueError; the file level turns them into the CLI's errors)
-
-
-def check_acf(acf: Sequence[float]) -> tuple[float, float, float]:
-    """AFNI's -acf ranges: 0 <= a <= 1, b > 0, c > 0."""
-    if len(acf) != 3:
-        raise ValueError("need 3 ACF parameters (a b c)")
-    try:
-        a, b, c = (float(v) for v in acf)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"ACF values {list(acf)} are not numbers") from err
-    if not 0 <= a <= 1:
-        raise ValueError(f"'a' value should be between 0 and 1 (got {a})")
-    if not b > 0:
-        raise ValueError(f"'b' value should be positive (got {b})")
-    if not c > 0:
-        raise ValueError(f"'c' value should be positive (got {c})")
-    return a, b, c
-
-
-def check_probabilities(values: Sequence[float], what: str) -> tuple[float, ...]:
-    """0 < value <= 0.5 each; returned sorted in decreasing order (AFNI's -pthr/-athr)."""
-    out = []
-    for v in values:
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            x = float("nan")
-        if not 0 < x <= 0.5:
-            raise ValueError(f"value '{v}' after '{what}' is illegal! (need 0 < value <= 0.5)")
-        out.append(x)
-    if not out:
-        raise ValueError(f"need at least one value after '{what}'")
-    return tuple(sorted(out, reverse=True))
-
-
-def check_grid(mask: np.ndarray, ok_small_mask: bool = False) -> int:
-    """AFNI's grid and mask-size checks; returns the mask voxel count."""
-    if mask.ndim != 3:
-        raise ValueError(f"mask must be 3-D, not {mask.ndim}-D")
-    nx, ny, nz = mask.shape
-    if nx < 4 or ny < 4 or nz < 4:
-        raise ValueError(f"-acf option: minimum grid is 4x4x4, but you have {nx}x{ny}x{nz}")
-    if mask.size < MIN_GRID_VOXELS:
-        raise ValueError(
-            f"Only {mask.size} voxels in simulation?! Need at least {MIN_GRID_VOXELS}."
-        )
-    count = int(np.count_nonzero(mask))
-    if count == 0:
-        raise ValueError("-mask has no nonzero voxels -- cannot use this at all")
-    minimum = 2 if ok_small_mask else MIN_MASK_VOXELS
-    if count < minimum:
-        raise ValueError(
-            f"-mask has only {count} nonzero voxels; 3dClustSim needs at least {minimum}"
-            + ("" if ok_small_mask else " (-OKsmallmask lowers this to 2)")
-        )
-    return count
-
-
-# --------------------------------------------------------------------------------------------
-# thresholds and simulation (spec 05 §4–5.1)
-
-
-def z_thresholds(pthr: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Upper-tail N(0,1) thresholds (float32, capped at 13): 1-sided ``z(p)``, 2-sided ``z(p/2)``."""
-    p = np.asarray(pthr, dtype=np.float64)
-    z1 = np.minimum(-ndtri(p), 13.0).astype(np.float32)
-    z2 = np.minimum(-ndtri(p / 2), 13.0).astype(np.float32)
-    return z1, z2
-
-
-@dataclass
-class SimulationTiming:
-    """Seconds spent per stage, summed over threads."""
-
-    noise: float = 0.0
-    fft: float = 0.0
-    clustering: float = 0.0
-    wall: float = 0.0
-
-
-def simulate_max_cluster_sizes(
-    mask: np.ndarray,
-    voxel_sizes: Sequence[float],
-    acf: Sequence[float],
-    pthr: Sequence[float],
-    iterations: int,
-    seed: int = DEFAULT_SEED,
-    n_jobs: int = 1,
-    progress: bool = False,
-    timing: SimulationTiming | None = None,
-    exact_fft: bool = False,
-) -> np.ndarray:
-    """Largest cluster per iteration for every sidedness, NN and p.
-
-    Parameters
-    ----------
-    mask : ndarray of bool, shape (nx, ny, nz)
-        Search region; noise is made on the whole grid.
-    voxel_sizes : sequence of 3 floats
-        Voxel size in mm (absolute values are used).
-    acf : (a, b, c)
-    pthr : sequence of float
-        Voxel-wise p values.
-    iterations : int
-    seed : int
-        Random seed; the result depends only on it (not on ``n_jobs``).
-    n_jobs : int
-        Worker threads.
-    progress : bool
-        Progress lines on stderr.
-    timing : SimulationTiming, optional
-        Filled with the time spent per stage.
-    exact_fft : bool
-        Exact DFTs instead of AFNI's transforms (:mod:`.afni_fft`).
-
-    Returns
-    -------
-    ndarray of int32, shape (iterations, 3, 3, len(pthr))
-        Axes: iteration, sidedness (1sided, 2sided, bisided), NN (1, 2, 3), p. Iterations
-        2k and 2k+1 are the real and imaginary part of volume pair k.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    grid = noise_grid(mask.shape, voxel_sizes, acf)
-    transforms = grid_transforms(grid, exact_fft)
-    weights, _ = spectral_weights(grid, transforms)
-    mask_index = np.flatnonzero(mask).astype(np.int64)
-    z1, z2 = z_thresholds(pthr)
-    iterations = int(iterations)
-    result = np.zeros((iterations, 3, 3, len(pthr)), dtype=np.int32)
-    n_pairs = (iterations + 1) // 2
-    chunks = [(p, min(p + CHUNK_PAIRS, n_pairs)) for p in range(0, n_pairs, CHUNK_PAIRS)]
-    seed = int(seed) & 0xFFFFFFFF
-    timings: list[SimulationTiming] = []
-    # work buffers (k-space, union-find) are made once per thread, not per chunk
-    per_thread = threading.local()
-
-    def run_chunk(chunk: int) -> int:
-        first, last = chunks[chunk]
-        if not hasattr(per_thread, "source"):
-            per_thread.source = NoiseSource(grid, weights, transforms, seed)
-            per_thread.work = ClusterWork(mask, z1, z2)
-        source, work = per_thread.source, per_thread.work
-        spent = SimulationTiming()
-        done = 0
-        for p in range(first, last):
-            t0 = time.perf_counter()
-            pair = source.pair(p)
-            t1 = time.perf_counter()
-            for part in range(2):
-                it = 2 * p + part
-                if it >= iterations:
-                    break
-                values = gather_scaled(pair, part == 1, mask_index)
-                work.max_sizes(values, result[it])
-                done += 1
-            spent.fft += t1 - t0
-            spent.clustering += time.perf_counter() - t1
-        timings.append(spent)
-        return done
-
-    t_start = time.perf_counter()
-    bar = Progress("3dClustSim", iterations, "iterations", enabled=progress)
-    with bar:
-        if n_jobs <= 1 or len(chunks) == 1:
-            for c in range(len(chunks)):
-                bar.update(run_chunk(c))
-        else:
-            with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
-                for done in pool.map(run_chunk, range(len(chunks))):
-                    bar.update(done)
-    if timing is not None:
-        timing.noise = 0.0  # generated inside the transform stage (one fused pass)
-        timing.fft = sum(t.fft for t in timings)
-        timing.clustering = sum(t.clustering for t in timings)
-        timing.wall = time.perf_counter() - t_start
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,12 +210,91 @@ def uncertainty_from_se(size: float, se: float) -> ThresholdUncertainty:
 
 
 # --------------------------------------------------------------------------------------------
+# one table (simulated or read) and the corrected alpha of a cluster
+
+
+@dataclass
+class ClustSimTable:
+    """One cluster-size table (one NN and sidedness), simulated or read from AFNI's files.
+
+    Attributes
+    ----------
+    pthr : numpy.ndarray
+        Voxelwise p values, one per row.
+    athr : numpy.ndarray
+        Corrected alpha values, one per column, in AFNI's (descending) order.
+    sizes : numpy.ndarray
+        (len(pthr), len(athr)) minimum cluster sizes in voxels (fractional).
+    iterations : int or None
+        Simulated volumes behind the table (``None`` when the file does not say: ``.1D``).
+    """
+
+    pthr: np.ndarray
+    athr: np.ndarray
+    sizes: np.ndarray
+    iterations: int | None = None
+
+
+@dataclass(frozen=True)
+class CorrectedAlpha:
+    """A cluster's corrected alpha: ``relation`` is '=' (interpolated), '<' or '>' (off the table)."""
+
+    value: float
+    relation: str = "="
+
+    def __str__(self) -> str:
+        if self.relation == "=":
+            return f"{self.value:.3f}"
+        return f"{self.relation} {self.value:.2f}"
+
+
+def corrected_alpha(table: ClustSimTable, pthr: float, n_voxels: float) -> CorrectedAlpha | None:
+    """FWE-corrected alpha of a cluster of ``n_voxels`` at voxelwise ``pthr``.
+
+    The row of ``pthr`` gives cluster sizes s_j for alphas a_j (a_j decreasing, s_j increasing).
+    Between two columns the alpha is interpolated linearly in size against the Gumbel coordinate
+    the table was built in (:func:`cluster_size_for_alpha`). Beyond the table the bound is
+    returned.
+
+    Parameters
+    ----------
+    table : ClustSimTable
+    pthr : float
+        Voxelwise p; must be one of the table rows (relative tolerance 1e-6).
+    n_voxels : float
+        Cluster size in voxels.
+
+    Returns
+    -------
+    CorrectedAlpha or None
+        None when ``pthr`` is not a row of the table.
+    """
+    rows = np.flatnonzero(np.isclose(table.pthr, pthr, rtol=1e-6, atol=0.0))
+    if rows.size == 0:
+        return None
+    order = np.argsort(-table.athr)  # largest alpha (smallest size) first
+    alphas = table.athr[order]
+    sizes = np.maximum.accumulate(table.sizes[rows[0], order])  # guard against non-monotone cells
+    if n_voxels < sizes[0]:
+        return CorrectedAlpha(float(alphas[0]), ">")
+    if n_voxels > sizes[-1]:
+        return CorrectedAlpha(float(alphas[-1]), "<")
+    j = int(np.flatnonzero(sizes <= n_voxels)[-1])  # smallest alpha whose size is reached
+    if j == len(sizes) - 1 or sizes[j] == n_voxels:
+        return CorrectedAlpha(float(alphas[j]))
+    frac = (n_voxels - sizes[j]) / (sizes[j + 1] - sizes[j])
+    g = _gumbel(alphas[j]) + frac * (_gumbel(alphas[j + 1]) - _gumbel(alphas[j]))
+    return CorrectedAlpha(float(-np.expm1(-np.exp(g))))
+
+
+# --------------------------------------------------------------------------------------------
 # in-memory result
 
 
 @dataclass
 class ClustSimTables:
-    """All cluster-size tables of one simulation.
+    """All cluster-size tables of one simulation (:meth:`select` gives one as a
+    :class:`ClustSimTable`).
 
     Attributes
     ----------
@@ -437,20 +321,27 @@ class ClustSimTables:
     mask_count: int = 0
 
     def _index(self, pthr: float, alpha: float, nn: int, sided: str) -> tuple[int, int, int, int]:
-        if sided not in SIDEDNESS:
-            raise ValueError(f"sidedness must be one of {', '.join(SIDEDNESS)}, not {sided!r}")
-        if nn not in (1, 2, 3):
-            raise ValueError(f"NN must be 1, 2 or 3, not {nn!r}")
+        s, n = SIDEDNESS.index(check_sided(sided)), check_nn(nn) - 1
         try:
             i = [float(p) for p in self.pthr].index(float(pthr))
             j = [float(a) for a in self.athr].index(float(alpha))
         except ValueError as err:
             raise ValueError(f"no table cell for pthr={pthr}, alpha={alpha}") from err
-        return SIDEDNESS.index(sided), nn - 1, i, j
+        return s, n, i, j
 
     def table(self, nn: int, sided: str) -> np.ndarray:
         """The (n_p, n_alpha) table for one NN and sidedness."""
         return self.tables[SIDEDNESS.index(sided), nn - 1]
+
+    def select(self, nn: int, sided: str) -> ClustSimTable:
+        """The table for one NN and sidedness as a :class:`ClustSimTable` (what a file gives)."""
+        s, n = SIDEDNESS.index(check_sided(sided)), check_nn(nn) - 1
+        return ClustSimTable(
+            np.asarray(self.pthr, dtype=float),
+            np.asarray(self.athr, dtype=float),
+            self.tables[s, n],
+            self.iterations,
+        )
 
     def threshold(self, pthr: float, alpha: float, nn: int, sided: str) -> float:
         """Cluster size (voxels, fractional) for one cell."""
@@ -479,88 +370,3 @@ class ClustSimTables:
                             float(self.tables[s, n, i, j]),
                         ).se  # fmt: skip
         return out
-
-
-def clustsim(
-    mask: np.ndarray,
-    voxel_sizes: Sequence[float],
-    acf: Sequence[float],
-    *,
-    iterations: int = DEFAULT_ITERATIONS,
-    seed: int = DEFAULT_SEED,
-    pthr: Sequence[float] | None = None,
-    athr: Sequence[float] | None = None,
-    both: bool = True,
-    nodec: bool = False,
-    n_jobs: int = 1,
-    progress: bool = False,
-    ok_small_mask: bool = False,
-    exact_fft: bool = False,
-) -> ClustSimTables:
-    """3dClustSim ``-acf`` on arrays: every NN × sidedness cluster-size table, in memory.
-
-    Parameters
-    ----------
-    mask : ndarray, shape (nx, ny, nz)
-        Non-zero = in the search region; noise is made on the whole grid.
-    voxel_sizes : sequence of 3 floats
-        mm (absolute values are used).
-    acf : (a, b, c)
-        Mixed-ACF parameters (0 <= a <= 1, b > 0, c > 0).
-    iterations : int
-        At least 2000 (AFNI's minimum).
-    seed : int
-        The result depends only on the seed (not on ``n_jobs``).
-    pthr, athr : sequence of float, optional
-        p and alpha lists (0 < value <= 0.5); default AFNI's LOTS lists when ``both`` else its
-        default lists.
-    both : bool
-        Default lists of ``-both`` (29 p × 10 alpha) rather than 9 × 4.
-    nodec : bool
-        Round sizes up to whole voxels (``-nodec``).
-    n_jobs : int
-        Threads.
-    progress : bool
-        Progress lines on stderr.
-    ok_small_mask : bool
-        Accept masks of 2..127 voxels.
-    exact_fft : bool
-        Exact DFTs instead of the transforms AFNI_26.2.03 applies.
-
-    Returns
-    -------
-    ClustSimTables
-
-    Raises
-    ------
-    ValueError
-        Bad ACF, p/alpha values, grid or mask size, or fewer than 2000 iterations.
-    """
-    mask = np.asarray(mask) != 0
-    a, b, c = check_acf(acf)
-    count = check_grid(mask, ok_small_mask)
-    if len(voxel_sizes) != 3 or not all(abs(float(v)) > 0 for v in voxel_sizes):
-        raise ValueError(f"voxel sizes must be 3 non-zero numbers, not {list(voxel_sizes)}")
-    if int(iterations) < MIN_ITERATIONS:
-        raise ValueError(f"need at least {MIN_ITERATIONS} iterations, not {iterations}")
-    p_list = check_probabilities(pthr, "-pthr") if pthr is not None else (
-        LOTS_PTHR if both else DEFAULT_PTHR
-    )  # fmt: skip
-    a_list = check_probabilities(athr, "-athr") if athr is not None else (
-        LOTS_ATHR if both else DEFAULT_ATHR
-    )  # fmt: skip
-    iterations = int(iterations)
-    sizes = simulate_max_cluster_sizes(
-        mask, voxel_sizes, (a, b, c), p_list, iterations,
-        seed=seed, n_jobs=n_jobs, progress=progress, exact_fft=exact_fft,
-    )  # fmt: skip
-    warnings: list[AlphaWarning] = []
-    tables = np.zeros((3, 3, len(p_list), len(a_list)), dtype=np.float32)
-    for s in range(3):
-        for n in range(3):
-            tables[s, n] = cluster_table(
-                sizes[:, s, n, :], a_list, iterations, nodec, warnings, p_list
-            )
-    return ClustSimTables(
-        tuple(p_list), tuple(a_list), iterations, tables, sizes, warnings, nodec, count
-    )

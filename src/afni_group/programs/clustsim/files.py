@@ -1,7 +1,8 @@
 """Native 3dClustSim (``-acf`` noise model, all NN and sidedness tables): the file level.
 
-Layers (issue 13): :mod:`.core` is the core on arrays (:func:`clustsim` returns the
-tables in memory, ``ValueError`` on bad values), :mod:`.noise` makes the noise,
+Layers (issue 13): :mod:`.simulate` is the core on arrays (:func:`clustsim` returns the
+tables in memory, ``ValueError`` on bad values), :mod:`.core` the table maths, :mod:`.noise`
+makes the noise,
 :mod:`.formats` holds AFNI's text formats, :mod:`afni_group.programs.cli.clustsim` the ``afni-native
 3dClustSim`` argv parsing, and this module reads the mask dataset, runs the core and writes
 AFNI's files (:func:`run_clustsim`). Names of the other layers are re-exported here.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,34 +27,22 @@ from afni_group import atomic
 from afni_group.afni_io.ids import new_idcode
 from afni_group.afni_io.naming import header_name
 from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.programs.checks import SIDEDNESS, check_acf, check_probabilities
 from afni_group.programs.clustsim.core import (  # noqa: F401  (re-exported)
     DEFAULT_ATHR,
-    DEFAULT_ITERATIONS,
     DEFAULT_PTHR,
-    DEFAULT_SEED,
     LOTS_ATHR,
     LOTS_PTHR,
     MAX_CLUSTER,
-    MIN_GRID_VOXELS,
-    MIN_ITERATIONS,
-    MIN_MASK_VOXELS,
-    SIDEDNESS,
     AlphaWarning,
     ClustSimTables,
-    SimulationTiming,
     ThresholdUncertainty,
     ceil_threshold,
-    check_acf,
-    check_grid,
-    check_probabilities,
     cluster_size_for_alpha,
     cluster_table,
-    clustsim,
     monotone_table,
-    simulate_max_cluster_sizes,
     tail_probabilities,
     threshold_uncertainty,
-    z_thresholds,
 )
 from afni_group.programs.clustsim.formats import (  # noqa: F401  (re-exported)
     SIDED_TEXT,
@@ -64,23 +52,36 @@ from afni_group.programs.clustsim.formats import (  # noqa: F401  (re-exported)
     _niml_number,
     _prob6,
     _prob9,
+    clustsim_table_key,
+    clustsim_table_name,
     decode_mask,
     encode_mask,
     filename_ok,
     format_1d_table,
     format_cmd,
     format_niml_table,
+    parse_clustsim_table_name,
     quote_command_line,
 )
 from afni_group.programs.clustsim.noise import (  # noqa: F401  (re-exported)
     NoiseGrid,
     NoiseSource,
-    acf_radius,
-    acf_value,
     fft_length,
     grid_transforms,
     noise_grid,
     spectral_weights,
+)
+from afni_group.programs.clustsim.simulate import (  # noqa: F401  (re-exported)
+    DEFAULT_ITERATIONS,
+    DEFAULT_SEED,
+    MIN_GRID_VOXELS,
+    MIN_ITERATIONS,
+    MIN_MASK_VOXELS,
+    SimulationTiming,
+    check_grid,
+    clustsim,
+    simulate_max_cluster_sizes,
+    z_thresholds,
 )
 
 LOG = logging.getLogger(__name__)
@@ -262,13 +263,14 @@ def _write_tables(
     for s, sided in enumerate(SIDEDNESS):
         for nn in (1, 2, 3):
             table = result.tables[s, nn - 1]
-            stem = f"{prefix}.NN{nn}_{sided}"
             if write_1d:
                 text = format_1d_table(table, nn, sided, info)
-                written.append(atomic.write_text(Path(stem + ".1D"), text))
+                name = clustsim_table_name(str(prefix), nn, sided, "1D")
+                written.append(atomic.write_text(Path(name), text))
             if niml:
                 text = format_niml_table(table, nn, sided, info)
-                written.append(atomic.write_text(Path(stem + ".niml"), text))
+                name = clustsim_table_name(str(prefix), nn, sided, "niml")
+                written.append(atomic.write_text(Path(name), text))
                 if s == 0 and nn == 1:
                     mask_text = encode_mask(info_mask.mask)
                     written.append(atomic.write_text(Path(f"{prefix}.mask"), mask_text))
@@ -421,7 +423,7 @@ def mc_standard_errors(tables: ClustSimTables) -> dict:
         "pthr": list(tables.pthr),
         "athr": list(tables.athr),
         "se": {
-            f"NN{nn}_{sided}": np.round(se[s, nn - 1], 4).tolist()
+            clustsim_table_key(nn, sided): np.round(se[s, nn - 1], 4).tolist()
             for s, sided in enumerate(SIDEDNESS)
             for nn in (1, 2, 3)
         },
@@ -449,11 +451,11 @@ def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) 
     from afni_group.programs.clustsim.core import uncertainty_from_se
     from afni_group.programs.csim_lookup import core as csim_lookup
 
-    name = re.search(r"NN([123])_(1sided|2sided|bisided)", Path(table).name)
+    name = parse_clustsim_table_name(table)
     if not mc or name is None:
         return None
     try:
-        rows = mc["se"][f"NN{name.group(1)}_{name.group(2)}"]
+        rows = mc["se"][clustsim_table_key(name.nn, name.sided)]
         se = float(
             rows[[float(p) for p in mc["pthr"]].index(float(pthr))][
                 [float(a) for a in mc["athr"]].index(float(alpha))

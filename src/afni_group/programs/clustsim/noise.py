@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from afni_group.programs.acf.core import acf_model_float32, afni_acf_radius
 from afni_group.programs.clustsim.afni_fft import (
     AxisTransforms,
     RadixStep,
@@ -31,51 +32,7 @@ from afni_group.programs.clustsim.afni_fft import (
 from afni_group.programs.clustsim.kernels import fill_noise, pair_key
 
 # --------------------------------------------------------------------------------------------
-# ACF model and FFT grid (spec 05 §3.1–3.3)
-
-
-def acf_value(r: float | np.ndarray, acf: Sequence[float]) -> np.ndarray:
-    """Mixed ACF ``a*exp(-r²/(2b²)) + (1-a)*exp(-r/c)`` at radius ``r`` (mm), in float32."""
-    a, b, c = (np.float32(v) for v in acf)
-    r = np.asarray(r, dtype=np.float32)
-    with np.errstate(over="ignore", under="ignore"):
-        return a * np.exp(np.float32(-0.5) * r * r / (b * b)) + (np.float32(1) - a) * np.exp(-r / c)
-
-
-def acf_radius(value: float, acf: Sequence[float]) -> float:
-    """Radius (mm) at which the ACF falls to ``value`` (AFNI's march + two regula-falsi steps)."""
-    a, b, c = (np.float32(v) for v in acf)
-    v = np.float32(value)
-    if v >= 1:
-        return 0.0
-    rtop = np.float32(3) * b + np.float32(6) * c
-    if v <= 0.0001:
-        return float(rtop)
-    dr = min(np.float32(0.02) * b, np.float32(0.02) * c)
-
-    def f(r):
-        return acf_value(r, (a, b, c))
-
-    r = np.float32(0)
-    while r < rtop and not f(r + dr) < v:
-        r = np.float32(r + dr)
-    if r >= rtop:
-        return float(rtop)
-    rlo, rhi = r, np.float32(r + dr)
-
-    def falsi(lo, hi):
-        v0, v1 = f(lo), f(hi)
-        dv = v0 - v1
-        if dv == 0 or abs(dv) < 0.005 * (abs(v - v0) + abs(v - v1)):
-            return lo
-        return np.float32(lo + (v0 - v) / dv * (hi - lo))
-
-    x = falsi(rlo, rhi)
-    if f(x) > v:
-        rlo = x
-    else:
-        rhi = x
-    return float(falsi(rlo, rhi))
+# FFT grid (spec 05 §3.1–3.3); the ACF model and its radius are :mod:`afni_group.programs.acf.core`
 
 
 def fft_length(n: int) -> int:
@@ -107,8 +64,8 @@ def noise_grid(
     shape: Sequence[int], voxel_sizes: Sequence[float], acf: Sequence[float]
 ) -> NoiseGrid:
     """Padded FFT grid: ``n + 2·ceil(R/d)`` (at least 16) rounded up to :func:`fft_length`."""
-    radius = acf_radius(0.02, acf)
-    fwhm = 2 * acf_radius(0.5, acf)
+    radius = afni_acf_radius(*acf, 0.02)
+    fwhm = 2 * afni_acf_radius(*acf, 0.5)
     padded = []
     for n, d in zip(shape, voxel_sizes, strict=True):
         n_pad = max(int(n) + 2 * math.ceil(np.float32(radius) / np.float32(abs(d))), 16)
@@ -166,7 +123,7 @@ def spectral_weights(
         i = np.arange(n)
         axes.append(np.where(i < n // 2, i, n - i) * d)
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
-    w0 = acf_value(np.sqrt(x * x + y * y + z * z), grid.acf).astype(np.complex128)
+    w0 = acf_model_float32(np.sqrt(x * x + y * y + z * z), *grid.acf).astype(np.complex128)
     hx, hy, hz = (n // 2 for n in grid.padded)
     w0[hx, :, :] = 0
     w0[:, hy, :] = 0

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from afni_group.statdist import SIDEDNESS, pval_to_stat, stat_symbol
+from afni_group.programs.checks import check_sided
+from afni_group.statdist import pval_to_stat, stat_symbol
 
 
 def check_request(pval: float, sided: str) -> None:
     """``ValueError`` unless ``sided`` is a sidedness and ``0 < float32(pval) < 1``."""
-    if sided not in SIDEDNESS:
-        raise ValueError(f"sidedness must be one of {', '.join(SIDEDNESS)}, not '{sided}'")
+    check_sided(sided)
     if not (0.0 < float(np.float32(pval)) < 1.0):
         raise ValueError(f"p-value {pval} must be strictly between 0 and 1")
 

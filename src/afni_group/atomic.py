@@ -7,6 +7,7 @@ interrupted run never leaves a file that looks finished under its final name.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -66,6 +67,12 @@ def write_text(final: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 text atomically, newlines exactly as given."""
     data = text.encode("utf-8")
     return write_bytes(final, lambda fh: fh.write(data))
+
+
+def write_json(final: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as indented JSON (creating the folder), atomically."""
+    Path(final).parent.mkdir(parents=True, exist_ok=True)
+    return write_text(final, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def copy_file(src: str | os.PathLike, final: str | os.PathLike) -> Path:

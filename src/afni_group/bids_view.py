@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import atomic, bids_columns, statdist
-from afni_group.outputs import write_json
+from afni_group.atomic import write_json
 from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
 
 LOG = logging.getLogger(__name__)

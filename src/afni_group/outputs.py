@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import platform
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from afni_group import __version__, atomic
 from afni_group.atlas import source_datasets as atlas_sources
+from afni_group.atomic import write_json  # noqa: F401  (callers write JSON through outputs)
 from afni_group.errors import OutputError
 from afni_group.plan import AnalysisPlan
 
@@ -42,10 +42,6 @@ def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy a file to ``dst`` atomically (used to share mask/ClustSim across analyses)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     return atomic.copy_file(src, dst)
-
-
-def write_json(path: Path, data: dict) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def software_versions(afni: bool = False) -> dict[str, str | None]:

@@ -390,10 +390,3 @@ def _write_afni(afni_io, dset, prefix: Path, idcode: str, attributes: dict) -> l
         dset, str(prefix), idcode=idcode, date=FIXED_DATE, attributes=attributes
     )
     return [head, head.with_suffix(".BRIK")]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``afni-group-demo`` (:func:`afni_group.demo.cli.main`), kept for installed scripts."""
-    from afni_group.demo.cli import main as cli_main
-
-    return cli_main(argv)

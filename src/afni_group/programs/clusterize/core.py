@@ -25,8 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from afni_group.afni_io.geometry import afni_geometry
 from afni_group.programs.checks import SIDEDNESS, check_nn, check_sided
+from afni_group.programs.clusterize.coordinates import (
+    ORIENT_AXIS,
+    dicom_coordinates,
+    grid_from_affine,
+    normalize_orient,
+)
 
 #: AFNI's "infinity" for one-sided zeroing ranges (mri_threshold).
 BIG = np.float32(1e9)
@@ -39,7 +44,6 @@ _NN_RADIUS2 = {1: 1.11**2, 2: 1.44**2, 3: 1.77**2}
 
 _SIDED_MODES = (*SIDEDNESS, "within_range")
 
-_ORIENT_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "I": 2, "S": 2}
 
 #: tail words accepted for a 1-sided test
 _TAIL_WORDS = {"RIGHT_TAIL": "RIGHT", "RIGHT": "RIGHT", "LEFT_TAIL": "LEFT", "LEFT": "LEFT"}
@@ -195,43 +199,6 @@ def sort_clusters(clusters: list, sizes: list[int]) -> list:
     return [clusters[n] for n in order]
 
 
-def normalize_orient(code: str | None) -> str:
-    """The ``-orient`` code as 3dClusterize uses it: upper case, FLI → LPI, invalid → RAI."""
-    code = (code or "RAI").strip().upper()
-    if code == "FLI":
-        return "LPI"
-    if len(code) != 3 or any(c not in _ORIENT_AXIS for c in code):
-        return "RAI"
-    if sorted(_ORIENT_AXIS[c] for c in code) != [0, 1, 2]:
-        return "RAI"
-    return code
-
-
-def dicom_coordinates(
-    ijk: np.ndarray, origin: np.ndarray, delta: np.ndarray, dicom_axis: np.ndarray
-) -> np.ndarray:
-    """DICOM/RAI mm of voxel centres, ``ORIGIN + index·DELTA`` in float32 as AFNI computes them.
-
-    ``dicom_axis[a]`` is the DICOM axis (0 = x R→L, 1 = y A→P, 2 = z I→S) of dataset axis a.
-    Exact zeros come out as +0.0 (AFNI's sign of zero, which matters after ``-orient`` flips).
-    """
-    ijk = np.asarray(ijk)
-    out = np.empty(ijk.shape, dtype=np.float32)
-    for a in range(3):
-        axis_mm = np.float32(origin[a]) + ijk[:, a].astype(np.float32) * np.float32(delta[a])
-        out[:, int(dicom_axis[a])] = axis_mm + np.float32(0.0)
-    return out
-
-
-def reorient_coordinates(dicom: np.ndarray, orient: str) -> np.ndarray:
-    """RAI coordinates to the ``-orient`` order: each letter takes its axis, L/P/S flip the sign."""
-    out = np.empty_like(dicom)
-    for o, letter in enumerate(orient):
-        column = dicom[:, _ORIENT_AXIS[letter]]
-        out[:, o] = -column if letter in "LPS" else column
-    return out
-
-
 @dataclass
 class ClusterStats:
     """Sums and table values of one cluster in one coordinate order (07 §5.4)."""
@@ -318,7 +285,7 @@ def reorient_stats(stats: ClusterStats, orient: str) -> ClusterStats:
         np.empty(3, np.float32),
     )
     for o, letter in enumerate(orient):
-        d = _ORIENT_AXIS[letter]
+        d = ORIENT_AXIS[letter]
         if letter in "LPS":
             sum_mx[o] = -stats.sum_mx[d] + 0.0
             bbox_min[o], bbox_max[o] = -stats.bbox_max[d], -stats.bbox_min[d]
@@ -357,19 +324,6 @@ class Cluster:
     @property
     def n_voxels(self) -> int:
         return int(self.ijk.shape[0])
-
-
-def grid_from_affine(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AFNI's cardinal grid of a RAS+ affine: (ORIGIN, DELTA, DICOM axis of each voxel axis).
-
-    The rotation of an oblique affine is ignored, as AFNI does for NIfTI data (07 §5.3).
-    """
-    orient, origin, delta = afni_geometry(affine)
-    return (
-        np.asarray(origin[:3], dtype=np.float32),
-        np.asarray(delta[:3], dtype=np.float32),
-        np.array([int(o) // 2 for o in orient[:3]]),
-    )
 
 
 # ------------------------------------------------------------------------------------------------

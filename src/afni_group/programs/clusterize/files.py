@@ -22,6 +22,12 @@ import numpy as np
 from afni_group import afni_io, atomic
 from afni_group.afni_io import naming
 from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.programs.clusterize.coordinates import (  # noqa: F401  (re-exported)
+    dicom_coordinates,
+    grid_from_affine,
+    normalize_orient,
+    reorient_coordinates,
+)
 from afni_group.programs.clusterize.core import (  # noqa: F401  (re-exported)
     _SIDED_MODES,
     _TAIL_WORDS,
@@ -33,13 +39,9 @@ from afni_group.programs.clusterize.core import (  # noqa: F401  (re-exported)
     ClusterStats,
     cluster_stats,
     clusterize,
-    dicom_coordinates,
     find_clusters,
-    grid_from_affine,
     largest_cluster_size,
     neighbour_offsets,
-    normalize_orient,
-    reorient_coordinates,
     reorient_stats,
     sort_clusters,
     threshold_masks,

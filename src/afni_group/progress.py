@@ -3,6 +3,11 @@
 On a terminal the line is redrawn in place with a carriage return; when stderr is a file or a
 pipe (Slurm, CI) there are no control characters: a plain line is printed at most every
 ``min_interval`` seconds and at 100 %.
+
+The ETA is extrapolated from the pace since the first report, not since the start: the time
+before the first units finish (numba compiling its kernels, FFT plans, the first file read) is
+no guide to the rest. It is shown once that pace rests on :data:`ETA_MIN_FRACTION` of the work
+or :data:`ETA_MIN_SECONDS` of it (the first 3dClustSim line read "ETA 24:23" for a 70 s step).
 """
 
 from __future__ import annotations
@@ -10,6 +15,11 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+#: share of the units, measured after the first report, before an ETA is shown
+ETA_MIN_FRACTION = 0.05
+#: or seconds of work measured after the first report
+ETA_MIN_SECONDS = 10.0
 
 
 class Progress:
@@ -52,6 +62,8 @@ class Progress:
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._finished = False
         self._width = 0
+        # (time, units done) at the first report: the ETA's pace is measured from here
+        self._reference: tuple[float, int] | None = None
         if self._tty:
             self.min_interval = 0.2
 
@@ -59,6 +71,8 @@ class Progress:
         """Add ``n`` finished units and print a line if it is time."""
         self.done = min(self.done + n, self.total)
         now = time.monotonic()
+        if self._reference is None:
+            self._reference = (now, self.done)
         if self.done >= self.total or now - self._last >= self.min_interval:
             self._last = now
             self._emit(final=self.done >= self.total)
@@ -81,15 +95,16 @@ class Progress:
     def _emit(self, final: bool) -> None:
         if not self.enabled:
             return
-        elapsed = time.monotonic() - self._start
+        now = time.monotonic()
+        elapsed = now - self._start
         frac = self.done / self.total
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
         unit = f" {self.unit}" if self.unit else ""
         text = (
             f"++ {self.label}: {self.done}/{self.total}{unit} ({100 * frac:5.1f}%)"
             f" elapsed {_fmt(elapsed)}"
         )
-        if not final:
+        eta = None if final else self.eta(now)
+        if eta is not None:
             text += f", ETA {_fmt(eta)}"
         if self._tty:
             # pad to the previous width so a shorter line leaves no stale characters
@@ -100,6 +115,17 @@ class Progress:
             self.stream.write(text + "\n")
         self._finished = final
         self.stream.flush()
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left at the pace since the first report; None until that pace is meaningful."""
+        if self._reference is None:
+            return None
+        now = time.monotonic() if now is None else now
+        since, first_done = self._reference
+        units, seconds = self.done - first_done, now - since
+        if units <= 0 or (units < ETA_MIN_FRACTION * self.total and seconds < ETA_MIN_SECONDS):
+            return None
+        return seconds / units * (self.total - self.done)
 
 
 def _fmt(seconds: float) -> str:

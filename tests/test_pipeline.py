@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -41,9 +43,29 @@ def demo_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def native_run(demo_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    code = cli.main(native_argv(demo_dir, out))
+    console = io.StringIO()  # what the terminal shows (test_default_console_is_calm)
+    with contextlib.redirect_stderr(console):
+        code = cli.main(native_argv(demo_dir, out))
     assert code == 0
+    (out.parent / "console.txt").write_text(console.getvalue())
     return out
+
+
+def test_default_console_is_calm(native_run):
+    """AFNI's scripting fragment and kernel internals only in the log; warnings tagged."""
+    console = (native_run.parent / "console.txt").read_text()
+    log = (native_run / "logs" / "afni-group.log").read_text()
+    for internal in ("for your scripting pleasure", "3drefit -atrstring", "Kernel function radius",
+                     "Kernel image dimensions", "Using 1 threads"):  # fmt: skip
+        assert internal not in console and internal in log, internal
+    lines = console.splitlines()
+    assert "WARNING: --clustsim-iter 300 raised to 2000 (3dClustSim's minimum)" in lines
+    untagged = [
+        ln for ln in lines
+        if not ln.startswith(("++ ", " + ", "WARNING: ", "*+ WARNING: ", "afni-group plan", "  "))
+    ]  # fmt: skip
+    assert not untagged
+    assert console.count("is not stable") <= 1
 
 
 def test_all_expected_files(native_run):
@@ -191,3 +213,37 @@ def test_resume_redoes_a_step_whose_options_changed(demo_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3dMEMA: unchanged" not in err and "++ analysis-mema/3dMEMA" in err
     assert "3dClustSim: unchanged, skipped (--resume)" in err
+
+
+def test_auto_iterations_in_batches_and_one_stability_warning(
+    tiny_bids, tmp_path, monkeypatch, capsys
+):
+    """--clustsim-iter auto adds batches until the cap here (never stable); two analyses share
+    the table and its warning is printed once, with the iterations that would settle it."""
+    from afni_group.programs.clustsim import core, stability
+
+    real = core.uncertainty_from_se
+    monkeypatch.setattr(
+        core,
+        "uncertainty_from_se",
+        lambda size, se: core.ThresholdUncertainty(*list(vars(real(size, se)).values())[:4], False),
+    )
+    monkeypatch.setattr(stability, "AUTO_BATCH", 2000)
+    monkeypatch.setattr(stability, "AUTO_MAX_ITERATIONS", 6000)
+    out = tmp_path / "out"
+    argv = [str(tiny_bids), str(out), "group", "--engine", "native", "--clustsim-iter", "auto",
+            "--seed", "5", "--n-cpus", "1", "--no-report"]  # fmt: skip
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    params = json.loads((out / "params.json").read_text())
+    assert len(params["analyses"]) == 2
+    assert err.count("is not stable") == 1 and "iterations would settle it" in err
+    for analysis in params["analyses"]:
+        cs = analysis["clustsim"]
+        assert cs["iterations"] == 6000
+        assert [b["iterations"] for b in cs["auto"]["batches"]] == [2000, 4000, 6000]
+        assert analysis["cluster_size_mc"]["iterations_to_settle"] >= 6000
+        table = (out / analysis["dir"] / "ClustSim.NN1_bisided.1D").read_text()
+        assert "-iter 6000" in table
+    assert "csim_iter=6000" in (out / "group_analysis.sh").read_text()
+    assert "adding 2000" in err and "still not stable at the most iterations" in err

@@ -23,7 +23,7 @@ from afni_group.errors import (
     UsageError,
     from_os_error,
 )
-from afni_group.options import ANALYSIS_LEVELS, RunOptions, build_parser
+from afni_group.options import ANALYSIS_LEVELS, CLUSTSIM_AUTO, RunOptions, build_parser
 from afni_group.plan import Analysis, AnalysisPlan, SetSpec, Thresholds, safe_name
 
 LOG = logging.getLogger("afni_group")
@@ -186,7 +186,8 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         missing_data=None if args.missing_data < 0 else args.missing_data,
         mask_frac=args.mask_frac,
         thresholds=Thresholds(args.pthr, args.alpha, args.sided, args.nn),
-        clustsim_iter=args.clustsim_iter,
+        clustsim_iter=_first_iterations(args.clustsim_iter),
+        clustsim_auto=args.clustsim_iter == CLUSTSIM_AUTO,
         seed=args.seed,
         hktest=not args.no_hktest,
         correct_dof=args.mema_correct_dof,
@@ -196,6 +197,16 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         selection_notes=notes,
         inventory=found,
     )
+
+
+def _first_iterations(requested: int | str) -> int:
+    """3dClustSim's iterations; with ``auto`` those of its first batch (the native runner adds
+    batches until the threshold is stable)."""
+    if requested != CLUSTSIM_AUTO:
+        return int(requested)
+    from afni_group.programs.clustsim.stability import AUTO_BATCH
+
+    return AUTO_BATCH
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -237,17 +248,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def configure_logging(verbose: int) -> None:
-    """Messages of the ``afni_group`` loggers go to the current stderr, one plain line each."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
-    )
-    logger = logging.getLogger("afni_group")
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    logger.propagate = False
+    """Messages of the ``afni_group`` loggers go to the current stderr (:mod:`afni_group.logs`)."""
+    from afni_group import logs
+
+    logs.configure_console(verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: ``--clustsim-iter auto``: add iterations in batches until the threshold is stable
+CLUSTSIM_AUTO = "auto"
+
+
+def _iterations(text: str) -> int | str:
+    """``--clustsim-iter``: a positive integer or ``auto``."""
+    if text.strip().lower() == CLUSTSIM_AUTO:
+        return CLUSTSIM_AUTO
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text} is neither a positive integer nor '{CLUSTSIM_AUTO}'"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser: the single source of truth for the CLI and the Boutiques descriptor."""
     p = _Parser(
@@ -160,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--sided", choices=SIDEDNESS, default="bisided", help="default bisided")
     a.add_argument("--nn", type=int, choices=NEIGHBOURHOODS, default=1, help="default 1")
     a.add_argument(
-        "--clustsim-iter", type=_positive_int, default=10000, help="3dClustSim -iter (10000)"
+        "--clustsim-iter",
+        type=_iterations,
+        default=10000,
+        metavar="N|auto",
+        help="3dClustSim -iter (10000); 'auto' (native engine): 10000, then 10000 more at a time "
+        "until the cluster-size threshold is stable, at most 100000 (params.json records the "
+        "batches)",
     )
     a.add_argument(
         "--seed",

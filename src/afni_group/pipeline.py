@@ -16,6 +16,7 @@ from afni_group import (
     bids_view,
     cluster_table,
     lock,
+    logs,
     outputs,
     provenance,
     space,
@@ -35,10 +36,16 @@ def choose_engine(plan: AnalysisPlan, requested: str) -> tuple[str, str]:
     """The engine to use and why (``auto`` prefers AFNI when every program is on PATH)."""
     if requested == "native":
         return "native", "requested with --engine native"
-    if plan.correct_dof:
+    native_only = {
+        "--mema-correct-dof": (plan.correct_dof, "AFNI's 3dMEMA cannot"),
+        "--clustsim-iter auto": (plan.clustsim_auto, "AFNI's 3dClustSim cannot add iterations"),
+    }
+    for option, (given, why) in native_only.items():
+        if not given:
+            continue
         if requested == "afni":
-            raise UsageError("--mema-correct-dof needs --engine native (AFNI's 3dMEMA cannot)")
-        return "native", "auto: --mema-correct-dof is only available in the native engine"
+            raise UsageError(f"{option} needs --engine native ({why})")
+        return "native", f"auto: {option} is only available in the native engine"
     from afni_group.engines.afni.runner import afni_available
 
     available, reason = afni_available(plan.via_gen_group_command)
@@ -88,8 +95,13 @@ def params_document(
             "cluster_size_threshold": None,
             "results": [],
         }
+        if plan.clustsim_auto:
+            entry["clustsim"]["auto"] = {"requested": "--clustsim-iter auto"}
         if results is not None:
             entry.update(results[i])
+            auto = entry.pop("clustsim_auto", None)
+            if auto:  # the batches 'auto' ran (the total is plan.clustsim_iter by now)
+                entry["clustsim"]["auto"] = auto
             adir = plan.analysis_dir(analysis)
             entry["mask"]["n_voxels"] = _mask_voxels(adir / MASK_FILE)
             for result in entry["results"]:
@@ -208,14 +220,7 @@ def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> i
     out = plan.output_dir
     outputs.write_json(out / "dataset_description.json", _dataset_description(plan))
     outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))
-    script = out / SCRIPT_NAME
-    try:
-        outputs.atomic_write_text(script, _script_text(plan, command_line)).chmod(0o755)
-    except UsageError as err:
-        if plan.engine == "afni":
-            raise
-        # the native engine can run plans AFNI cannot express (e.g. --mema-correct-dof)
-        LOG.warning("++ no %s written: %s", SCRIPT_NAME, err)
+    _write_script(plan, command_line)
 
     if options.dry_run:
         outputs.write_json(
@@ -227,7 +232,7 @@ def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> i
         )
         return 0
 
-    handler = _log_to_file(out / "logs" / "afni-group.log")
+    handler = logs.log_to_file(out / "logs" / "afni-group.log")
     try:
         return _execute(plan, options, command_line)
     finally:
@@ -235,13 +240,16 @@ def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> i
         handler.close()
 
 
-def _log_to_file(path: Path) -> logging.Handler:
-    """Also keep the run's step lines in OUTPUT_DIR/logs/ (the afni engine adds one per step)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    logging.getLogger("afni_group").addHandler(handler)
-    return handler
+def _write_script(plan: AnalysisPlan, command_line: str) -> None:
+    """OUTPUT_DIR/group_analysis.sh: the AFNI script of the plan (what the afni engine runs)."""
+    try:
+        script = plan.output_dir / SCRIPT_NAME
+        outputs.atomic_write_text(script, _script_text(plan, command_line)).chmod(0o755)
+    except UsageError as err:
+        if plan.engine == "afni":
+            raise
+        # the native engine can run plans AFNI cannot express (e.g. --mema-correct-dof)
+        LOG.warning("++ no %s written: %s", SCRIPT_NAME, err)
 
 
 def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
@@ -261,6 +269,8 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
         from afni_group.engines.native.runner import run_native
 
         results = run_native(plan, log)
+        if plan.clustsim_auto:  # the script names the iterations 'auto' ended with
+            _write_script(plan, command_line)
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
     params = params_document(plan, options, command_line, results, timings)

@@ -142,6 +142,8 @@ class AnalysisPlan:
     mask_frac: float = 1.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     clustsim_iter: int = 10000
+    #: --clustsim-iter auto: batches of clustsim_iter until the threshold is stable
+    clustsim_auto: bool = False
     seed: int | None = None
     hktest: bool = True
     correct_dof: bool = False
@@ -221,6 +223,7 @@ class AnalysisPlan:
             "mask_frac": self.mask_frac,
             "thresholds": asdict(self.thresholds),
             "clustsim_iter": self.clustsim_iter,
+            "clustsim_auto": self.clustsim_auto,
             "seed": self.seed,
             "hktest": self.hktest,
             "correct_dof": self.correct_dof,
@@ -245,6 +248,7 @@ class AnalysisPlan:
             lines.append(f"  {a.dirname}: 3dMEMA design={a.design}: {sets}")
         lines.append(
             f"  mask -frac {self.mask_frac}; 3dClustSim -both -iter {self.clustsim_iter}"
+            f"{' (auto: more until the threshold is stable)' if self.clustsim_auto else ''}"
             f"{'' if self.seed is None else f' -seed {self.seed}'}; "
             f"NN{t.nn} {t.sided} p={t.pthr} alpha={t.alpha}; missing_data={self.missing_data}"
         )

@@ -97,8 +97,9 @@ def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: Ste
 def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[list[float], dict]:
     """Group mask, mean ACF and 3dClustSim, written into ``outdir``.
 
-    Returns the ACF and the Monte-Carlo s.e. of every ClustSim table cell
-    (:func:`clustsim.mc_standard_errors`; empty when the step log has none).
+    Returns the ACF and what the 3dClustSim step recorded: ``mc``, the Monte-Carlo s.e. of
+    every table cell (:func:`clustsim.mc_standard_errors`; empty when the step log has none)
+    and, with ``--clustsim-iter auto``, ``auto``: the batch size, the cap and the batches run.
     """
     from afni_group.programs.acf.files import mean_acf
     from afni_group.programs.acf.formats import format_acf
@@ -124,6 +125,8 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
     LOG.info("++ Group average ACF params: %s", " ".join(acf_text))
     acf_values = tuple(float(v) for v in acf_text)
 
+    goal = stability_goal(plan)
+
     def simulate() -> dict:
         files = clustsim.run_clustsim(
             mask,
@@ -132,27 +135,63 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
             iterations=plan.clustsim_iter,
             seed=plan.seed,
             n_jobs=plan.n_cpus,
-            command_line=_clustsim_command(plan, acf_text),
+            # the table headers name the iterations run (with 'auto': known at the end)
+            command_line=lambda n: _clustsim_command(plan, acf_text, n),
+            until_stable=goal,
         )
         tables = getattr(files, "tables", None)
         mc = clustsim.mc_standard_errors(tables) if tables is not None else {}
-        return {"files": [str(p) for p in files], "mc": mc}
+        batches = tables.batches if tables is not None else []
+        return {"files": [str(p) for p in files], "mc": mc, "batches": batches}
 
-    done = log.run(
-        "3dClustSim",
-        {"acf": acf_text, "iter": plan.clustsim_iter, "seed": plan.seed},
-        [mask],
-        [outdir / f for f in CLUSTSIM_FILES],
-        simulate,
-    )
+    params: dict = {"acf": acf_text, "iter": plan.clustsim_iter, "seed": plan.seed}
+    if goal is not None:
+        params["auto"] = {"batch": goal.batch, "max": goal.max_iterations}
+    done = log.run("3dClustSim", params, [mask], [outdir / f for f in CLUSTSIM_FILES], simulate)
+    done = done if isinstance(done, dict) else {}
+    if goal is not None:
+        # what ran: params.json, the report and the rewritten group_analysis.sh name it
+        plan.clustsim_iter = int((done.get("mc") or {}).get("iterations") or plan.clustsim_iter)
+        done["auto"] = {
+            "batch": goal.batch,
+            "max_iterations": goal.max_iterations,
+            "batches": done.get("batches") or [],
+        }
     # record what 3dClustSim was given (awk's %.6g text), as the afni engine does
-    return list(acf_values), (done.get("mc") or {}) if isinstance(done, dict) else {}
+    return list(acf_values), done
 
 
-def _clustsim_command(plan: AnalysisPlan, acf_text: list[str]) -> str:
+def stability_goal(plan: AnalysisPlan):
+    """``--clustsim-iter auto``: after ``plan.clustsim_iter`` iterations, batches until the
+    plan's threshold cell is stable (:class:`~afni_group.programs.clustsim.stability.StabilityGoal`,
+    batch size and cap of that module); None without ``auto``."""
+    if not plan.clustsim_auto:
+        return None
+    from afni_group.programs.clustsim import stability
+
+    t = plan.thresholds
+
+    def note(tables, u) -> None:
+        state = "stable" if u.stable else "not stable yet"
+        if not u.stable and tables.iterations >= goal.max_iterations:
+            state = f"still not stable at the most iterations 'auto' runs ({goal.max_iterations})"
+        elif not u.stable:
+            state += f": adding {min(goal.batch, goal.max_iterations - tables.iterations)}"
+        LOG.info(
+            "++ 3dClustSim %d iterations: cluster-size threshold %d (cell %.2f, s.e. %.2f), %s",
+            tables.iterations, u.threshold, u.size, u.se, state,
+        )  # fmt: skip
+
+    goal = stability.StabilityGoal(
+        t.pthr, t.alpha, t.nn, t.sided, stability.AUTO_BATCH, stability.AUTO_MAX_ITERATIONS, note
+    )
+    return goal
+
+
+def _clustsim_command(plan: AnalysisPlan, acf_text: list[str], iterations: int) -> str:
     parts = ["3dClustSim", "-both", "-mask", MASK_FILE, "-acf", *acf_text, "-prefix", "ClustSim"]
-    if plan.clustsim_iter != 10000:
-        parts[1:1] = ["-iter", str(plan.clustsim_iter)]
+    if iterations != 10000:
+        parts[1:1] = ["-iter", str(iterations)]
     if plan.seed is not None:
         parts[1:1] = ["-seed", str(plan.seed)]
     return " ".join(parts)
@@ -259,21 +298,25 @@ def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
         d.mkdir(parents=True, exist_ok=True)
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         run_mema_step(plan, analysis, outdir, log)
-    acf_mean, mc = run_shared_steps(plan, dirs[0], log)
+    acf_mean, simulated = run_shared_steps(plan, dirs[0], log)
     for outdir in dirs[1:]:
         for name in [MASK_FILE, *CLUSTSIM_FILES]:
             atomic_copy(dirs[0] / name, outdir / name)
+    t = plan.thresholds
+    # every analysis reads the same table cell: its error (and any warning) once per run
+    uncertainty = clustsim.threshold_mc(
+        dirs[0] / plan.clustsim_table, t.pthr, t.alpha, simulated.get("mc") or {}
+    )
     results = []
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         clust_nvox, set_results = run_cluster_steps(plan, analysis, outdir, log)
-        t = plan.thresholds
-        uncertainty = clustsim.threshold_mc(outdir / plan.clustsim_table, t.pthr, t.alpha, mc)
-        results.append(
-            {
-                "acf": acf_mean,
-                "cluster_size_threshold": clust_nvox,
-                "cluster_size_mc": uncertainty,
-                "results": set_results,
-            }
-        )
+        result = {
+            "acf": acf_mean,
+            "cluster_size_threshold": clust_nvox,
+            "cluster_size_mc": uncertainty,
+            "results": set_results,
+        }
+        if "auto" in simulated:
+            result["clustsim_auto"] = simulated["auto"]
+        results.append(result)
     return results

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from afni_group import afni_io
 from afni_group.errors import UsageError
+from afni_group.logs import DETAIL
 from afni_group.programs.cli.argv import is_number
 from afni_group.programs.clustsim import files
 from afni_group.programs.clustsim.files import (
@@ -68,11 +69,12 @@ def cli_main(argv: list[str]) -> int:
     quiet = "-quiet" in argv
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    # AFNI prints its kernel internals and scripting fragment (DETAIL) as INFO lines too
+    handler.setLevel(logging.WARNING if quiet else DETAIL)
     logger = logging.getLogger(files.__name__)
     old_level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(DETAIL)
     try:
         return _cli(argv)
     finally:

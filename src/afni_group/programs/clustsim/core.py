@@ -309,6 +309,9 @@ class ClustSimTables:
         Cells whose alpha was never reached (AFNI's "max simulated alpha" warning).
     nodec : bool
     mask_count : int
+    batches : list of dict
+        With ``until_stable``: per batch, the total iterations and the goal cell's size, s.e.
+        and stability after it (empty otherwise).
     """
 
     pthr: tuple[float, ...]
@@ -319,6 +322,7 @@ class ClustSimTables:
     warnings: list[AlphaWarning] = field(default_factory=list)
     nodec: bool = False
     mask_count: int = 0
+    batches: list[dict] = field(default_factory=list)
 
     def _index(self, pthr: float, alpha: float, nn: int, sided: str) -> tuple[int, int, int, int]:
         s, n = SIDEDNESS.index(check_sided(sided)), check_nn(nn) - 1

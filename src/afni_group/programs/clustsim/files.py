@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from afni_group import atomic
 from afni_group.afni_io.ids import new_idcode
 from afni_group.afni_io.naming import header_name
 from afni_group.errors import InputDataError, OutputError, UsageError
+from afni_group.logs import DETAIL
 from afni_group.programs.checks import SIDEDNESS, check_acf, check_probabilities
 from afni_group.programs.clustsim.core import (  # noqa: F401  (re-exported)
     DEFAULT_ATHR,
@@ -82,6 +83,11 @@ from afni_group.programs.clustsim.simulate import (  # noqa: F401  (re-exported)
     clustsim,
     simulate_max_cluster_sizes,
     z_thresholds,
+)
+from afni_group.programs.clustsim.stability import (
+    StabilityGoal,
+    iterations_to_settle,
+    unstable_message,
 )
 
 LOG = logging.getLogger(__name__)
@@ -213,12 +219,14 @@ def _log_setup(info_mask: MaskInfo, count: int, settings: _Settings, n_jobs: int
     shape, (a, b, c) = info_mask.mask.shape, settings.acf
     grid = noise_grid(shape, info_mask.voxel_sizes, settings.acf)
     _, kernel = spectral_weights(grid)
-    LOG.info(
-        "++ %d voxels in mask (%.2f%% of total)\n++ Kernel function radius = %.2f mm\n"
+    LOG.info("++ %d voxels in mask (%.2f%% of total)", count, 100.0 * count / info_mask.mask.size)
+    # kernel internals: AFNI prints them; the pipeline shows them with -v only (DETAIL)
+    LOG.log(
+        DETAIL,
+        "++ Kernel function radius = %.2f mm\n"
         "++ ACF(%.2f,%.2f,%.2f) => FWHM=%.2f => %dx%dx%d pads to %dx%dx%d\n"
         " + Kernel image dimensions %d x %d x %d\n++ Using %d threads",
-        count, 100.0 * count / info_mask.mask.size, grid.radius, a, b, c, grid.fwhm,
-        *shape, *grid.padded, *kernel, n_jobs,
+        grid.radius, a, b, c, grid.fwhm, *shape, *grid.padded, *kernel, n_jobs,
     )  # fmt: skip
     smallest, iterations = min(settings.athr), settings.iterations
     if smallest * iterations < 10:
@@ -292,8 +300,9 @@ def _write_cmd(cmd_path: Path, prefix_text: str, verbose: bool) -> Path:
     """``3dClustSim.cmd``: the 3drefit fragment that puts the tables into a dataset header."""
     cmd = format_cmd(prefix_text)
     written = atomic.write_text(cmd_path, cmd)
-    if verbose:
-        LOG.info(
+    if verbose:  # shown by the pipeline with -v only (DETAIL); AFNI prints it
+        LOG.log(
+            DETAIL,
             "++ Command fragment to put cluster results into a dataset header;\n"
             " + (also echoed to file %s for your scripting pleasure)\n"
             " + Append the name of the datasets to be patched to this command:\n %s",
@@ -315,7 +324,7 @@ def run_clustsim(
     athr: list[float] | None = None,
     n_jobs: int = 1,
     progress: bool = True,
-    command_line: str | None = None,
+    command_line: str | Callable[[int], str] | None = None,
     nodec: bool = False,
     niml: bool | None = None,
     write_1d: bool = True,
@@ -323,6 +332,7 @@ def run_clustsim(
     prefix_text: str | None = None,
     ok_small_mask: bool = False,
     verbose: bool | None = None,
+    until_stable: StabilityGoal | None = None,
 ) -> ClustSimFiles:
     """Run the simulation and write the tables, ``PREFIX.mask`` and ``3dClustSim.cmd``.
 
@@ -365,6 +375,9 @@ def run_clustsim(
         ``-OKsmallmask``: accept masks of 2..127 voxels.
     verbose : bool, optional
         INFO messages (default: ``progress``).
+    until_stable : StabilityGoal, optional
+        Add iterations in batches until this cell's threshold is stable (beyond AFNI); the
+        files then record the total, and ``command_line`` may be a function of it.
 
     Returns
     -------
@@ -390,7 +403,8 @@ def run_clustsim(
             mask, prefix, settings, both=both, custom=custom, nodec=nodec
         )
     try:
-        result = clustsim(
+        simulate = clustsim if until_stable is None else until_stable.clustsim
+        result = simulate(
             info_mask.mask, info_mask.voxel_sizes, settings.acf, iterations=settings.iterations,
             seed=settings.seed, pthr=settings.pthr, athr=settings.athr, nodec=nodec,
             n_jobs=n_jobs, progress=progress, ok_small_mask=ok_small_mask,
@@ -398,8 +412,9 @@ def run_clustsim(
     except ValueError as err:
         raise InputDataError(f"3dClustSim on {mask}: {err}") from err
     info = TableInfo(
-        command_line=command_line, shape=tuple(int(n) for n in info_mask.mask.shape),
-        voxel_sizes=info_mask.voxel_sizes, mask_count=count, iterations=settings.iterations,
+        command_line=command_line(result.iterations) if callable(command_line) else command_line,
+        shape=tuple(int(n) for n in info_mask.mask.shape),
+        voxel_sizes=info_mask.voxel_sizes, mask_count=count, iterations=result.iterations,
         pthr=settings.pthr, athr=settings.athr, nodec=nodec,
         mask_idcode=info_mask.idcode or new_idcode("XYZ"), mask_name=info_mask.name,
     )  # fmt: skip
@@ -422,6 +437,7 @@ def mc_standard_errors(tables: ClustSimTables) -> dict:
     return {
         "pthr": list(tables.pthr),
         "athr": list(tables.athr),
+        "iterations": int(tables.iterations),
         "se": {
             clustsim_table_key(nn, sided): np.round(se[s, nn - 1], 4).tolist()
             for s, sided in enumerate(SIDEDNESS)
@@ -467,13 +483,9 @@ def threshold_mc(table: str | Path, pthr: float, alpha: float, mc: dict | None) 
     if not look.ok or look.cell is None:
         return None
     result = uncertainty_from_se(float(look.cell), se)
+    out = result.as_dict()
+    if mc.get("iterations"):
+        out["iterations_to_settle"] = iterations_to_settle(result.size, se, mc["iterations"])
     if not result.stable:
-        lo, hi = result.interval
-        LOG.warning(
-            "cluster-size threshold %d voxels (table cell %.1f, Monte-Carlo s.e. %.2f) is not "
-            "stable: its 95%% interval %.1f-%.1f gives %d to %d voxels; more 3dClustSim "
-            "iterations (--clustsim-iter) would settle it",
-            result.threshold, result.size, se, lo, hi,
-            ceil_threshold(max(lo, 0.0)), ceil_threshold(hi),
-        )  # fmt: skip
-    return result.as_dict()
+        LOG.warning("%s", unstable_message(out))
+    return out

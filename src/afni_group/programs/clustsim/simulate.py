@@ -107,6 +107,8 @@ def simulate_max_cluster_sizes(
     progress: bool = False,
     timing: SimulationTiming | None = None,
     exact_fft: bool = False,
+    first_iteration: int = 0,
+    label: str = "3dClustSim",
 ) -> np.ndarray:
     """Largest cluster per iteration for every sidedness, NN and p.
 
@@ -130,6 +132,12 @@ def simulate_max_cluster_sizes(
         Filled with the time spent per stage.
     exact_fft : bool
         Exact DFTs instead of AFNI's transforms (:mod:`.afni_fft`).
+    first_iteration : int
+        Even index of the first iteration: a later batch of the same simulation. Batches
+        ``[0, n)`` and ``[n, n + m)`` together equal one run of ``n + m`` iterations (volume
+        pair ``k`` depends only on the seed and ``k``).
+    label : str
+        Name on the progress lines.
 
     Returns
     -------
@@ -137,6 +145,9 @@ def simulate_max_cluster_sizes(
         Axes: iteration, sidedness (1sided, 2sided, bisided), NN (1, 2, 3), p. Iterations
         2k and 2k+1 are the real and imaginary part of volume pair k.
     """
+    if first_iteration % 2:
+        raise ValueError(f"a batch starts at an even iteration, not {first_iteration}")
+    first_pair = int(first_iteration) // 2
     mask = np.asarray(mask, dtype=bool)
     grid = noise_grid(mask.shape, voxel_sizes, acf)
     transforms = grid_transforms(grid, exact_fft)
@@ -162,7 +173,7 @@ def simulate_max_cluster_sizes(
         done = 0
         for p in range(first, last):
             t0 = time.perf_counter()
-            pair = source.pair(p)
+            pair = source.pair(first_pair + p)
             t1 = time.perf_counter()
             for part in range(2):
                 it = 2 * p + part
@@ -177,7 +188,7 @@ def simulate_max_cluster_sizes(
         return done
 
     t_start = time.perf_counter()
-    bar = Progress("3dClustSim", iterations, "iterations", enabled=progress)
+    bar = Progress(label, iterations, "iterations", enabled=progress)
     with bar:
         if n_jobs <= 1 or len(chunks) == 1:
             for c in range(len(chunks)):
@@ -267,13 +278,24 @@ def clustsim(
         mask, voxel_sizes, (a, b, c), p_list, iterations,
         seed=seed, n_jobs=n_jobs, progress=progress, exact_fft=exact_fft,
     )  # fmt: skip
+    return tables_from_sizes(sizes, p_list, a_list, nodec, count)
+
+
+def tables_from_sizes(
+    sizes: np.ndarray,
+    pthr: Sequence[float],
+    athr: Sequence[float],
+    nodec: bool = False,
+    mask_count: int = 0,
+) -> ClustSimTables:
+    """Every NN × sidedness table from the per-iteration maxima of
+    :func:`simulate_max_cluster_sizes` (shape (iterations, 3, 3, len(pthr)))."""
+    iterations = int(sizes.shape[0])
     warnings: list[AlphaWarning] = []
-    tables = np.zeros((3, 3, len(p_list), len(a_list)), dtype=np.float32)
+    tables = np.zeros((3, 3, len(pthr), len(athr)), dtype=np.float32)
     for s in range(3):
         for n in range(3):
-            tables[s, n] = cluster_table(
-                sizes[:, s, n, :], a_list, iterations, nodec, warnings, p_list
-            )
+            tables[s, n] = cluster_table(sizes[:, s, n, :], athr, iterations, nodec, warnings, pthr)
     return ClustSimTables(
-        tuple(p_list), tuple(a_list), iterations, tables, sizes, warnings, nodec, count
+        tuple(pthr), tuple(athr), iterations, tables, sizes, warnings, nodec, mask_count
     )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -182,9 +186,75 @@ def test_missing_afni_dir_exits_66(capsys, tiny_bids, tmp_path):
 def test_existing_results_refused_without_overwrite(capsys, tiny_bids, tmp_path):
     out = tmp_path / "out"
     (out / "analysis-mema").mkdir(parents=True)
-    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run")
+    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--engine", "native")
     assert code == errors.EXIT_CANT_CREATE
     assert_one_line_error(err, "--overwrite")
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int] | None]:
+    """Every path under ``root`` with its bytes and modification time (None for folders)."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+        for p in root.rglob("*")
+    }
+
+
+def test_dry_run_into_an_existing_output_dir_previews_and_touches_nothing(
+    capsys, tiny_bids, tmp_path
+):
+    out = tmp_path / "out"
+    (out / "analysis-mema").mkdir(parents=True)
+    (out / "analysis-mema" / "mema_results.nii.gz").write_bytes(b"an earlier run")
+    (out / "params.json").write_text("{}\n")
+    before = _snapshot(out)
+    code, stdout, err = run_cli(capsys, tiny_bids, out, "group", "--dry-run", "--engine", "native")
+    assert code == 0, err
+    assert _snapshot(out) == before
+    assert '"analyses"' in stdout and "analysis-left_vs_right_chx" in err
+    assert "a run would refuse the earlier results" in err and "nothing was written" in err
+
+
+def test_refused_run_leaves_no_output_dir(capsys, tiny_bids, tmp_path, monkeypatch):
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no AFNI here
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, tiny_bids, out, "group", "--engine", "afni")
+    assert code == errors.EXIT_USAGE
+    assert_one_line_error(err, "--engine afni")
+    assert not out.exists()
+
+
+def test_run_refused_under_the_lock_removes_the_output_dir_it_made(
+    capsys, tiny_bids, tmp_path, monkeypatch
+):
+    from afni_group import outputs
+
+    def refuse(*args, **kwargs):
+        raise errors.OutputError("refused for the test")
+
+    monkeypatch.setattr(outputs, "prepare_output_dir", refuse)
+    made, kept = tmp_path / "made", tmp_path / "kept"
+    kept.mkdir()
+    for out in (made, kept):
+        code, _, err = run_cli(capsys, tiny_bids, out, "group", "--engine", "native")
+        assert code == errors.EXIT_CANT_CREATE and "refused for the test" in err
+    assert not made.exists()
+    assert kept.is_dir()  # it was there before the run: only the lock's state folder stays
+
+
+def test_closed_stdout_pipe_ends_quietly():
+    """``afni-group --bids-exec-spec | head``: no BrokenPipe traceback."""
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "afni_group.cli", "--bids-exec-spec"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    assert proc.wait() == 0
+    assert err == b""
 
 
 def test_never_writes_under_bids_dir(capsys, tiny_bids, tmp_path):

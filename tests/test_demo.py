@@ -301,9 +301,29 @@ def test_main_writes_and_refuses_non_empty(tmp_path, capsys):
     assert demo_cli.main([str(out), "--subjects", "2", "--grid", "small", "--force"]) == 0
 
 
+def test_main_leaves_the_same_demo_alone(tmp_path, capsys):
+    """README's quick start runs twice: the second afni-group-demo keeps the demo (and results)."""
+    out = tmp_path / "again"
+    args = [str(out), "--subjects", "2", "--grid", "small"]
+    assert demo_cli.main(args) == 0
+    results = out / "derivatives" / "afni-group" / "params.json"
+    results.parent.mkdir(parents=True)
+    results.write_text("{}")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    capsys.readouterr()
+    assert demo_cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"{out} already holds this demo (" in printed and "left alone" in printed
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".afni-group-demo-")]
+    (out / "participants.tsv").write_text("changed\n")
+    assert demo_cli.main(args) == EXIT_CANT_CREATE
+    assert "participants.tsv differs" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args",
-    [["--subjects", "1"], ["--seed", "-1"], ["--grid", "2mm"], ["--subjects", "x"]],
+    [["--subjects", "1"], ["--seed", "-1"], ["--grid", "2mm"], ["--subjects", "x"], ["--sub", "2"]],
 )
 def test_main_usage_errors(tmp_path, args, capsys):
     assert demo_cli.main([str(tmp_path / "u"), *args]) == EXIT_USAGE

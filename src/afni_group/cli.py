@@ -7,6 +7,7 @@ stderr naming the file or option and what to do; ``-v`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -254,7 +255,29 @@ def configure_logging(verbose: int) -> None:
     logs.configure_console(verbose)
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``afni-group --bids-exec-spec | head``): stop quietly.
+
+    Python would report the failed flush at exit with a traceback; pointing stdout at
+    /dev/null first keeps stderr clean. Exit 0: the reader took what it wanted.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit handler
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     special = _pre_parse_special(argv)
     if special is not None:
@@ -275,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:
+        raise  # stdout closed by its reader: main() stops quietly
     except OSError as err:  # disk full, read-only or permission: 73 naming the file
         if args.verbose:
             LOG.exception("afni-group failed")

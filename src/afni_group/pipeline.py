@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -200,17 +201,60 @@ def run(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     """Run the plan (or only write it with ``--dry-run``); returns the exit code.
 
     The whole run holds the lock on OUTPUT_DIR (:mod:`afni_group.lock`): a second run into the
-    same folder exits 73 naming the holder.
+    same folder exits 73 naming the holder. A run refused before it wrote anything leaves no
+    OUTPUT_DIR it created (not even the lock), and a dry run into an existing, non-empty
+    OUTPUT_DIR only previews: it writes nothing there.
     """
-    # reads only: bad input is refused before OUTPUT_DIR is touched; earlier results are
-    # refused under the lock (prepare_output_dir), so a running job is named as the holder
+    # reads only: bad input and an engine that cannot run are refused before OUTPUT_DIR is
+    # touched; earlier results are refused under the lock (prepare_output_dir), so a running
+    # job is named as the holder
     plan.input_qc = validate.preflight(plan, options.accept_grid_mismatch)
-    with lock.locked(plan.output_dir):
-        return _run_locked(plan, options, command_line)
+    plan.engine, plan.engine_reason = choose_engine(plan, options.engine)
+    out = plan.output_dir
+    if options.dry_run and out.is_dir() and any(out.iterdir()):
+        return _preview(plan, options, command_line)
+    created = not out.exists()
+    try:
+        with lock.locked(out):
+            return _run_locked(plan, options, command_line)
+    except BaseException:
+        if created:
+            _remove_if_only_lock(out)
+        raise
+
+
+def _remove_if_only_lock(out: Path) -> None:
+    """Remove an OUTPUT_DIR this run created when it holds nothing but the lock's files."""
+    state = out / outputs.STATE_DIR
+    with contextlib.suppress(OSError):
+        if {p.name for p in out.iterdir()} <= {outputs.STATE_DIR} and {
+            p.name for p in state.iterdir()
+        } <= set(outputs.LOCK_FILES):
+            shutil.rmtree(out)
+
+
+def _preview(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
+    """``--dry-run`` into an existing OUTPUT_DIR: the plan on the terminal, nothing written."""
+    print(plan.describe(), file=sys.stderr)
+    if plan.engine == "afni":
+        render_script(plan, command_line)  # refuses what AFNI cannot run, as the run would
+    print(json.dumps(plan.to_dict(), indent=2))
+    existing = outputs.existing_results(plan.output_dir)
+    if existing and not (options.overwrite or options.resume):
+        LOG.info(
+            "++ dry run: a run would refuse the earlier results in %s (%s); pass --overwrite or "
+            "--resume",
+            plan.output_dir, ", ".join(existing[:4]),
+        )  # fmt: skip
+    LOG.info(
+        "++ dry run: %s exists, so nothing was written there (the plan is above; a dry run "
+        "into a new or empty folder also writes %s, inventory.tsv and plan.json); ran nothing",
+        plan.output_dir, SCRIPT_NAME,
+    )  # fmt: skip
+    return 0
 
 
 def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
-    plan.engine, plan.engine_reason = choose_engine(plan, options.engine)
     print(plan.describe(), file=sys.stderr)
     if options.dry_run:
         bids_validator.log_summary(plan.bids_validation)

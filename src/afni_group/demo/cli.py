@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import filecmp
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from afni_group.demo.truth import GRIDS
+from afni_group.demo.truth import GRIDS, DemoTruth
 from afni_group.demo.writing import write_demo
-from afni_group.errors import AfniGroupError, UsageError
+from afni_group.errors import AfniGroupError, OutputError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line parser of ``afni-group-demo``."""
     p = argparse.ArgumentParser(
         prog="afni-group-demo",
+        allow_abbrev=False,
         description=(
             "Write a small synthetic BIDS dataset with afni_proc.py-shaped results "
             "(derivatives/afni/sub-*/sub-*.results/) for trying afni-group."
         ),
     )
-    p.add_argument("out_dir", metavar="DIR", help="directory to create (must be empty)")
+    p.add_argument(
+        "out_dir",
+        metavar="DIR",
+        help="directory to create (must be empty, or already hold this same demo: then it is "
+        "left alone)",
+    )
     p.add_argument("--subjects", type=int, default=12, help="number of subjects (>= 2, default 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -41,18 +49,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error argparse already printed
         return 0 if not exc.code else UsageError.exit_code
+    out = Path(args.out_dir)
     try:
-        truth = write_demo(args.out_dir, args.subjects, args.seed, args.grid, args.force)
+        truth = None
+        if not args.force and out.is_dir() and any(out.iterdir()):
+            truth = same_demo(out, args.subjects, args.seed, args.grid)
+        existed = truth is not None
+        if truth is None:
+            truth = write_demo(out, args.subjects, args.seed, args.grid, args.force)
     except AfniGroupError as exc:
         print(f"afni-group-demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    out = Path(args.out_dir)
     g = truth.grid
-    print(
-        f"afni-group-demo: wrote {len(truth.files)} files for {len(truth.subjects)} subjects "
-        f"to {out} (grid {g.name}: {'x'.join(map(str, g.shape))} x {g.voxel_mm:g} mm, "
-        f"seed {truth.seed})"
-    )
+    files = f"{len(truth.files)} files for {len(truth.subjects)} subjects"
+    setting = f"grid {g.name}: {'x'.join(map(str, g.shape))} x {g.voxel_mm:g} mm, seed {truth.seed}"
+    if existed:
+        print(f"afni-group-demo: {out} already holds this demo ({files}, {setting}): left alone")
+    else:
+        print(f"afni-group-demo: wrote {files} to {out} ({setting})")
     print(f"  raw BIDS:   {out}/dataset_description.json, participants.tsv, sub-*/func/")
     print(f"  afni_proc:  {out}/derivatives/afni/sub-*/sub-*.results/")
     for blob in truth.blobs:
@@ -63,6 +77,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(f"  see {out}/README; next: afni-group {out} OUTPUT_DIR group")
     return 0
+
+
+def same_demo(out: Path, n_subjects: int, seed: int, grid: str) -> DemoTruth:
+    """The demo these options write, when non-empty ``out`` already holds it byte for byte.
+
+    The demo is written again into a temporary folder beside ``out`` and compared file by
+    file; other files in ``out`` (e.g. afni-group's results under ``derivatives/``) do not
+    matter. Re-running the README's quick start then leaves the demo and its results alone.
+
+    Raises
+    ------
+    OutputError
+        ``out`` lacks a file of this demo or has a different one (exit 73, as for any
+        non-empty folder).
+    """
+    try:
+        return _compare_with_fresh_demo(out, n_subjects, seed, grid)
+    except OSError as exc:
+        raise OutputError(f"cannot compare {out} with a fresh demo: {exc}") from exc
+
+
+def _compare_with_fresh_demo(out: Path, n_subjects: int, seed: int, grid: str) -> DemoTruth:
+    with tempfile.TemporaryDirectory(prefix=".afni-group-demo-", dir=out.parent) as tmp:
+        truth = write_demo(Path(tmp) / "demo", n_subjects, seed, grid)
+        for fresh in truth.files:
+            relative = fresh.relative_to(Path(tmp) / "demo")
+            there = out / relative
+            if not there.is_file() or not filecmp.cmp(fresh, there, shallow=False):
+                raise OutputError(
+                    f"{out} is not empty and does not hold this demo ({relative} "
+                    f"{'differs' if there.is_file() else 'is missing'}): choose an empty "
+                    "directory or pass --force"
+                )
+        truth.files = [out / f.relative_to(Path(tmp) / "demo") for f in truth.files]
+    return truth
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -113,3 +113,34 @@ def test_cli_drop_in(tmp_path):
     assert int(afni_io.read_dataset(out).data.sum()) == 890
     with pytest.raises(UsageError, match="unknown option"):
         cli_main(["-prefix", str(out), "-input", str(SUBJECT_MASKS[0]), "-dilate_result", "1"])
+
+
+def test_count_is_the_coverage_before_the_fraction(tmp_path):
+    """-count -frac 0: how many subject masks cover each voxel (AFNI_26.2.03 3dmask_tool -count
+    -frac 0 on these six masks: byte counts 0..6 with this histogram)."""
+    out = make_group_mask(SUBJECT_MASKS, tmp_path / "count.nii.gz", frac=0, count=True)
+    data = afni_io.read_dataset(out).data[..., 0]
+    assert data.dtype == np.uint8
+    assert np.bincount(data.ravel()).tolist() == [1414, 122, 68, 24, 66, 104, 890]
+    assert "-count" in afni_io.read_dataset(out).history
+    counted = cli_main(["-prefix", str(tmp_path / "c.nii.gz"), "-input", *map(str, SUBJECT_MASKS),
+                        "-count", "-frac", "0.5"])  # fmt: skip
+    assert counted == 0
+    half = afni_io.read_dataset(tmp_path / "c.nii.gz").data[..., 0]
+    np.testing.assert_array_equal(half, np.where(data >= 3, data, 0))
+
+
+@pytest.mark.afni
+def test_count_matches_afni(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("3dmask_tool") is None:
+        pytest.skip("AFNI not on PATH")
+    ref = tmp_path / "afni.nii.gz"
+    subprocess.run(["3dmask_tool", "-input", *map(str, SUBJECT_MASKS), "-count", "-frac", "0",
+                    "-prefix", str(ref)], check=True, capture_output=True)  # fmt: skip
+    ours = make_group_mask(SUBJECT_MASKS, tmp_path / "ours.nii.gz", frac=0, count=True)
+    theirs = afni_io.read_dataset(ref).data
+    np.testing.assert_array_equal(afni_io.read_dataset(ours).data, theirs)
+    assert afni_io.read_dataset(ours).data.dtype == theirs.dtype

@@ -83,6 +83,7 @@ def test_all_expected_files(native_run):
     for name in (
         "mema_results.nii.gz",
         "mask.nii.gz",
+        "mask_count.nii.gz",
         "ClustSim.NN1_bisided.1D",
         "ClustSim.NN3_2sided.niml",
         "ClustSim.mask",
@@ -93,6 +94,10 @@ def test_all_expected_files(native_run):
         "clust_bisided_clusters_keypress.tsv",
     ):
         assert (ana / name).is_file(), name
+    for name in ("group_mask_coverage.png", "mema_chx_viewer.html", "mema_keypress_viewer.html"):
+        assert (out / "report" / name).is_file(), name
+    mask = json.loads((out / "params.json").read_text())["analyses"][0]["mask"]
+    assert mask["count_file"] == "mask_count.nii.gz" and mask["n_masks"] == 8
     desc = json.loads((out / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "afni-group"

@@ -177,6 +177,9 @@ def test_report_is_valid_and_names_every_set(html):
     assert 'id="set-mema_chx"' in html and 'id="set-mema_keypress"' in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
     assert "<script" not in html
+    # each t map's interactive viewer: a page of its own beside the figures, in a frame
+    frames = re.findall(r'<iframe src="([^"]+)"', html)
+    assert frames == ["report/mema_chx_viewer.html", "report/mema_keypress_viewer.html"]
 
 
 def test_cluster_table_rows_from_clusters_tsv(html):
@@ -357,9 +360,8 @@ def test_cluster_slices_and_colour_limit():
     assert cluster_slices(cmap, ee, 2) == [5, 8]
     assert cluster_slices(cmap, ee, 4) == [2, 5, 6, 8]
     assert cluster_slices(cmap, ee, 20) == [2, 3, 4, 5, 6, 8]
-    assert stat_colour_limit(np.array([1.0, -3.0]), 4.0) == 8.0  # at least 2 x threshold
-    assert stat_colour_limit(np.array([50.0]), 4.0) == 12.0  # at most 3 x threshold
-    assert stat_colour_limit(np.array([-10.0]), 4.0) == 10.0
+    assert stat_colour_limit([np.array([1.0, -3.0])], [4.0]) == 6.0  # at least 1.5 x threshold
+    assert stat_colour_limit([np.array([50.0]), np.array([-60.0])], [4.0, 5.0]) == 60.0  # all sets
 
 
 def test_clustsim_tables_and_corrected_alpha():
@@ -459,7 +461,9 @@ def test_renders_in_headless_chromium_without_broken_images(outdir, tmp_path):
         "const bad = [...document.images].filter(i => !i.complete || i.naturalWidth === 0);"
         "const out = document.createElement('pre'); out.id = 'probe';"
         "out.textContent = 'IMAGES ' + document.images.length + ' BROKEN ' + bad.length + "
-        "' WIDTHS ' + [...document.images].map(i => i.naturalWidth).join(',');"
+        "' WIDTHS ' + [...document.images].map(i => i.naturalWidth).join(',') + "
+        "' CLIPPED ' + [...document.querySelectorAll('.tablewrap caption')].filter("
+        "c => c.getBoundingClientRect().width > c.closest('.tablewrap').clientWidth + 1).length;"
         "document.body.appendChild(out);});</script>"
     )
     page.write_text((outdir / "report.html").read_text().replace("</body>", probe + "</body>"))
@@ -470,10 +474,12 @@ def test_renders_in_headless_chromium_without_broken_images(outdir, tmp_path):
         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
     ]  # fmt: skip
     dom = subprocess.run(
-        [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
-    )
+        [*base, "--window-size=700,2400", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert "IMAGES 3 BROKEN 0" in dom.stdout, dom.stderr[-2000:]
     assert "WIDTHS 1100,1100,1100" in dom.stdout
+    assert "CLIPPED 0" in dom.stdout  # at 700 px the table captions wrap within their box
     subprocess.run(
         [*base, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()],
         capture_output=True, timeout=120,

@@ -25,7 +25,7 @@ from afni_group import (
 )
 from afni_group.errors import UsageError
 from afni_group.options import RunOptions
-from afni_group.plan import MASK_FILE, MEMA_FILE, AnalysisPlan
+from afni_group.plan import MASK_COUNT_FILE, MASK_FILE, MEMA_FILE, AnalysisPlan
 from afni_group.steps import StepLog
 
 LOG = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ def params_document(
                 entry["clustsim"]["auto"] = auto
             adir = plan.analysis_dir(analysis)
             entry["mask"]["n_voxels"] = _mask_voxels(adir / MASK_FILE)
+            if (adir / MASK_COUNT_FILE).exists():
+                entry["mask"]["count_file"] = MASK_COUNT_FILE
+                entry["mask"]["n_masks"] = len(plan.mask_inputs)
             for result in entry["results"]:
                 result["dof"] = _t_dof(adir / MEMA_FILE, result["tbrick"])
                 result["clusters"] = cluster_table.params_summary(adir / result["clusters_tsv"])
@@ -147,6 +150,20 @@ def _mask_voxels(path: Path) -> int | None:
     from afni_group import afni_io
 
     return int((afni_io.read_dataset(path).data[..., 0] != 0).sum())
+
+
+def write_mask_counts(plan: AnalysisPlan) -> None:
+    """``analysis-*/mask_count.nii.gz``: how many subject masks cover each voxel, before the
+    ``-frac`` intersection (``3dmask_tool -count -frac 0``; the report's coverage figure).
+
+    Written for either engine from the plan's mask inputs, after the run (it is quick).
+    """
+    from afni_group.programs.mask_tool.files import make_group_mask
+
+    dirs = [plan.analysis_dir(a) for a in plan.analyses]
+    first = make_group_mask(plan.mask_inputs, dirs[0] / MASK_COUNT_FILE, frac=0, count=True)
+    for adir in dirs[1:]:
+        outputs.atomic_copy(first, adir / MASK_COUNT_FILE)
 
 
 def preflight(plan: AnalysisPlan, options: RunOptions) -> None:
@@ -315,6 +332,7 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
         results = run_native(plan, log)
         if plan.clustsim_auto:  # the script names the iterations 'auto' ended with
             _write_script(plan, command_line)
+    write_mask_counts(plan)
     timings = log.seconds()
     timings["total"] = round(time.monotonic() - start, 3)
     params = params_document(plan, options, command_line, results, timings)

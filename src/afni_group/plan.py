@@ -17,6 +17,8 @@ DESIGNS = ("one", "groups", "conditions")
 
 MEMA_FILE = "mema_results.nii.gz"
 MASK_FILE = "mask.nii.gz"
+#: how many subject masks cover each voxel (3dmask_tool -count -frac 0), for the report
+MASK_COUNT_FILE = "mask_count.nii.gz"
 CLUSTSIM_PREFIX = "ClustSim"
 MEMA_SCRIPT = "do_group_level_mema.tcsh"
 

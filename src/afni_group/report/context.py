@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import __version__
+from afni_group.atlas import labels_apply as atlas_labels_apply
 from afni_group.errors import AfniGroupError
-from afni_group.plan import MASK_FILE
+from afni_group.plan import MASK_COUNT_FILE, MASK_FILE, MEMA_FILE
 from afni_group.programs.acf.core import acf_fwhm
 from afni_group.programs.clustsim.formats import read_clustsim_table
 from afni_group.report.formatting import ATLAS_NAMES, SIDED_TEXT, fmt_p, slugify
@@ -26,11 +27,11 @@ from afni_group.report.methods import (
     ordered_versions,
     references,
 )
-from afni_group.report.pool import draw_analyses
+from afni_group.report.pool import draw_analyses, save_figure
 from afni_group.report.readers import load_params, load_volume, read_tsv
 from afni_group.report.sets import set_context
 
-CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table")
+CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table", "auto")
 
 
 def build_context(
@@ -102,6 +103,7 @@ def build_context(
         "methods": methods_text(params, analyses, inventory),
         "references": references(params, analyses),
         "input_qc": input_qc_context(params),
+        "coverage": coverage_context(out, params, Path(figure_dir)),
         "atlases": params.get("atlases") or atlas_provenance(),
         "atlas_names": ATLAS_NAMES,
         "fmt_p": fmt_p,
@@ -131,12 +133,10 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         "sets": [],
     }
     if ctx["k_mc"] and not ctx["k_mc"].get("stable", True):
-        lo, hi = ctx["k_mc"]["ci95"]
-        ctx["warnings"].append(
-            f"The cluster-size threshold is not stable: table cell {ctx['k_mc']['size']:.1f}, "
-            f"Monte-Carlo s.e. {ctx['k_mc']['mc_se']:.2f} (95 % interval {lo:.1f}-{hi:.1f}) "
-            "spans a whole-voxel boundary; more 3dClustSim iterations would settle it."
-        )
+        from afni_group.programs.clustsim.stability import unstable_message
+
+        text = unstable_message(ctx["k_mc"])  # the run's warning, with the iterations needed
+        ctx["warnings"].append(f"The {text}.")
     mask_vol = None
     if mask_path.exists():
         mask_vol = load_volume(mask_path)
@@ -166,9 +166,81 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     results = analysis.get("results") or []
     if not results:
         ctx["warnings"].append("no results recorded for this analysis (did a step fail?).")
+    scales = colour_scales(adir, results, mask_vol)
     for result in results:
-        ctx["sets"].append(set_context(adir, analysis, cs, result, table, mask_vol, figure_dir))
+        ctx["sets"].append(
+            set_context(adir, analysis, cs, result, table, mask_vol, figure_dir, scales)
+        )
     return ctx
+
+
+def colour_scales(adir: Path, results: list[dict], mask_vol) -> dict:
+    """One symmetric colour limit per kind of map for every set of an analysis.
+
+    ``t``: the t map figures, glass brains and viewers (largest |t| in the mask over the sets,
+    at least 1.5 x the threshold: :func:`afni_group.report.figures.stat_colour_limit`);
+    ``effect``: the effect estimates in the clusters. None where no set has that map.
+    """
+    from afni_group.report import figures as rf
+
+    t_values, thresholds, effects = [], [], []
+    for result in results:
+        if mask_vol is not None and result.get("tbrick") and (adir / MEMA_FILE).exists():
+            try:
+                t = load_volume(adir / MEMA_FILE, result["tbrick"]).data
+            except AfniGroupError:
+                continue  # the set's own context reports it
+            t_values.append(np.nan_to_num(t)[mask_vol.data > 0])
+            thresholds.append(float(result.get("voxel_threshold") or 0.0))
+        if result.get("n_clusters") and result.get("ee") and (adir / result["ee"]).exists():
+            effects.append(np.nan_to_num(load_volume(adir / result["ee"]).data).ravel())
+    return {
+        "t": rf.stat_colour_limit(t_values, thresholds) if t_values else None,
+        "effect": rf.symmetric_limit(np.concatenate(effects)) if effects else None,
+    }
+
+
+def coverage_context(out: Path, params: dict, figure_dir: Path) -> dict | None:
+    """The group-mask coverage figure and its numbers (None without ``mask_count.nii.gz``).
+
+    Drawn once: the analyses of a run share the subjects and so the group mask.
+    """
+    from afni_group.programs.mask_tool.core import count_limit
+    from afni_group.report.coverage import coverage_summary, plot_coverage
+
+    for analysis in params.get("analyses") or []:
+        info = analysis.get("mask") or {}
+        adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
+        count_path = adir / (info.get("count_file") or MASK_COUNT_FILE)
+        mask_path = adir / (info.get("file") or MASK_FILE)
+        if count_path.exists() and mask_path.exists():
+            break
+    else:
+        return None
+    count, mask = load_volume(count_path), load_volume(mask_path)
+    n = int(info.get("n_masks") or np.nanmax(count.data))
+    frac = info.get("frac")
+    summary = coverage_summary(count.data, mask.data, n)
+    limit = count_limit(float(frac), n) if frac is not None else None
+    mni = atlas_labels_apply(mask.space) if mask.space else True
+    outline = (
+        f"at least {limit} of {n} masks (-frac {float(frac):g})" if limit else "the -frac rule"
+    )
+    figure = save_figure(
+        plot_coverage(count, mask, n, mni=mni),
+        figure_dir,
+        "group_mask_coverage",
+        alt=f"Axial slices of how many of the {n} subject masks cover each voxel, with the group "
+        "mask outlined, and a histogram of the voxels per count.",
+        caption=f"How many of the {n} subjects' masks cover each voxel: the sum of the subject "
+        f"masks before the intersection ({adir.name}/{count_path.name}, 3dmask_tool -count "
+        f"-frac 0), over {'the MNI152 template' if mni else 'no template'}. White outline: the "
+        f"group mask {mask_path.name}, the voxels covered by {outline}. Right: voxels per "
+        "count (log scale), solid where they are in the group mask. Voxels covered by only "
+        "some subjects (the darker colours) are where a subject's field of view or signal "
+        "dropout shrinks the group mask.",
+    )
+    return {**summary, "figure": figure, "frac": frac, "limit": limit, "dir": adir.name}
 
 
 def _inventory_context(out: Path, params: dict) -> dict:

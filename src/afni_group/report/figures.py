@@ -64,6 +64,9 @@ FIG_WIDTH_IN = 11.0
 BG = "#000000"  # figure background (nilearn's black_bg panels)
 FG = "#e8ecf0"  # text on the dark panels
 FAINT_MAX_ALPHA = 0.6  # opacity reached by a sub-threshold voxel at |t| = threshold
+THRESHOLD_ROOM = 1.5  # the colour limit is at least this many times the voxelwise threshold
+# axial rows skip slices where the mask covers less than this share of its largest slice
+MIN_SLICE_AREA = 0.25
 
 # AFNI-like diverging map for statistics: blue/cyan for negative, red/yellow for positive, dark in
 # the middle so that faint sub-threshold voxels stay dim on the dark background.
@@ -141,14 +144,15 @@ def symmetric_limit(values: np.ndarray, floor: float = 0.0) -> float:
     return vmax if vmax > 0 else 1.0
 
 
-def stat_colour_limit(values: np.ndarray, threshold: float) -> float:
-    """Colour limit of a statistic map: max |value|, kept within [2, 3] x threshold.
+def stat_colour_limit(values: list[np.ndarray], thresholds: list[float]) -> float:
+    """One symmetric colour limit for every figure of the t maps of an analysis.
 
-    A fixed relation to the threshold keeps the faint/opaque boundary at a readable place on the
-    colour bar (very strong effects would otherwise squeeze it to the centre); larger values
-    saturate at the end colour.
+    The largest |t| of all of them (in the mask), so no figure saturates and the same colour
+    means the same t in every set and figure; at least :data:`THRESHOLD_ROOM` x the largest
+    voxelwise threshold, so the threshold marks on the colour bar stay inside it.
     """
-    return float(np.clip(symmetric_limit(values), 2.0 * threshold, 3.0 * threshold))
+    floor = THRESHOLD_ROOM * max((float(t) for t in thresholds), default=0.0)
+    return max(symmetric_limit(np.concatenate([np.ravel(v) for v in values])), floor)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -173,7 +177,8 @@ def mni_template():
     return datasets.load_mni152_template(resolution=2)
 
 
-def _image(vol: Volume, data: np.ndarray | None = None) -> nib.Nifti1Image:
+def nifti_image(vol: Volume, data: np.ndarray | None = None) -> nib.Nifti1Image:
+    """``data`` (default the volume's own) as a float32 NIfTI image on ``vol``'s grid."""
     arr = vol.data if data is None else data
     return nib.Nifti1Image(np.asarray(arr, dtype=np.float32), vol.affine)
 
@@ -207,7 +212,8 @@ def axial_cuts(mask: Volume, n_max: int, must: list[int] | None = None) -> list[
 
     ``must`` (slice indices, e.g. through cluster peaks) replace the nearest evenly spread slice.
     """
-    present = mask.data.any(axis=(0, 1))
+    area = (mask.data > 0).sum(axis=(0, 1))
+    present = area >= max(MIN_SLICE_AREA * area.max(), 1)  # no near-empty end slices
     spread = pick_slices(present if present.any() else np.ones(mask.shape[2], bool), n_max)
     keep = sorted(set((must or [])[:n_max]))
     free = [z for z in spread if z not in keep]
@@ -219,29 +225,42 @@ def axial_cuts(mask: Volume, n_max: int, must: list[int] | None = None) -> list[
     return [float(mask.world(2, z)) for z in zs]
 
 
-def _label_colorbar(display, label: str) -> None:
-    """Put the units above the colour bar nilearn drew; readable ticks on black."""
+def label_colorbar(display, label: str, threshold: float | None = None) -> None:
+    """Put the units above the colour bar nilearn drew; readable ticks on black.
+
+    With ``threshold``, white marks at ± the voxelwise threshold, ticked with its value.
+    """
     cbar = getattr(display, "_cbar", None)
     if cbar is None:
         return
     cbar.ax.set_title(label, color=FG, fontsize=8.5, loc="right", pad=4)
     cbar.ax.tick_params(colors=FG, labelsize=8)
+    if threshold:
+        vmax = float(cbar.norm.vmax)
+        for level in (-threshold, threshold):
+            cbar.ax.axhline(level, color="white", linewidth=1.6)
+        cbar.set_ticks([-vmax, -threshold, 0.0, threshold, vmax])
+        cbar.set_ticklabels([f"{v:.3g}" for v in (-vmax, -threshold, 0.0, threshold, vmax)])
 
 
-def _legend(fig: Figure, anchor: tuple[float, float]) -> None:
+def _legend(fig: Figure, anchor: tuple[float, float], surviving: bool) -> None:
     handles = [
-        Patch(
-            facecolor=STAT_CMAP(0.95),
-            edgecolor="white",
-            linewidth=1.2,
-            label="opaque + white outline: surviving cluster",
-        ),
         Patch(
             facecolor=(*STAT_CMAP(0.9)[:3], 0.35),
             edgecolor="none",
             label="faint: not significant (fades with |t|)",
         ),
     ]
+    if surviving:  # no legend entry for what the figure does not show
+        handles.insert(
+            0,
+            Patch(
+                facecolor=STAT_CMAP(0.95),
+                edgecolor="white",
+                linewidth=1.2,
+                label="opaque + white outline: surviving cluster",
+            ),
+        )
     fig.legend(
         handles=handles,
         loc="upper left",
@@ -262,6 +281,7 @@ def plot_stat_maps(
     mni: bool = True,
     stat_label: str = "t",
     n_axial: int = 8,
+    vmax: float | None = None,
 ) -> Figure:
     """The t map over the MNI template: orthogonal views at the main peak and an axial row.
 
@@ -285,6 +305,9 @@ def plot_stat_maps(
         Colour-bar label.
     n_axial : int
         Number of axial slices in the bottom row.
+    vmax : float, optional
+        Symmetric colour limit, shared by every t figure of the analysis
+        (:func:`stat_colour_limit`; default: this map's own).
 
     Returns
     -------
@@ -295,10 +318,10 @@ def plot_stat_maps(
     inside = mask.data > 0
     surviving = (np.rint(clusters.data) > 0) if clusters is not None else np.zeros_like(inside)
     t = np.where(inside, np.nan_to_num(stat.data), 0.0)
-    vmax = stat_colour_limit(t, threshold)
-    alpha = _image(stat, highlight_alpha(t, threshold, surviving, inside))
-    t_img = _image(stat, t)
-    background = mni_template() if mni else _image(mask, inside.astype(np.float32))
+    vmax = stat_colour_limit([t], [threshold]) if vmax is None else float(vmax)
+    alpha = nifti_image(stat, highlight_alpha(t, threshold, surviving, inside))
+    t_img = nifti_image(stat, t)
+    background = mni_template() if mni else nifti_image(mask, inside.astype(np.float32))
     focus = focus_point(stat, inside, clusters, ee)
     peaks = []
     if clusters is not None:
@@ -307,7 +330,7 @@ def plot_stat_maps(
         peaks = cluster_slices(ids, weights, n_axial // 2)
     cuts = axial_cuts(mask, n_axial, peaks)
 
-    fig = _new_figure(FIG_WIDTH_IN, 5.4)
+    fig = new_figure(FIG_WIDTH_IN, 5.4)
     common = dict(
         bg_img=background,
         transparency=alpha,
@@ -330,7 +353,7 @@ def plot_stat_maps(
         colorbar=True,
         **common,
     )
-    _label_colorbar(ortho, "t")
+    label_colorbar(ortho, "t", threshold)
     row = plotting.plot_stat_map(
         t_img,
         display_mode="z",
@@ -341,10 +364,10 @@ def plot_stat_maps(
         **common,
     )
     if surviving.any():
-        outline = _image(mask, surviving.astype(np.float32))
+        outline = nifti_image(mask, surviving.astype(np.float32))
         for display in (ortho, row):
             display.add_contours(outline, levels=[0.5], colors="white", linewidths=1.0)
-    _legend(fig, (0.67, 0.97))
+    _legend(fig, (0.67, 0.97), bool(surviving.any()))
     underlay = "MNI152 template (nilearn)" if mni else "group mask (data not in MNI space)"
     fig.text(
         0.68,
@@ -369,6 +392,9 @@ def plot_cluster_maps(
     mni: bool = True,
     ee_label: str = "effect, % signal change",
     n_slices: int = 6,
+    t_vmax: float | None = None,
+    ee_vmax: float | None = None,
+    threshold: float | None = None,
 ) -> Figure:
     """Glass brain of the surviving clusters (t) and their effect estimate on axial slices.
 
@@ -390,6 +416,11 @@ def plot_cluster_maps(
         Colour-bar label of the effect (units).
     n_slices : int
         Largest number of axial slices (through the clusters' peaks first).
+    t_vmax, ee_vmax : float, optional
+        Symmetric colour limits of the t (glass brain; the t map figure's) and of the effect,
+        shared by the analysis's sets (default: these clusters' own).
+    threshold : float, optional
+        Voxelwise |t| threshold, marked on the glass brain's colour bar.
 
     Returns
     -------
@@ -404,12 +435,12 @@ def plot_cluster_maps(
     zs = cluster_slices(ids, ee_vals, n_slices) or [clusters.shape[2] // 2]
     cuts = [float(clusters.world(2, z)) for z in zs]
     height = 5.2 if mni else 2.7
-    fig = _new_figure(FIG_WIDTH_IN, height)
+    fig = new_figure(FIG_WIDTH_IN, height)
     bottom_h = 2.5 / height
     if mni:
-        tmax = symmetric_limit(t_vals)
+        tmax = symmetric_limit(t_vals) if t_vmax is None else float(t_vmax)
         glass = plotting.plot_glass_brain(
-            _image(stat, t_vals),
+            nifti_image(stat, t_vals),
             display_mode="lzry",
             figure=fig,
             axes=[0.0, bottom_h + 0.02, 1.0, 1.0 - bottom_h - 0.04],
@@ -423,19 +454,19 @@ def plot_cluster_maps(
             black_bg=True,
             resampling_interpolation="nearest",
         )
-        _label_colorbar(glass, "t")
+        label_colorbar(glass, "t", threshold)
         _number_clusters(glass, cluster_info)
-    background = mni_template() if mni else _image(mask, (mask.data > 0).astype(np.float32))
-    vmax = symmetric_limit(ee_vals)
+    background = mni_template() if mni else nifti_image(mask, (mask.data > 0).astype(np.float32))
+    vmax = symmetric_limit(ee_vals) if ee_vmax is None else float(ee_vmax)
     row = plotting.plot_stat_map(
-        _image(ee, ee_vals),
+        nifti_image(ee, ee_vals),
         bg_img=background,
         display_mode="z",
         cut_coords=cuts,
         figure=fig,
         axes=[0.0, 0.0, 1.0, bottom_h],
         threshold=None,
-        transparency=_image(ee, in_cluster.astype(np.float32)),
+        transparency=nifti_image(ee, in_cluster.astype(np.float32)),
         cmap=STAT_CMAP,
         vmin=-vmax,
         vmax=vmax,
@@ -447,12 +478,12 @@ def plot_cluster_maps(
         dim="auto" if mni else 1.8,
     )
     row.add_contours(
-        _image(clusters, in_cluster.astype(np.float32)),
+        nifti_image(clusters, in_cluster.astype(np.float32)),
         levels=[0.5],
         colors="white",
         linewidths=0.8,
     )
-    _label_colorbar(row, ee_label)
+    label_colorbar(row, ee_label)
     return fig
 
 
@@ -479,7 +510,8 @@ def _number_clusters(display, cluster_info: list[dict]) -> None:
             )
 
 
-def _new_figure(width_in: float, height_in: float) -> Figure:
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure on the report's dark background with its own Agg canvas (no pyplot)."""
     fig = Figure(figsize=(width_in, height_in), dpi=DPI, facecolor=BG)
     FigureCanvasAgg(fig)
     return fig

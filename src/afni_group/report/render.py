@@ -4,7 +4,8 @@ The report reads ``params.json``, ``inventory.tsv`` and the ``analysis-*/`` outp
 so it is the same for the native and the AFNI engine. It writes ``OUTPUT_DIR/report.html`` with
 every figure embedded as a PNG data URI (the page can be mailed or archived alone), and the same
 PNGs under ``OUTPUT_DIR/report/`` for reuse in slides and papers. Nothing is fetched from the
-network; there is no JavaScript.
+network. The page itself has no JavaScript; each t map's interactive viewer (nilearn's
+``view_img``, :mod:`.viewer`) is a page of its own under ``report/``, shown in a frame.
 
 Entry points: :func:`write_report` (called by the pipeline) and ``python -m afni_group.report
 OUTPUT_DIR`` (:func:`main`) to rebuild the report by hand. The parts: :mod:`.readers` (the run's

@@ -114,8 +114,14 @@ def set_context(
     table: ClustSimTable | None,
     mask_vol,
     figure_dir: Path,
+    scales: dict | None = None,
 ) -> dict:
-    """Context of one set: its cluster table, atlas labels and figures (drawn into figure_dir)."""
+    """Context of one set: its cluster table, atlas labels, figures and interactive viewer
+    (written into figure_dir).
+
+    ``scales`` holds the analysis's shared colour limits (``t``, ``effect``; see
+    :func:`afni_group.report.context.colour_scales`); missing ones are this set's own.
+    """
     from afni_group.report import figures as rf
 
     label = result.get("set", "?")
@@ -132,6 +138,7 @@ def set_context(
         "dof": result.get("dof"),
         "threshold": fmt(threshold, 3) if threshold is not None else "n/a",
         "figures": [],
+        "viewer": None,
         "clusters": [],
         "rai_available": False,
         "largest_suprathreshold": None,
@@ -207,9 +214,14 @@ def set_context(
         if mni
         else f"the group mask (the data are in {space} space, not MNI)"
     )
+    scales = scales or {}
+    t_vmax = scales.get("t")
     if stat_vol is not None and mask_vol is not None:
         dof = ctx["dof"]
         stat_label = f"t (df = {dof:g})" if dof else "t"
+        inside = mask_vol.data > 0
+        if t_vmax is None:
+            t_vmax = rf.stat_colour_limit([np.nan_to_num(stat_vol.data)[inside]], [threshold])
         fig = rf.plot_stat_maps(
             stat_vol,
             mask_vol,
@@ -219,6 +231,7 @@ def set_context(
             mni=mni,
             stat_label=f"{stat_label}, shown at |t| \u2265 {float(threshold):.3f} "
             f"(p < {fmt_p(pthr)}, {sided})",
+            vmax=t_vmax,
         )
         ctx["figures"].append(
             save_figure(
@@ -234,10 +247,25 @@ def set_context(
                 f"smaller |t| (at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at the "
                 f"voxelwise threshold |t| = {float(threshold):.3f}). Top: cut through the peak "
                 "of cluster 1 (or the largest |t|); bottom: axial slices, through the cluster "
-                f"peaks first. Neurological convention (left is left); mm ({ctx['coord_space']}, "
-                "RAS+/LPI).",
+                f"peaks first. Colours span \u00b1{t_vmax:.3g}, the same in every t figure and "
+                "set of this analysis; the white marks on the colour bar are the threshold. "
+                f"Neurological convention (left is left); mm ({ctx['coord_space']}, RAS+/LPI).",
             )
         )
+        from afni_group.report.pool import FIGURE_DIR
+        from afni_group.report.viewer import write_viewer
+
+        viewer = write_viewer(
+            stat_vol, mask_vol, float(threshold), t_vmax, figure_dir / f"{slug}_viewer.html",
+            title=f"{label}: t", mni=mni,
+            cut_coords=rf.focus_point(stat_vol, inside, map_vol, ee_vol),
+        )  # fmt: skip
+        ctx["viewer"] = {
+            "file": f"{FIGURE_DIR}/{viewer.name}",
+            "title": f"Interactive view of the {label} t map ({stat_label})",
+            "threshold": f"{float(threshold):.3f}",
+            "underlay": underlay,
+        }
         if not n_clusters:
             inside = mask_vol.data > 0
             t_in = np.nan_to_num(stat_vol.data)
@@ -254,10 +282,15 @@ def set_context(
             for c in clusters
         ]
         t_vol = stat_vol if stat_vol is not None else ee_vol
-        fig = rf.plot_cluster_maps(t_vol, ee_vol, map_vol, mask_vol, info, mni=mni)
+        fig = rf.plot_cluster_maps(
+            t_vol, ee_vol, map_vol, mask_vol, info, mni=mni,
+            t_vmax=t_vmax if stat_vol is not None else None, ee_vmax=scales.get("effect"),
+            threshold=float(threshold) if stat_vol is not None and threshold else None,
+        )  # fmt: skip
         first = (
             f"Top: glass brain (left, top, right, front) of the t values in the surviving "
-            f"clusters ({result.get('map')}), numbered as in the table. Bottom: "
+            f"clusters ({result.get('map')}), numbered as in the table, on the t map's colour "
+            "scale. Bottom: "
             if mni
             else "(No glass brain: it is drawn in MNI space.) "
         )
@@ -270,7 +303,8 @@ def set_context(
                 "slices through the cluster peaks.",
                 caption=f"{first}effect estimate {result.get('bbrick')} inside the clusters "
                 f"({result.get('ee')}), in percent signal change (afni_proc.py scaled betas), "
-                f"over {underlay} on axial slices through the cluster peaks.",
+                f"over {underlay} on axial slices through the cluster peaks (colours shared "
+                "by the sets of this analysis).",
             )
         )
     return ctx

@@ -12,6 +12,7 @@ from afni_group.programs.mask_tool.files import DEFAULT_PREFIX
 
 _USAGE = (
     "usage: afni-native 3dmask_tool -prefix P -input D1 D2 ... [-frac F | -inter | -union]\n"
+    "       [-count]\n"
     "Native re-implementation of AFNI 3dmask_tool (-frac only: no dilation or hole filling)."
 )
 
@@ -24,6 +25,7 @@ def cli_main(argv: list[str]) -> int:
     inputs: list[str] = []
     prefix = DEFAULT_PREFIX
     frac: float | None = None
+    count = False
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -53,6 +55,8 @@ def cli_main(argv: list[str]) -> int:
                     f"-datum '{argv[i + 1] if i + 1 < len(argv) else ''}' is not supported (only byte)"
                 )
             i += 2
+        elif arg == "-count":
+            count, i = True, i + 1
         elif arg in ("-overwrite", "-quiet", "-verb"):
             i += 1 if arg != "-verb" else 2
         else:
@@ -67,5 +71,5 @@ def cli_main(argv: list[str]) -> int:
     if frac < 0:
         raise UsageError("have -frac < 0")
     command = shlex.join(["3dmask_tool", *argv])
-    step.make_group_mask(inputs, prefix, frac, command_line=command, verbose=True)
+    step.make_group_mask(inputs, prefix, frac, command_line=command, verbose=True, count=count)
     return 0

@@ -51,14 +51,18 @@ def count_volumes(volumes: Sequence[np.ndarray]) -> np.ndarray:
     return count
 
 
-def group_mask(volumes: Sequence[np.ndarray], frac: float = 1.0) -> np.ndarray:
+def group_mask(volumes: Sequence[np.ndarray], frac: float = 1.0, count: bool = False) -> np.ndarray:
     """Byte 0/1 mask of voxels set in at least :func:`count_limit` of the volumes.
 
     The array core of 3dmask_tool ``-frac``; ``ValueError`` for no volumes, a negative
-    ``frac`` or a data type AFNI does not accept in masks.
+    ``frac`` or a data type AFNI does not accept in masks. ``count`` (``-count``): those voxels
+    keep how many volumes set them (byte; short above 255) instead of 1.
     """
     if not volumes:
         raise ValueError("no mask volumes given")
-    count = count_volumes(volumes)
-    limit = count_limit(frac, len(volumes))
-    return ((count > 0) & (count >= limit)).astype(np.uint8)
+    counts = count_volumes(volumes)
+    keep = (counts > 0) & (counts >= count_limit(frac, len(volumes)))
+    if count:  # byte, 3dmask_tool's default datum, while the counts fit
+        kept = np.where(keep, counts, 0)
+        return kept.astype(np.uint8 if kept.max(initial=0) <= 255 else np.int16)
+    return keep.astype(np.uint8)

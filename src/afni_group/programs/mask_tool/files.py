@@ -44,6 +44,7 @@ def make_group_mask(
     *,
     command_line: str | None = None,
     verbose: bool = False,
+    count: bool = False,
 ) -> Path:
     """Write the group mask of ``inputs`` to ``prefix`` (as ``3dmask_tool -frac``) and return it.
 
@@ -59,6 +60,9 @@ def make_group_mask(
         Text appended to the history; default the equivalent 3dmask_tool command.
     verbose : bool
         Print AFNI's ``++`` INFO lines on stderr.
+    count : bool
+        ``-count``: each kept voxel holds the number of volumes that set it, e.g. with
+        ``frac=0`` how many subject masks cover each voxel.
 
     Returns
     -------
@@ -71,13 +75,13 @@ def make_group_mask(
         raise UsageError(f"have -frac < 0 ({frac}); use 0..1 (fraction) or > 1 (count)")
     first, volumes = _read_volumes(inputs)
     try:
-        out = group_mask(volumes, frac).reshape(first.shape, order="F")
+        out = group_mask(volumes, frac, count).reshape(first.shape, order="F")
     except ValueError as err:
         raise InputDataError(f"mask inputs: {err}") from None
     if verbose:
-        count = count_volumes(volumes)
+        counts = count_volumes(volumes)
         limit = count_limit(frac, len(volumes))
-        zero, survived = int((count == 0).sum()), int(out.sum())
+        zero, survived = int((counts == 0).sum()), int((out > 0).sum())
         print(
             f"++ have {len(volumes)} volumes of input to combine\n"
             f"++ frac {frac:g} over {len(volumes)} volumes gives min count {limit}\n"
@@ -87,7 +91,7 @@ def make_group_mask(
         )
     if command_line is None:
         words = ["3dmask_tool", "-prefix", str(prefix), "-input", *map(str, inputs)]
-        command_line = shlex.join(words + ["-frac", f"{frac:g}"])
+        command_line = shlex.join(words + ["-frac", f"{frac:g}"] + (["-count"] if count else []))
     return _write_like(first, out, prefix, command_line)
 
 

@@ -225,3 +225,25 @@ def locked(output_dir: Path) -> Iterator[OutputLock]:
         yield lock
     finally:
         lock.release()
+
+
+def refuse_if_held(output_dir: Path) -> None:
+    """Raise the error a run would get (exit 73, naming the holder) while another run holds
+    the lock on ``output_dir``; otherwise return. Writes nothing (``--dry-run`` previews).
+    """
+    state = Path(output_dir) / STATE_DIR
+    owner = _read_holder(state / OWNER_NAME)
+    if owner is not None and not is_stale(owner):
+        raise _busy(state / OWNER_NAME, owner)
+    try:
+        fd = os.open(state / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a held (exclusive) lock refuses this
+    except BlockingIOError:
+        raise _busy(state / LOCK_NAME, _read_holder(state / LOCK_NAME)) from None
+    except OSError:
+        pass  # no locks on this file system: the owner file above said it
+    finally:
+        os.close(fd)  # closing drops a shared lock taken here

@@ -252,6 +252,7 @@ def _remove_if_only_lock(out: Path) -> None:
 
 def _preview(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
     """``--dry-run`` into an existing OUTPUT_DIR: the plan on the terminal, nothing written."""
+    lock.refuse_if_held(plan.output_dir)  # as a run would: exit 73 naming the running one
     print(plan.describe(), file=sys.stderr)
     if plan.engine == "afni":
         render_script(plan, command_line)  # refuses what AFNI cannot run, as the run would

@@ -234,7 +234,7 @@ def coverage_context(out: Path, params: dict, figure_dir: Path) -> dict | None:
         "mask outlined, and a histogram of the voxels per count.",
         caption=f"How many of the {n} subjects' masks cover each voxel: the sum of the subject "
         f"masks before the intersection ({adir.name}/{count_path.name}, 3dmask_tool -count "
-        f"-frac 0), over {'the MNI152 template' if mni else 'no template'}. White outline: the "
+        f"-frac 0), over {'the MNI152 template' if mni else 'the group mask'}. White outline: the "
         f"group mask {mask_path.name}, the voxels covered by {outline}. Right: voxels per "
         "count (log scale), solid where they are in the group mask. Voxels covered by only "
         "some subjects (the darker colours) are where a subject's field of view or signal "

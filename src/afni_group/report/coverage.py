@@ -49,7 +49,7 @@ def plot_coverage(count: Volume, mask: Volume, n_masks: int, *, mni: bool = True
     n_masks : int
         Number of subject masks.
     mni : bool
-        True: nilearn's MNI152 template underneath; False: none (data not in MNI space).
+        True: nilearn's MNI152 template underneath; False: the group mask (data not in MNI).
     n_axial : int
         Largest number of axial slices.
 
@@ -67,7 +67,7 @@ def plot_coverage(count: Volume, mask: Volume, n_masks: int, *, mni: bool = True
     fig = rf.new_figure(rf.FIG_WIDTH_IN, 2.9)
     row = plotting.plot_stat_map(
         rf.nifti_image(count, np.where(counts > 0, counts, 0).astype(np.float32)),
-        bg_img=rf.mni_template() if mni else False,
+        bg_img=rf.mni_template() if mni else rf.nifti_image(mask, inside.astype(np.float32)),
         display_mode="z",
         cut_coords=cuts,
         figure=fig,
@@ -81,6 +81,7 @@ def plot_coverage(count: Volume, mask: Volume, n_masks: int, *, mni: bool = True
         black_bg=True,
         resampling_interpolation="nearest",
         draw_cross=False,
+        dim="auto" if mni else 1.8,  # the group mask as a dark silhouette (as figures.py does)
     )
     if inside.any():
         row.add_contours(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from afni_group.programs.clustsim import core, stability
+from afni_group.programs.clustsim import core, simulate, stability
 
 ACF = (0.5, 1.5, 3.0)  # a short ACF pads the grid little: fast simulations
 
@@ -35,7 +35,7 @@ def test_batches_give_the_tables_of_one_run_with_the_same_seed(monkeypatch):
     )  # fmt: skip
     kw = dict(pthr=(0.01, 0.001), athr=(0.1, 0.05), both=False, seed=11, n_jobs=2)
     batched = goal.clustsim(_mask(), (3, 3, 3), ACF, iterations=2000, **kw)
-    one = core.clustsim(_mask(), (3, 3, 3), ACF, iterations=6000, **kw)
+    one = simulate.clustsim(_mask(), (3, 3, 3), ACF, iterations=6000, **kw)
     assert batched.iterations == 6000 and seen == [2000, 4000, 6000]
     np.testing.assert_array_equal(batched.max_sizes, one.max_sizes)
     np.testing.assert_array_equal(batched.tables, one.tables)
@@ -58,7 +58,7 @@ def test_batches_must_be_even():
     with pytest.raises(ValueError, match="even"):
         goal.clustsim(_mask(), (3, 3, 3), ACF, iterations=2000)
     with pytest.raises(ValueError, match="even"):
-        core.simulate_max_cluster_sizes(_mask(), (3, 3, 3), ACF, (0.01,), 10, first_iteration=3)
+        simulate.simulate_max_cluster_sizes(_mask(), (3, 3, 3), ACF, (0.01,), 10, first_iteration=3)
 
 
 def test_iterations_to_settle_from_the_standard_error():

@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from afni_group import lock, outputs, pipeline, validate
+from afni_group import bids_validator, lock, outputs, pipeline, validate
 from afni_group.errors import AfniGroupError, OutputError, StepError, UsageError, from_os_error
 from afni_group.options import RunOptions
 from afni_group.plan import Analysis, AnalysisPlan
@@ -269,12 +269,15 @@ def collect(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
 
 def _remove_other_analyses(plan: AnalysisPlan) -> None:
     """``--overwrite``: results of analyses this run does not have (as a whole run would)."""
+    from afni_group.bids_view import remove_view
+
     keep = {a.dirname for a in plan.analyses}
     for folder in (plan.output_dir, plan.output_dir / outputs.STATE_DIR):
         for path in folder.glob("analysis-*"):
             if path.name not in keep and path.is_dir():
                 LOG.info("++ --overwrite: removing %s (not an analysis of this run)", path)
                 shutil.rmtree(path)
+    remove_view(plan.output_dir)  # the BIDS view of an earlier run; finish() writes this one's
 
 
 def _finish(
@@ -286,6 +289,7 @@ def _finish(
 ) -> int:
     start = time.monotonic()
     LOG.info("++ afni-group (final task of array job %s): %s", array, command_line)
+    bids_validator.log_summary(plan.bids_validation)  # on the console and in the run's log
     timings: dict[str, float] = {}
     for analysis, record in zip(plan.analyses, records, strict=True):
         for step, seconds in (record.get("timings") or {}).items():

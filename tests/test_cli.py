@@ -434,11 +434,11 @@ def test_work_dir_mount_point_is_left_alone(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.setattr(Path, "rmdir", busy)
-    pipeline._remove_if_empty(work, made_here=True)  # a bind mount: EBUSY is not an error
+    pipeline.remove_if_empty(work, made_here=True)  # a bind mount: EBUSY is not an error
     monkeypatch.undo()
-    pipeline._remove_if_empty(work, made_here=False)  # existed before the run: kept
+    pipeline.remove_if_empty(work, made_here=False)  # existed before the run: kept
     assert work.is_dir()
-    pipeline._remove_if_empty(work, made_here=True)
+    pipeline.remove_if_empty(work, made_here=True)
     assert not work.exists()
 
 
@@ -480,6 +480,6 @@ def test_run_options_record_the_command_line():
     assert (options.engine, options.resume, options.overwrite) == ("native", True, False)
     assert options.recorded["work_dir"] == "/scratch/x" and options.recorded["bids_dir"] == "b"
     assert "write_sbatch" not in options.recorded and "bids_exec_spec" not in options.recorded
-    assert list(options.recorded) == [k for k in vars(args) if k not in ("write_sbatch",
-                                                                           "bids_exec_spec")]  # fmt: skip
+    not_recorded = ("write_sbatch", "fan_out", "bids_exec_spec", "only_analysis", "collect")
+    assert list(options.recorded) == [k for k in vars(args) if k not in not_recorded]
     assert isinstance(args.work_dir, Path)

@@ -160,3 +160,23 @@ def test_lock_folder_that_cannot_be_created_is_73(tmp_path):
     with pytest.raises(OutputError, match="lock") as exc:
         lock.OutputLock(tmp_path).acquire()
     assert exc.value.exit_code == errors.EXIT_CANT_CREATE
+
+
+# ---- issue 24: --fan-out tasks share the folder, each holds its analysis ----------------------
+
+
+def test_fan_out_tasks_share_the_folder_and_keep_whole_runs_out(tmp_path):
+    with lock.locked(tmp_path, shared=True), lock.locked(tmp_path, name="analysis-a") as mine:
+        assert mine.path == tmp_path / ".afni-group" / "analysis-a" / "lock"
+        with lock.locked(tmp_path, shared=True), lock.locked(tmp_path, name="analysis-b"):
+            pass  # another analysis's task runs beside it
+        with pytest.raises(OutputError) as whole:
+            lock.OutputLock(tmp_path).acquire()  # a whole run, or the final task, waits
+        with pytest.raises(OutputError) as same:
+            lock.OutputLock(tmp_path, name="analysis-a").acquire()  # the same analysis twice
+    assert f"--fan-out task(s) afni-group pid {os.getpid()}" in str(whole.value)
+    assert "for analysis-a" in str(whole.value)
+    assert f"OUTPUT_DIR {tmp_path} (analysis-a) is in use by afni-group pid" in str(same.value)
+    with lock.locked(tmp_path), pytest.raises(OutputError, match=f"pid {os.getpid()}"):
+        lock.OutputLock(tmp_path, shared=True).acquire()  # no task starts during a whole run
+    lock.OutputLock(tmp_path).acquire()  # all released

@@ -57,18 +57,33 @@ def write(layout: dict[str, Path], *extra: str) -> Path:
     return layout["job"]
 
 
-def run_job(layout: dict[str, Path], script: Path, **env: str) -> tuple[list[str], str, int]:
-    """Run the job script with the stand-in apptainer; its argv, env lines and exit code."""
-    record = layout["root"] / "record"
+def run_script(
+    layout: dict[str, Path], script: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess:
+    """``bash script ARGS`` with the stand-ins on PATH, from the root folder."""
     full_env = {
         "PATH": f"{layout['bin']}:/usr/bin:/bin",
-        "RECORD": str(record),
+        "RECORD": str(layout["root"] / "record"),
+        "SBATCH_RECORD": str(layout["root"] / "sbatch"),
         "HOME": str(layout["root"]),
         **env,
     }
-    proc = subprocess.run(
-        ["bash", str(script)], env=full_env, capture_output=True, text=True, timeout=60
+    return subprocess.run(
+        ["bash", str(script), *args],
+        env=full_env,
+        cwd=layout["root"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+
+
+def run_job(
+    layout: dict[str, Path], script: Path, *args: str, **env: str
+) -> tuple[list[str], str, int]:
+    """Run the job script with the stand-in apptainer; its argv, env lines and exit code."""
+    record = layout["root"] / "record"
+    proc = run_script(layout, script, *args, **env)
     argv = record.read_bytes().decode().split("\0")[:-1] if record.exists() else []
     env_lines = Path(f"{record}.env").read_text() if Path(f"{record}.env").exists() else ""
     return argv, env_lines, proc.returncode
@@ -209,6 +224,7 @@ def test_image_uri_is_kept(layout):
         ("--mail-user", "x@y.edu", "--analysis-name", "it's"),
         ("--work-dir", "${TMPDIR}/a b/$SLURM_JOB_ID", "--n-cpus", "2", "--overwrite"),
         ("--afni-dir", "ELSEWHERE", "--resume", "--time", "UNLIMITED"),
+        ("--fan-out", "--overwrite", "--n-cpus", "2"),
     ],
 )
 def test_shellcheck_and_bash_n(layout, extra):
@@ -427,3 +443,107 @@ def test_existing_results_with_resume_are_fine_when_writing(layout):
     (layout["out"] / "params.json").write_text("{}")
     write(layout, "--resume")
     assert not (layout["out"] / ".afni-group").exists()  # writing the script touches nothing
+
+
+# ---- issue 24: --fan-out, one array task per analysis and a final job --------------------------
+
+# A stand-in for sbatch: each call's arguments into SBATCH_RECORD.N; prints job ids 101, 102, ...
+FAKE_SBATCH = """#!/bin/bash
+n=$(( $(cat "$SBATCH_RECORD.n" 2>/dev/null || echo 100) + 1 ))
+echo "$n" > "$SBATCH_RECORD.n"
+for a in "$@"; do printf '%s\\0' "$a"; done > "$SBATCH_RECORD.$n"
+echo "$n;local"
+"""
+ANALYSES = ["left_vs_right_chx", "left_vs_right_press"]  # tiny_bids's contrasts
+
+
+def fan_out(layout, *extra: str) -> Path:
+    fake = layout["bin"] / "sbatch"
+    fake.write_text(FAKE_SBATCH)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return write(layout, "--fan-out", *extra)
+
+
+def sbatch_calls(layout) -> list[list[str]]:
+    calls = sorted(layout["root"].glob("sbatch.1*"))
+    return [c.read_bytes().decode().split("\0")[:-1] for c in calls]
+
+
+def test_fan_out_submits_the_array_then_a_final_job_after_it(layout):
+    script = fan_out(layout, "--cpus", "3")
+    text = script.read_text()
+    assert f"# Submit it with:  bash {script}\n" in text and "#SBATCH -c 3" in text
+    assert f"ANALYSES=({' '.join(ANALYSES)})\n" in text
+    proc = run_script(layout, script)
+    assert proc.returncode == 0, proc.stderr
+    assert sbatch_calls(layout) == [
+        ["--parsable", "--array=0-1", "--output=afni-group-%A_%a.out", str(script), "task", ""],
+        ["--parsable", "--dependency=afterany:101", "--job-name=afni-group-report", str(script),
+         "final", "", "101"],
+    ]  # fmt: skip
+    assert "array job 101 (2 tasks: left_vs_right_chx left_vs_right_press)" in proc.stdout
+    assert "job 102 (the report" in proc.stdout
+    assert not (layout["root"] / "record").exists()  # nothing ran in the container
+
+
+def test_fan_out_array_task_runs_its_own_analysis(layout):
+    script = fan_out(layout)
+    env = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "101", "SLURM_JOB_ID": "104"}
+    argv, env_lines, status = run_job(layout, script, "task", "", **env)
+    assert status == 0
+    args = cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:])
+    assert (args.only_analysis, args.collect, args.resume) == (ANALYSES[1], False, False)
+    assert "APPTAINERENV_AFNI_GROUP_FAN_OUT_TASK=101_1" in env_lines.splitlines()
+    assert "APPTAINERENV_AFNI_GROUP_FAN_OUT_ARRAY=101" in env_lines.splitlines()
+    assert (layout["out"] / ".work").is_dir()  # the other tasks still bind it
+
+
+def test_fan_out_final_job_collects(layout):
+    script = fan_out(layout)
+    argv, env_lines, status = run_job(layout, script, "final", "", "101", SLURM_JOB_ID="102")
+    assert status == 0
+    args = cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:])
+    assert (args.collect, args.only_analysis) == (True, None)
+    assert "APPTAINERENV_AFNI_GROUP_FAN_OUT_ARRAY=101" in env_lines.splitlines()
+    assert f"APPTAINERENV_AFNI_GROUP_FAN_OUT_SCRIPT={script}" in env_lines.splitlines()
+    assert not (layout["out"] / ".work").exists()  # the final job removes the empty bind point
+
+
+def test_fan_out_resume_reaches_every_part(layout):
+    script = fan_out(layout)
+    assert run_script(layout, script, "--resume").returncode == 0
+    assert [call[4:6] for call in sbatch_calls(layout)] == [["task", "--resume"],
+                                                            ["final", "--resume"]]  # fmt: skip
+    env = {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "101"}
+    argv, _, _ = run_job(layout, script, "task", "--resume", **env)
+    assert cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:]).resume
+    # a requeued task resumes whatever the script was written with
+    argv, _, _ = run_job(layout, script, "task", "", SLURM_RESTART_COUNT="1", **env)
+    assert cli.build_parser().parse_args(container_argv(argv, layout["image"])[1:]).resume
+
+
+@pytest.mark.parametrize("index", [None, "2"])
+def test_fan_out_task_outside_the_array_is_refused(layout, index):
+    script = fan_out(layout)
+    env = {"SLURM_ARRAY_TASK_ID": index} if index else {}
+    proc = run_script(layout, script, "task", "", **env)
+    assert proc.returncode == 64 and "array task 0-1" in proc.stderr
+    assert not (layout["root"] / "record").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--fan-out",), "use it with --write-sbatch"),
+        (("--write-sbatch", "JOB", "--fan-out", "--dry-run"), "--dry-run"),
+        (("--only-analysis", "a", "--collect"), "--only-analysis and --collect"),
+        (("--collect", "--write-sbatch", "JOB"), "run by a --fan-out job script"),
+    ],
+)
+def test_fan_out_option_errors(layout, capsys, extra, needle):
+    extra = tuple(str(layout["job"]) if e == "JOB" else e for e in extra)
+    argv = [str(layout["bids"]), str(layout["out"]), "group", "--image", "x.sif", *extra]
+    assert cli.main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not layout["job"].exists()

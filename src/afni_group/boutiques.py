@@ -29,6 +29,7 @@ from afni_group.options import (
     ANALYSIS_LEVELS,
     CONTAINER_IMAGE,
     IMAGE_REPOSITORY,  # noqa: F401 - part of this module's interface (image tests, docs)
+    INTERNAL,
     LAUNCH_ONLY,
     build_parser,
 )
@@ -217,7 +218,9 @@ def build_descriptor(parser: argparse.ArgumentParser) -> dict[str, Any]:
     actions = [
         a
         for a in parser._actions
-        if a.option_strings and not isinstance(a, _NO_INPUT_ACTIONS) and a.dest not in LAUNCH_ONLY
+        if a.option_strings
+        and not isinstance(a, _NO_INPUT_ACTIONS)
+        and a.dest not in LAUNCH_ONLY | INTERNAL
     ]
 
     inputs = _positional_inputs(list(ANALYSIS_LEVELS))

@@ -118,6 +118,17 @@ def check_options(args: argparse.Namespace) -> None:
             "--session-label is not supported: afni-group analyses one afni_proc.py results "
             "folder per subject"
         )
+    if args.fan_out and not args.write_sbatch:
+        raise UsageError("--fan-out shapes the job script: use it with --write-sbatch JOB.sh")
+    if args.fan_out and args.dry_run:
+        raise UsageError("--fan-out runs the analyses and --dry-run runs nothing: drop one")
+    if args.only_analysis is not None and args.collect:
+        raise UsageError("--only-analysis and --collect are the two parts of a --fan-out job")
+    if (args.only_analysis is not None or args.collect) and (args.write_sbatch or args.dry_run):
+        raise UsageError(
+            "--only-analysis and --collect are run by a --fan-out job script, not with "
+            "--write-sbatch or --dry-run"
+        )
 
 
 def expand_work_dir(args: argparse.Namespace) -> None:
@@ -238,14 +249,31 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.write_sbatch:
         # the checks of a dry run, before the job waits in the queue; nothing is written
         pipeline.preflight(plan, RunOptions.from_namespace(args))
-        path = slurm.write_sbatch(args, argv)
+        if not args.fan_out:
+            path = slurm.write_sbatch(args, argv)
+            print(
+                f"++ wrote {path} (submit it with: sbatch {path}; Slurm writes its log "
+                f"{slurm.LOG_PATTERN.replace('%j', 'JOBID')} in the folder you submit from)"
+            )
+            return 0
+        names = [a.name for a in plan.analyses]
+        path = slurm.write_sbatch(args, argv, names)
         print(
-            f"++ wrote {path} (submit it with: sbatch {path}; Slurm writes its log "
+            f"++ wrote {path} (submit it with: bash {path}; it submits one Slurm array task per "
+            f"analysis ({', '.join(names)}) and a final job for the report; Slurm writes their "
+            f"logs {slurm.ARRAY_LOG_PATTERN.replace('%A_%a', 'ARRAYID_N')} and "
             f"{slurm.LOG_PATTERN.replace('%j', 'JOBID')} in the folder you submit from)"
         )
         return 0
-    command_line = shlex.join(["afni-group", *argv])
-    return pipeline.run(plan, RunOptions.from_namespace(args), command_line)
+    from afni_group import fanout
+
+    command_line = shlex.join(["afni-group", *fanout.public_argv(argv)])
+    options = RunOptions.from_namespace(args)
+    if args.only_analysis is not None:
+        return fanout.run_task(plan, options, command_line, args.only_analysis)
+    if args.collect:
+        return fanout.collect(plan, options, command_line)
+    return pipeline.run(plan, options, command_line)
 
 
 def configure_logging(verbose: int) -> None:

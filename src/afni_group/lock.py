@@ -14,6 +14,12 @@ Two mechanisms, so that the lock holds across nodes that share the folder over N
   mounted with ``noflock``), an owner file ``lock.owner`` created with ``O_EXCL`` instead. It
   is stale, and removed, when it names this host and a process that is gone (or a reused pid
   that started later); an owner on another host is honoured until the user removes the file.
+
+A ``--fan-out`` job (:mod:`afni_group.fanout`) runs one task per analysis into the same
+OUTPUT_DIR at once: each task holds the OUTPUT_DIR lock *shared* (so the tasks run side by side
+while a whole run, which holds it exclusively, cannot start among them) and its analysis's own
+lock ``OUTPUT_DIR/.afni-group/analysis-NAME/lock`` exclusively (so the same analysis never runs
+twice at once).
 """
 
 from __future__ import annotations
@@ -126,11 +132,26 @@ def _shown(path: Path) -> str:
     return f"{path} (host {host})" if host and host != str(path) else str(path)
 
 
-def _busy(path: Path, holder: Holder | None) -> OutputError:
-    who = holder.describe() if holder else "another afni-group run"
+def _task_holders(state: Path) -> list[str]:
+    """The fan-out tasks that hold their analysis's lock now (their lock files name them)."""
+    found = []
+    for path in sorted(state.glob(f"analysis-*/{LOCK_NAME}")):
+        holder = _read_holder(path)
+        if holder is not None:
+            found.append(f"{holder.describe()} for {path.parent.name}")
+    return found
+
+
+def _busy(output_dir: Path, path: Path, holder: Holder | None, name: str | None) -> OutputError:
+    if holder is not None:
+        who = holder.describe()
+    else:  # a shared lock names nobody: the tasks of a --fan-out job hold it
+        tasks = _task_holders(output_dir / STATE_DIR)
+        who = f"the --fan-out task(s) {'; '.join(tasks)}" if tasks else "another afni-group run"
+    what = f"OUTPUT_DIR {_shown(output_dir)}" + (f" ({name})" if name else "")
     return OutputError(
-        f"OUTPUT_DIR {_shown(path.parent.parent)} is in use by {who} (lock {path}): wait for "
-        "that run to finish or choose another OUTPUT_DIR"
+        f"{what} is in use by {who} (lock {path}): wait for that run to finish or choose "
+        "another OUTPUT_DIR"
     )
 
 
@@ -142,10 +163,24 @@ def _read_holder(path: Path) -> Holder | None:
 
 
 class OutputLock:
-    """The lock on one OUTPUT_DIR; use :func:`locked` rather than this class directly."""
+    """The lock on one OUTPUT_DIR; use :func:`locked` rather than this class directly.
 
-    def __init__(self, output_dir: Path):
-        self.state = Path(output_dir) / STATE_DIR
+    Parameters
+    ----------
+    output_dir
+        The OUTPUT_DIR.
+    name
+        None: the lock of the whole folder; ``analysis-NAME``: the lock of one analysis (a
+        ``--fan-out`` task), in ``.afni-group/analysis-NAME/``.
+    shared
+        Hold it shared (the ``--fan-out`` tasks on the whole folder) rather than exclusively.
+    """
+
+    def __init__(self, output_dir: Path, name: str | None = None, shared: bool = False):
+        self.output_dir = Path(output_dir)
+        self.name = name
+        self.shared = shared
+        self.state = self.output_dir / STATE_DIR / (name or "")
         self.path = self.state / LOCK_NAME
         self.owner = self.state / OWNER_NAME
         self.fd: int | None = None
@@ -159,14 +194,20 @@ class OutputLock:
         except OSError as err:
             raise OutputError(f"cannot create the lock file {self.path}: {err.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise _busy(self.path, _read_holder(self.path)) from None
+            raise self._busy(self.path) from None
         except OSError as err:
             if err.errno not in _NO_LOCKS:
                 os.close(fd)
                 raise OutputError(f"cannot lock {self.path}: {err.strerror}") from None
+            if self.shared:
+                # an owner file cannot be shared; each task's exclusive analysis lock still
+                # keeps two runs of one analysis apart
+                os.close(fd)
+                LOG.warning("the file system of %s does not support locks", self.state)
+                return
             LOG.warning(
                 "the file system of %s does not support locks (%s): using the owner file %s",
                 self.state,
@@ -175,8 +216,13 @@ class OutputLock:
             )
             self._acquire_owner_file()
         self.fd = fd
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, this_process().line().encode(), 0)
+        if not self.shared:  # the line names the one exclusive holder (sharers all hold it)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, this_process().line().encode(), 0)
+
+    def _busy(self, path: Path, holder: Holder | None = None) -> OutputError:
+        """Refusal naming the holder that ``path`` records (or ``holder``)."""
+        return _busy(self.output_dir, path, holder or _read_holder(path), self.name)
 
     def _acquire_owner_file(self, attempts: int = 3) -> None:
         me = this_process()
@@ -186,7 +232,7 @@ class OutputLock:
             except FileExistsError:
                 holder = _read_holder(self.owner)
                 if holder is not None and not is_stale(holder):
-                    raise _busy(self.owner, holder) from None
+                    raise self._busy(self.owner, holder) from None
                 LOG.warning("removing the stale lock %s (%s)", self.owner, holder or "unreadable")
                 with contextlib.suppress(FileNotFoundError):
                     self.owner.unlink()
@@ -195,7 +241,7 @@ class OutputLock:
                 fh.write(me.line())
             self.owns_owner_file = True
             return
-        raise _busy(self.owner, _read_holder(self.owner))
+        raise self._busy(self.owner)
 
     def release(self) -> None:
         """Drop the lock (the lock file stays, emptied: removing it would race a waiter)."""
@@ -204,22 +250,26 @@ class OutputLock:
                 self.owner.unlink()
             self.owns_owner_file = False
         if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
+            if not self.shared:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, 0)
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
 
 
 @contextlib.contextmanager
-def locked(output_dir: Path) -> Iterator[OutputLock]:
-    """Hold the exclusive lock on ``output_dir`` for the ``with`` block.
+def locked(output_dir: Path, name: str | None = None, shared: bool = False) -> Iterator[OutputLock]:
+    """Hold the lock on ``output_dir`` (or on one analysis in it) for the ``with`` block.
+
+    ``name`` and ``shared`` are those of :class:`OutputLock` (default: the whole folder,
+    exclusively).
 
     Raises
     ------
     OutputError
         Exit 73 when another run holds it; the message names its host and pid.
     """
-    lock = OutputLock(output_dir)
+    lock = OutputLock(output_dir, name, shared)
     lock.acquire()
     try:
         yield lock
@@ -234,7 +284,7 @@ def refuse_if_held(output_dir: Path) -> None:
     state = Path(output_dir) / STATE_DIR
     owner = _read_holder(state / OWNER_NAME)
     if owner is not None and not is_stale(owner):
-        raise _busy(state / OWNER_NAME, owner)
+        raise _busy(Path(output_dir), state / OWNER_NAME, owner, None)
     try:
         fd = os.open(state / LOCK_NAME, os.O_RDONLY)
     except OSError:
@@ -242,7 +292,9 @@ def refuse_if_held(output_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a held (exclusive) lock refuses this
     except BlockingIOError:
-        raise _busy(state / LOCK_NAME, _read_holder(state / LOCK_NAME)) from None
+        raise _busy(
+            Path(output_dir), state / LOCK_NAME, _read_holder(state / LOCK_NAME), None
+        ) from None
     except OSError:
         pass  # no locks on this file system: the owner file above said it
     finally:

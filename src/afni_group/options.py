@@ -24,8 +24,12 @@ ANALYSIS_LEVELS = ("group",)
 #: Options that say how to launch the job, not what to analyse: never passed into the container
 #: (slurm) and not offered to platforms that run the descriptor (boutiques).
 LAUNCH_ONLY = frozenset(
-    {"write_sbatch", "image", "cpus", "mem", "time", "mail_user", "bids_exec_spec"}
+    {"write_sbatch", "fan_out", "image", "cpus", "mem", "time", "mail_user", "bids_exec_spec"}
 )
+
+#: Options only the ``--fan-out`` job script passes (hidden from --help, the descriptor and
+#: params.json): run one analysis (an array task), or check the tasks and write the report.
+INTERNAL = frozenset({"only_analysis", "collect"})
 
 #: Where the Docker image is published; Singularity.def bootstraps from the same name.
 IMAGE_REPOSITORY = "afnigroup/afni-group"
@@ -33,7 +37,7 @@ IMAGE_REPOSITORY = "afnigroup/afni-group"
 CONTAINER_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 
 # Options params.json does not record (they say what to write, not how the analysis ran).
-_NOT_RECORDED = ("write_sbatch", "bids_exec_spec")
+_NOT_RECORDED = ("write_sbatch", "fan_out", "bids_exec_spec", *INTERNAL)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,11 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JOB.sh",
         help="write an sbatch script running this command in the container, submit nothing",
     )
+    s.add_argument(
+        "--fan-out",
+        action="store_true",
+        help="with --write-sbatch: a script that submits one Slurm array task per analysis (its "
+        "own 3dMEMA, mask, ACF, 3dClustSim and clusters, on its own CPUs) and a final job, "
+        "after them, that writes the report; submit it with bash JOB.sh",
+    )
     s.add_argument("--image", help="Apptainer/Singularity image for --write-sbatch")
     s.add_argument("--cpus", type=_positive_int, default=8, help="sbatch -c (default 8)")
     s.add_argument("--mem", default="16G", help="sbatch --mem (default 16G)")
     s.add_argument("--time", default="4:00:00", help="sbatch --time (default 4:00:00)")
     s.add_argument("--mail-user", help="sbatch --mail-user")
+    # what the --fan-out job script runs in the container (afni_group.fanout)
+    s.add_argument("--only-analysis", metavar="NAME", help=argparse.SUPPRESS)
+    s.add_argument("--collect", action="store_true", help=argparse.SUPPRESS)
     s.add_argument(
         "--bids-exec-spec",
         action="store_true",

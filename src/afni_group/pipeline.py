@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from afni_group import (
@@ -280,9 +281,7 @@ def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> i
         plan, overwrite=options.overwrite, resume=options.resume, dry_run=options.dry_run
     )
     out = plan.output_dir
-    outputs.write_json(out / "dataset_description.json", _dataset_description(plan))
-    outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))
-    _write_script(plan, command_line)
+    write_plan_files(plan, command_line)
 
     if options.dry_run:
         outputs.write_json(
@@ -294,19 +293,22 @@ def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> i
         )
         return 0
 
-    handler = logs.log_to_file(out / "logs" / "afni-group.log")
-    try:
+    with log_to_file(out / "logs" / "afni-group.log"):
         return _execute(plan, options, command_line)
-    finally:
-        logging.getLogger("afni_group").removeHandler(handler)
-        handler.close()
+
+
+def write_plan_files(plan: AnalysisPlan, command_line: str) -> None:
+    """dataset_description.json, inventory.tsv and group_analysis.sh in OUTPUT_DIR."""
+    out = plan.output_dir
+    outputs.write_json(out / "dataset_description.json", _dataset_description(plan))
+    outputs.atomic_write_text(out / "inventory.tsv", outputs.inventory_tsv(plan))
+    _write_script(plan, command_line)
 
 
 def _write_script(plan: AnalysisPlan, command_line: str) -> None:
-    """OUTPUT_DIR/group_analysis.sh: the AFNI script of the plan (what the afni engine runs)."""
+    """OUTPUT_DIR/group_analysis.sh, unless the plan is one AFNI cannot run (native engine)."""
     try:
-        script = plan.output_dir / SCRIPT_NAME
-        outputs.atomic_write_text(script, _script_text(plan, command_line)).chmod(0o755)
+        write_script(plan, command_line, plan.output_dir / SCRIPT_NAME)
     except UsageError as err:
         if plan.engine == "afni":
             raise
@@ -314,29 +316,59 @@ def _write_script(plan: AnalysisPlan, command_line: str) -> None:
         LOG.warning("++ no %s written: %s", SCRIPT_NAME, err)
 
 
-def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
-    out = plan.output_dir
-    script = out / SCRIPT_NAME
-    start = time.monotonic()
-    LOG.info("++ afni-group %s: %s", __version__, command_line)
-    bids_validator.log_summary(plan.bids_validation)  # on the console and in the run's log
-    made_work_dir = not plan.work_dir.exists()
-    plan.work_dir.mkdir(parents=True, exist_ok=True)
-    log = StepLog(out, resume=options.resume)
+def write_script(plan: AnalysisPlan, command_line: str, path: Path) -> Path:
+    """The plan's AFNI script (what the afni engine runs), executable."""
+    outputs.atomic_write_text(path, _script_text(plan, command_line)).chmod(0o755)
+    return path
+
+
+@contextlib.contextmanager
+def log_to_file(path: Path) -> Iterator[None]:
+    """Also keep the run's lines (with the DETAIL ones ``-v`` shows) in ``path``; the afni
+    engine adds one log per step."""
+    handler = logs.log_to_file(path)
+    try:
+        yield
+    finally:
+        logging.getLogger(logs.ROOT).removeHandler(handler)
+        handler.close()
+
+
+def run_engine(
+    plan: AnalysisPlan, log: StepLog, script: Path, state_dir: Path, logs_dir: Path
+) -> list[dict]:
+    """Run every analysis of the plan with its engine; the per-analysis results.
+
+    The afni engine runs ``script`` (the rendered plan) in ``state_dir/staging`` and writes its
+    step logs into ``logs_dir``; the native engine records its steps in ``log``.
+    """
     if plan.engine == "afni":
         from afni_group.engines.afni.runner import run_afni
 
-        results = run_afni(plan, script, out / outputs.STATE_DIR / "staging", out / "logs")
-    else:
-        from afni_group.engines.native.runner import run_native
+        return run_afni(plan, script, state_dir / "staging", logs_dir)
+    from afni_group.engines.native.runner import run_native
 
-        results = run_native(plan, log)
-        if plan.clustsim_auto:  # the script names the iterations 'auto' ended with
-            _write_script(plan, command_line)
+    return run_native(plan, log)
+
+
+def finish(
+    plan: AnalysisPlan,
+    options: RunOptions,
+    command_line: str,
+    results: list[dict],
+    timings: dict[str, float],
+    extra: dict | None = None,
+) -> None:
+    """The mask counts, the BIDS view, the report, then params.json: written last, so a failed
+    run never leaves one.
+
+    ``extra``: more entries for params.json (e.g. a ``--fan-out`` run's Slurm jobs).
+    """
+    out = plan.output_dir
+    if plan.clustsim_auto and plan.engine == "native":  # the script names the total 'auto' ran
+        _write_script(plan, command_line)
     write_mask_counts(plan)
-    timings = log.seconds()
-    timings["total"] = round(time.monotonic() - start, 3)
-    params = params_document(plan, options, command_line, results, timings)
+    params = {**params_document(plan, options, command_line, results, timings), **(extra or {})}
     # the BIDS view of AFNI's files (both engines), indexed in params.json for the report
     params["bids_view"] = bids_view.write_bids_view(plan, params)
     if not options.no_report:
@@ -346,14 +378,28 @@ def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
         LOG.info("++ report: %s", report)
     # params.json marks a finished run: written last, so a failed run never leaves one
     outputs.write_json(out / "params.json", params)
-    _remove_if_empty(plan.work_dir, made_work_dir)
+
+
+def _execute(plan: AnalysisPlan, options: RunOptions, command_line: str) -> int:
+    out = plan.output_dir
+    start = time.monotonic()
+    LOG.info("++ afni-group %s: %s", __version__, command_line)
+    bids_validator.log_summary(plan.bids_validation)  # on the console and in the run's log
+    made_work_dir = not plan.work_dir.exists()
+    plan.work_dir.mkdir(parents=True, exist_ok=True)
+    log = StepLog(out, resume=options.resume)
+    results = run_engine(plan, log, out / SCRIPT_NAME, out / outputs.STATE_DIR, out / "logs")
+    timings = log.seconds()
+    timings["total"] = round(time.monotonic() - start, 3)
+    finish(plan, options, command_line, results, timings)
+    remove_if_empty(plan.work_dir, made_work_dir)
     LOG.info(
         "++ DONE with group-level stats and clustering in %.1f s: %s", time.monotonic() - start, out
     )
     return 0
 
 
-def _remove_if_empty(work_dir: Path, made_here: bool) -> None:
+def remove_if_empty(work_dir: Path, made_here: bool) -> None:
     """Remove the work folder this run created, if it is empty.
 
     A folder that existed before (a bind-mount point such as ``/work`` in a container, which

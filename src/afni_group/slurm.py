@@ -15,6 +15,12 @@ run, so bad data is refused now rather than after the queue wait. The script:
   preemption, node failure);
 * hands the host paths of the binds to the container (``AFNI_GROUP_HOST_BINDS``) for provenance;
 * expands ``$VAR`` in ``--work-dir`` on the compute node (e.g. ``'$TMPDIR/ag'``).
+
+With ``--fan-out`` the script is run with ``bash JOB.sh``: it submits itself as an array job,
+one task per analysis (``JOB.sh task``: ``afni-group ... --only-analysis NAME``), and as a final
+job that waits for the whole array (``afterany``; ``JOB.sh final ARRAYID``:
+``afni-group ... --collect``), which checks that every task finished and writes the report
+(:mod:`afni_group.fanout`). ``bash JOB.sh --resume`` submits both again with ``--resume``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 
 from afni_group import __version__, atomic
 from afni_group.errors import OutputError, UsageError
-from afni_group.options import CONTAINER_IMAGE, LAUNCH_ONLY, build_parser
+from afni_group.options import CONTAINER_IMAGE, INTERNAL, LAUNCH_ONLY, build_parser
 from afni_group.provenance import HOST_BINDS_VARIABLE
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +53,7 @@ _SPECIAL = frozenset(
         "version",
         "overwrite",
         "resume",
+        *INTERNAL,  # the --fan-out script adds them per task
     }
 )
 
@@ -56,6 +63,9 @@ DATA, OUT, WORK = "/data", "/out", "/work"
 #: Slurm's job name and its log (relative: in the folder sbatch is run from, which exists).
 JOB_NAME = "afni-group"
 LOG_PATTERN = "afni-group-%j.out"
+#: --fan-out: the array tasks' logs (%A the array job, %a the task) and the final job's name.
+ARRAY_LOG_PATTERN = "afni-group-%A_%a.out"
+FINAL_JOB_NAME = "afni-group-report"
 
 
 # Slurm's own grammar (sbatch 22.05, checked with sbatch --test-only):
@@ -331,9 +341,17 @@ def _work_dir(args: argparse.Namespace, output_dir: Path) -> tuple[str, Path | N
     return shlex.quote(str(path)), path
 
 
-def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> str:
-    """The text of the sbatch script (see the module docstring)."""
+def render_sbatch(
+    args: argparse.Namespace, argv: list[str], script: Path, analyses: list[str] | None = None
+) -> str:
+    """The text of the sbatch script (see the module docstring).
+
+    ``analyses``: the names of the analyses for ``--fan-out`` (one array task each); None for
+    one job that runs them all.
+    """
     from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    from afni_group import fanout
 
     bids_dir = _host_path(args.bids_dir)
     output_dir = _host_path(args.output_dir)
@@ -378,10 +396,18 @@ def render_sbatch(args: argparse.Namespace, argv: list[str], script: Path) -> st
         n_cpus=n_cpus,
         mode=mode,
         default_work_dir=args.work_dir is None,
+        analyses=analyses or [],
+        array_log=ARRAY_LOG_PATTERN,
+        final_job_name=FINAL_JOB_NAME,
+        task_variable=fanout.TASK_VARIABLE,
+        array_variable=fanout.ARRAY_VARIABLE,
+        script_variable=fanout.SCRIPT_VARIABLE,
     )
 
 
-def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
+def write_sbatch(
+    args: argparse.Namespace, argv: list[str], analyses: list[str] | None = None
+) -> Path:
     """Write the sbatch script named by ``--write-sbatch``.
 
     Parameters
@@ -390,6 +416,8 @@ def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
         The parsed command line.
     argv
         The same command line as a list (without the program name).
+    analyses
+        ``--fan-out``: the analyses' names, one array task each (see :mod:`afni_group.fanout`).
 
     Returns
     -------
@@ -397,7 +425,7 @@ def write_sbatch(args: argparse.Namespace, argv: list[str]) -> Path:
         The script written (executable). Nothing is submitted.
     """
     script = _host_path(args.write_sbatch)
-    text = render_sbatch(args, argv, script)
+    text = render_sbatch(args, argv, script, analyses)
     try:
         script.parent.mkdir(parents=True, exist_ok=True)
         with atomic.atomic_path(script) as tmp:

@@ -33,10 +33,15 @@ def fingerprint(params: dict, inputs: Iterable[Path]) -> str:
 
 
 class StepLog:
-    """Records finished steps and decides which can be skipped on ``--resume``."""
+    """Records finished steps and decides which can be skipped on ``--resume``.
 
-    def __init__(self, output_dir: Path, resume: bool):
-        self.path = output_dir / STATE_DIR / "state.json"
+    The records live in ``OUTPUT_DIR/.afni-group/state.json``; a ``--fan-out`` task keeps its
+    analysis's in ``.afni-group/analysis-NAME/state.json`` (``state_dir``), so that tasks running
+    at once never rewrite each other's records.
+    """
+
+    def __init__(self, output_dir: Path, resume: bool, state_dir: Path | None = None):
+        self.path = (state_dir or output_dir / STATE_DIR) / "state.json"
         self.resume = resume
         self.records: dict[str, dict] = {}
         if resume and self.path.is_file():

@@ -1,0 +1,1 @@
+"""3dttest++: voxelwise one-/two-sample, paired and covariate t-tests, and its ``-Clustsim``."""

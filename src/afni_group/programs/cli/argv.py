@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 
 from afni_group.errors import EXIT_USAGE
 
@@ -31,3 +34,26 @@ def fatal(*lines: str, exit_code: int = EXIT_USAGE) -> int:
     """Print AFNI's ``** FATAL ERROR:`` message on stderr; return the exit code to use."""
     print("** FATAL ERROR: " + "\n".join(lines), file=sys.stderr)
     return exit_code
+
+
+@contextlib.contextmanager
+def messages_to_stderr(
+    logger_name: str, quiet: bool = False, level: int = logging.INFO
+) -> Iterator[None]:
+    """Print a program's log lines from ``level`` up on stderr, bare (``quiet``: warnings only).
+
+    AFNI programs talk on stderr; the native ones log through :mod:`logging`, so the drop-in
+    attaches a plain handler to the program's logger for the duration of the call.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.WARNING if quiet else level)
+    logger = logging.getLogger(logger_name)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 from afni_group import afni_io
 from afni_group.errors import UsageError
 from afni_group.logs import DETAIL
-from afni_group.programs.cli.argv import is_number
+from afni_group.programs.cli.argv import is_number, messages_to_stderr
 from afni_group.programs.clustsim import files
 from afni_group.programs.clustsim.files import (
     DEFAULT_ITERATIONS,
@@ -66,20 +65,9 @@ def cli_main(argv: list[str]) -> int:
     AFNI's INFO and WARNING lines go to stderr (``-quiet``: warnings only) through a handler
     on the ``afni_group.programs.clustsim.files`` logger for the duration of the call.
     """
-    quiet = "-quiet" in argv
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
     # AFNI prints its kernel internals and scripting fragment (DETAIL) as INFO lines too
-    handler.setLevel(logging.WARNING if quiet else DETAIL)
-    logger = logging.getLogger(files.__name__)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(DETAIL)
-    try:
+    with messages_to_stderr(files.__name__, quiet="-quiet" in argv, level=DETAIL):
         return _cli(argv)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 def _cli(argv: list[str]) -> int:

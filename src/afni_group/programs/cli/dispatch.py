@@ -23,6 +23,7 @@ from afni_group.errors import EXIT_FAILURE, EXIT_USAGE, AfniGroupError, from_os_
 #: AFNI program name -> (module implementing ``cli_main``, one-line description)
 PROGRAMS: dict[str, tuple[str, str]] = {
     "3dMEMA": ("afni_group.programs.cli.mema", "mixed-effects meta-analysis"),
+    "3dttest++": ("afni_group.programs.cli.ttest", "t-tests; -Clustsim cluster-size tables"),
     "3dmask_tool": ("afni_group.programs.cli.mask_tool", "group mask (-frac)"),
     "3dClustSim": ("afni_group.programs.cli.clustsim", "Monte Carlo cluster-size tables"),
     "1d_tool.py": ("afni_group.programs.cli.csim_lookup", "ClustSim table lookup (-csim_*)"),

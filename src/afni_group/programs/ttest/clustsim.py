@@ -33,12 +33,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 from scipy import special
 
 from afni_group.programs.clustsim import core as clustsim_core
 from afni_group.programs.clustsim.kernels import ClusterWork
 from afni_group.programs.ttest import core
+from afni_group.programs.ttest.kernels import regression_t, simple_t, unpooled_z
 from afni_group.programs.ttest.randomise import SDAT_SCALE, job_schedule, job_seeds, permutes
 from afni_group.progress import Progress
 
@@ -116,60 +116,6 @@ def statistic_thresholds(
     return (-special.stdtrit(dof, special.ndtr(-b1))).astype(np.float32), (
         -special.stdtrit(dof, special.ndtr(-b2))
     ).astype(np.float32)
-
-
-# --------------------------------------------------------------------------------------------
-# kernels
-
-
-@njit(nogil=True, cache=True)
-def _regression_t(y, first, n_iter, mm, n_sets, two, gram, scale, cross, out):
-    """t of the first coefficient from the regression coefficients of each iteration.
-
-    ``y[(b·n_sets + s)·mm + k]`` is coefficient k of set s in iteration b (residuals scaled to
-    unit sum of squares); the residual SS is ``total - Σ_s β_s' G_s β_s`` with ``total`` 1, or
-    ``1 - 2·cross`` for paired designs (the SS of A - B). ``scale[b]`` is Q00/DOF.
-    """
-    n_vox = y.shape[1]
-    has_cross = cross.shape[0] > 0
-    for b in range(n_iter):
-        base = (first + b) * n_sets * mm
-        g = gram[first + b]
-        sc = scale[first + b]
-        for v in range(n_vox):
-            quad = 0.0
-            for s in range(n_sets):
-                for k in range(mm):
-                    bk = np.float64(y[base + s * mm + k, v])
-                    acc = 0.0
-                    for m in range(mm):
-                        acc += g[s, k, m] * np.float64(y[base + s * mm + m, v])
-                    quad += bk * acc
-            eff = np.float64(y[base, v])
-            if two:
-                eff -= np.float64(y[base + mm, v])
-            total = 1.0 - 2.0 * np.float64(cross[first + b, v]) if has_cross else 1.0
-            ss = total - quad
-            out[b, v] = eff / np.sqrt(ss * sc) if ss > 0.0 else 0.0
-
-
-@njit(nogil=True, cache=True)
-def _unpooled_t(y, first, n_iter, q_a, n_a, n_b, t_out, dof_out):
-    """Welch t and DOF from the set means (residuals scaled to unit sum of squares)."""
-    for b in range(n_iter):
-        row = 2 * (first + b)
-        for v in range(y.shape[1]):
-            ma = np.float64(y[row, v])
-            mb = np.float64(y[row + 1, v])
-            a = (q_a[v] - n_a * ma * ma) / ((n_a - 1.0) * n_a)
-            c = ((1.0 - q_a[v]) - n_b * mb * mb) / ((n_b - 1.0) * n_b)
-            val = a + c
-            if val > 0.0:
-                t_out[b, v] = (ma - mb) / np.sqrt(val)
-                dof_out[b, v] = val * val / (a * a / (n_a - 1.0) + c * c / (n_b - 1.0))
-            else:
-                t_out[b, v] = 0.0
-                dof_out[b, v] = n_a + n_b - 2.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,6 +245,53 @@ def block_rows(
     return rows.reshape(n_it * n_sets * mm, n_sub), np.ascontiguousarray(gram), scale, flips
 
 
+def unpooled_floor(design: core.TTestDesign, thr1: np.ndarray, thr2: np.ndarray) -> float:
+    """``-unpooled``: |t| below which no z threshold can be passed at any DOF (else 0)."""
+    if design.kind != "unpooled":
+        return 0.0
+    lowest = float(min(thr1.min(), thr2.min()))
+    dof_max = float(design.n_a + design.n_b - 2)
+    return float(-special.stdtrit(dof_max, special.ndtr(-lowest))) * (1.0 - 1e-6)
+
+
+def null_values(
+    model: NullModel,
+    y: np.ndarray,
+    cross: np.ndarray,
+    gram: np.ndarray,
+    scale: np.ndarray,
+    first: int,
+    count: int,
+    floor: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Null statistic of ``count`` iterations of a block, and each one's smallest/largest z.
+
+    The statistic is t (z for ``-unpooled``), in the units of :func:`statistic_thresholds`.
+    """
+    design = model.design
+    n_vox = y.shape[1]
+    values = np.empty((count, n_vox), dtype=np.float32)
+    if design.kind == "unpooled":
+        n_a, n_b = float(design.n_a), float(design.n_b)
+        unpooled_z(y, first, count, model.q_a, n_a, n_b, floor, values)
+        lo, hi = values.min(axis=1), values.max(axis=1)
+        # a row whose extreme is a stand-in value (below every threshold): convert it exactly
+        z_floor = float(core.t2z(np.float32(floor), n_a + n_b - 2.0)) if floor > 0 else 0.0
+        for i in np.flatnonzero((hi < z_floor) | (lo > -z_floor)):
+            row = np.empty((1, n_vox), dtype=np.float32)
+            unpooled_z(y, first + i, 1, model.q_a, n_a, n_b, 0.0, row)
+            lo[i], hi[i] = row.min(), row.max()
+        return values, lo, hi
+    if design.covariates is None:
+        n_b = float(design.n_b if model.n_sets == 2 else 0)
+        simple_t(y, first, count, model.n_sets, float(design.n_a), n_b, scale, cross, values)
+    else:
+        regression_t(y, first, count, model.n_coef, model.n_sets, model.n_sets == 2, gram,
+                     scale, cross, values)  # fmt: skip
+    dof = float(design.dofs[0])
+    return values, core.t2z(values.min(axis=1), dof), core.t2z(values.max(axis=1), dof)
+
+
 def simulate(
     residuals: np.ndarray,
     mask: np.ndarray,
@@ -318,7 +311,7 @@ def simulate(
     Parameters
     ----------
     residuals : float32 array (n_a + n_b, n_voxels_in_grid)
-        The main run's residuals on the whole grid (C order of ``mask``).
+        The main run's residuals on the whole grid, in AFNI's index order (i fastest).
     mask : bool array (nx, ny, nz)
         Voxels simulated and clustered.
     design : TTestDesign
@@ -337,8 +330,10 @@ def simulate(
         Memory for one block's matrix product (two blocks are in flight).
     """
     t_start = time.perf_counter()
-    mask = np.asarray(mask, dtype=bool)
-    voxels = np.flatnonzero(mask)
+    # AFNI index order (i fastest) is the C order of the transposed grid; clustering does not
+    # depend on the order of the axes
+    grid = np.ascontiguousarray(np.asarray(mask, dtype=bool).T)
+    voxels = np.flatnonzero(grid)
     model = NullModel.of(np.asarray(residuals)[:, voxels], design)
     thr1, thr2 = statistic_thresholds(design, pthr)
     n_vox = voxels.size
@@ -350,26 +345,16 @@ def simulate(
     spent = {"matmul": 0.0, "kernel": 0.0, "clustering": 0.0}
     lock = threading.Lock()
     local = threading.local()
-    dof = float(design.dofs[0])
+    floor = unpooled_floor(design, thr1, thr2)
 
     def work(y, cross, gram, scale, first, count, row0):
         t0 = time.perf_counter()
-        values = np.empty((count, n_vox), dtype=np.float32)
-        if design.kind == "unpooled":
-            dofs = np.empty((count, n_vox), dtype=np.float64)
-            _unpooled_t(y, first, count, model.q_a, float(design.n_a), float(design.n_b),
-                        values, dofs)  # fmt: skip
-            values = core.t2z(values, dofs)
-            lo, hi = values.min(axis=1), values.max(axis=1)
-        else:
-            _regression_t(y, first, count, model.n_coef, model.n_sets, model.n_sets == 2,
-                          gram, scale, cross, values)  # fmt: skip
-            lo, hi = core.t2z(values.min(axis=1), dof), core.t2z(values.max(axis=1), dof)
+        values, lo, hi = null_values(model, y, cross, gram, scale, first, count, floor)
         minmax[row0 : row0 + count, 0] = lo
         minmax[row0 : row0 + count, 1] = hi
         t1 = time.perf_counter()
         if not hasattr(local, "work"):
-            local.work = ClusterWork(mask, thr1, thr2)
+            local.work = ClusterWork(grid, thr1, thr2)
         for i in range(count):
             local.work.max_sizes(values[i], max_sizes[row0 + i])
         with lock:

@@ -19,21 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from afni_group.programs.ttest import regression
+from afni_group.programs.ttest.regression import Covariates, Regression, ratio
+
 #: largest |z| (one-sided p ~ 6e-36) and largest |t| stored without -toz
 ZMAX = 13.0
 TMAX = np.float32(99.0)
 #: t given to a test whose sum of squares is 0 (mean > 0: +19, < 0: -19)
 DEGENERATE_T = np.float32(19.0)
-#: variance used when a regression's residual variance is <= 0, and the diagonal of inv(X'X)
-#: used when it is <= 0
-VBIG = np.float32(1.0e24)
-QBIG = np.float32(1.0e9)
 KINDS = ("one", "pooled", "unpooled", "paired")
-CENTERS = ("DIFF", "SAME", "NONE")
-CENTER_METHODS = ("MEAN", "MEDIAN")
-MAX_COVARIATES = 31
-#: -pseudo-inverse regularisation (AFNI's PSINV_EPS)
-PSINV_EPS = 1.0e-12
 STAT_TTEST = 3
 STAT_ZSCORE = 5
 F32 = np.float32
@@ -119,11 +113,6 @@ def _degenerate(effect: np.ndarray, t: np.ndarray, ss: np.ndarray) -> np.ndarray
     return t
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return num / den
-
-
 # --------------------------------------------------------------------------------------------
 # simple tests (AFNI's ttest_toz)
 
@@ -132,7 +121,7 @@ def one_sample(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, t and residuals (x - mean) of a one-sample test; DOF n - 1."""
     n = x.shape[0]
     mean, ss = mean_ss(x)
-    t = _ratio(mean, np.sqrt(ss / ((F32(n) - F32(1)) * F32(n))))
+    t = ratio(mean, np.sqrt(ss / ((F32(n) - F32(1)) * F32(n))))
     return mean, _degenerate(mean, t, ss), x - mean
 
 
@@ -150,14 +139,14 @@ def two_sample(
     both = sx + sy
     if pooled:
         var = both / (nx + ny - F32(2))
-        t = _ratio(delta, np.sqrt(var * (F32(1) / nx + F32(1) / ny)))
+        t = ratio(delta, np.sqrt(var * (F32(1) / nx + F32(1) / ny)))
         dof: float | np.ndarray = float(x.shape[0] + y.shape[0] - 2)
     else:
         a = sx / ((nx - F32(1)) * nx)
         b = sy / ((ny - F32(1)) * ny)
         val = a + b
-        t = _ratio(delta, np.sqrt(val))
-        dof = _ratio(val * val, a * a / (nx - F32(1)) + b * b / (ny - F32(1)))
+        t = ratio(delta, np.sqrt(val))
+        dof = ratio(val * val, a * a / (nx - F32(1)) + b * b / (ny - F32(1)))
         # AFNI: the DOF of an all-zero variance voxel is nA + nB - 2
         dof = np.where(both == 0, nx + ny - F32(2), dof).astype(np.float32)
     return delta, _degenerate(delta, t, both), dof, x - mx, y - my
@@ -174,122 +163,8 @@ def paired(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for a, b in zip(x, y, strict=True):
         d = (a - b) - mean
         ss += d * d
-    t = _ratio(mean, np.sqrt(ss / ((F32(n) - F32(1)) * F32(n))))
+    t = ratio(mean, np.sqrt(ss / ((F32(n) - F32(1)) * F32(n))))
     return mean, _degenerate(mean, t, ss)
-
-
-# --------------------------------------------------------------------------------------------
-# covariates (spec 08 §4)
-
-
-def pseudo_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AFNI's ``mri_matrix_psinv_pair``: ``P = inv(X'X) X'`` and ``Q = inv(X'X)`` as float32.
-
-    Columns scaled to unit norm, SVD in double, singular values s -> s/(s² + δ) with
-    δ = max(1e-12·s_max², 1e-12), rescaled; sums in AFNI's order.
-    """
-    a = np.asarray(x, dtype=np.float64)
-    norms = np.sqrt(np.sum(a * a, axis=0))
-    scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
-    u, s, vt = np.linalg.svd(a * scale, full_matrices=False)
-    smax = float(s.max())
-    if smax <= 0:
-        raise ValueError("covariate matrix has no non-zero singular value")
-    delta = max(PSINV_EPS * smax * smax, PSINV_EPS)
-    s = s / (s * s + delta)
-    v = vt.T
-    # P[i, j] = sum_k s_k V[i, k] U[j, k] in k order, then times the column scale of row i
-    p = np.zeros((a.shape[1], a.shape[0]))
-    q = np.zeros((a.shape[1], a.shape[1]))
-    for k in range(s.size):
-        p += np.outer(s[k] * v[:, k], u[:, k])
-        q += np.outer(s[k] * s[k] * v[:, k], v[:, k])
-    p = (p * scale[:, None]).astype(np.float32)
-    q = (q * scale[:, None] * scale[None, :]).astype(np.float32)
-    return p, q
-
-
-def center_value(values: np.ndarray, method: str) -> np.float32:
-    """AFNI's ``qmean_float`` (sum in order / n) or ``qmed_float`` (median) of float32 values."""
-    v = np.asarray(values, dtype=np.float32)
-    if method == "MEDIAN":
-        s = np.sort(v)
-        n = s.size
-        if n % 2:
-            return s[n // 2]
-        return F32(0.5 * (float(s[n // 2 - 1]) + float(s[n // 2])))
-    return seq_sum(v[:, None])[0] / F32(v.size)
-
-
-@dataclass(frozen=True)
-class Covariates:
-    """Subject-level covariates of a design (``-covariates``; spec 08 §4).
-
-    Attributes
-    ----------
-    names : tuple of str
-        Column names (the covariate file's header).
-    a, b : ndarray of float32, shape (n_subjects, n_covariates)
-        Values of setA's and setB's subjects, in dataset order (``b`` is ``None`` for one set;
-        for ``-paired`` it is not used: setB takes setA's matrix).
-    center : {"DIFF", "SAME", "NONE"}
-        ``-center``: each set on its own mean (default), on the mean over both sets
-        (unpaired two-sample only; otherwise DIFF), or not at all.
-    method : {"MEAN", "MEDIAN"}
-        ``-cmeth``.
-    """
-
-    names: tuple[str, ...]
-    a: np.ndarray
-    b: np.ndarray | None = None
-    center: str = "DIFF"
-    method: str = "MEAN"
-
-
-@dataclass(frozen=True)
-class Regression:
-    """Design matrix X (n, m+1) of one set with AFNI's P = inv(X'X)X' and Q = inv(X'X)."""
-
-    x: np.ndarray
-    p: np.ndarray
-    q: np.ndarray
-
-    @classmethod
-    def of(cls, x: np.ndarray) -> Regression:
-        x = np.asarray(x, dtype=np.float32)
-        p, q = pseudo_inverse(x)
-        return cls(x, p, q)
-
-
-def fit(z: np.ndarray, reg: Regression) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AFNI's per-set regression (``regress_toz``): betas, residuals ``z - Xβ`` and their SS.
-
-    ``β_k = Σ_j P[k, j]·z_j`` and the residual ``-(-z_j + Σ_k X[j, k]·β_k)``, float32 in
-    index order.
-    """
-    n_coef, n = reg.p.shape
-    beta = np.zeros((n_coef,) + z.shape[1:], dtype=np.float32)
-    for k in range(n_coef):
-        for j in range(n):
-            beta[k] += reg.p[k, j] * z[j]
-    zdif = np.empty_like(z)
-    ss = np.zeros(z.shape[1:], dtype=np.float32)
-    for j in range(n):
-        val = -z[j]
-        for k in range(n_coef):
-            val = val + reg.x[j, k] * beta[k]
-        zdif[j] = val
-        ss += val * val
-    return beta, -zdif, ss
-
-
-def _qdiag(q: np.ndarray, k: int) -> np.float32:
-    d = F32(q[k, k])
-    return d if d > 0 else QBIG
-
-
-def _positive(var: np.ndarray) -> np.ndarray:
-    return np.where(var > 0, var, VBIG).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,39 +245,15 @@ class TTestDesign:
     def regressions(
         self, permutation: np.ndarray | None = None
     ) -> tuple[Regression, Regression | None]:
-        """setA's and setB's centred design matrices and pseudo-inverses.
-
-        ``permutation`` (length n_a + n_b) reorders the covariate rows across both sets first,
-        as ``-permute`` does in each randomisation (AFNI permutes the original, uncentred
-        values, then centres).
+        """setA's and setB's centred design matrices and pseudo-inverses (setB's is setA's for
+        ``-paired``, None for one set); ``permutation`` reorders the covariate rows across the
+        sets first, as each ``-permute`` randomisation does.
         """
-        cov = self.covariates
-        if cov is None:
+        if self.covariates is None:
             raise ValueError("design has no covariates")
-        ca = np.asarray(cov.a, dtype=np.float32)
-        cb = None
-        if self.kind != "paired" and self.two_sample:
-            cb = np.asarray(cov.b, dtype=np.float32)
-        if permutation is not None and cb is not None:
-            both = np.concatenate([ca, cb])[np.asarray(permutation)]
-            ca, cb = both[: self.n_a], both[self.n_a :]
-        ca, cb = ca.copy(), None if cb is None else cb.copy()
-        if cov.center != "NONE":
-            for j in range(ca.shape[1]):
-                if cov.center == "SAME" and cb is not None:
-                    c = center_value(np.concatenate([ca[:, j], cb[:, j]]), cov.method)
-                    ca[:, j] -= c
-                    cb[:, j] -= c
-                    continue
-                ca[:, j] -= center_value(ca[:, j], cov.method)
-                if cb is not None:
-                    cb[:, j] -= center_value(cb[:, j], cov.method)
-        ones_a = np.ones((self.n_a, 1), dtype=np.float32)
-        reg_a = Regression.of(np.hstack([ones_a, ca]))
-        if cb is None:
-            return reg_a, (reg_a if self.kind == "paired" else None)
-        ones_b = np.ones((self.n_b, 1), dtype=np.float32)
-        return reg_a, Regression.of(np.hstack([ones_b, cb]))
+        return regression.design_regressions(
+            self.covariates, self.kind, self.n_a, self.n_b, permutation
+        )
 
 
 def make_design(
@@ -433,34 +284,9 @@ def make_design(
         raise ValueError(f"Cannot do '-paired' with unequal set sizes: #A={n_a} #B={n_b}")
     names = (str(names[0]), str(names[1]) if len(names) > 1 else "SetB")
     if covariates is not None:
-        _check_covariates(kind, n_a, n_b, covariates)
+        regression.check_covariates(kind, n_a, n_b, covariates)
     return TTestDesign(kind, int(n_a), int(n_b) if two else 0, names, toz or kind == "unpooled",
                        covariates)  # fmt: skip
-
-
-def _check_covariates(kind: str, n_a: int, n_b: int, cov: Covariates) -> None:
-    m = len(cov.names)
-    if m == 0:
-        raise ValueError("covariates table has no covariate columns")
-    if m > MAX_COVARIATES:
-        raise ValueError(f"Too many covariates ({m} > {MAX_COVARIATES})")
-    if cov.center not in CENTERS:
-        raise ValueError(f"-center must be NONE, DIFF or SAME, not {cov.center!r}")
-    if cov.method not in CENTER_METHODS:
-        raise ValueError(f"-cmeth must be MEAN or MEDIAN, not {cov.method!r}")
-    if np.shape(cov.a) != (n_a, m):
-        raise ValueError(f"covariates of setA have shape {np.shape(cov.a)}, need ({n_a}, {m})")
-    if n_a - m < 2 or (kind != "one" and n_b - m < 2):
-        raise ValueError(
-            f"Too many covariates ({m}) for the number of values (setA {n_a}"
-            + (f", setB {n_b})" if kind != "one" else ")")
-        )
-    if kind in ("pooled", "unpooled") and np.shape(cov.b) != (n_b, m):
-        raise ValueError(f"covariates of setB have shape {np.shape(cov.b)}, need ({n_b}, {m})")
-    values = np.asarray(cov.a) if kind in ("one", "paired") else np.vstack([cov.a, cov.b])
-    for j, name in enumerate(cov.names):
-        if np.all(values[:, j] == values[0, j]):
-            raise ValueError(f"covariate '{name}' is constant: remove it")
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,7 +326,7 @@ def constant_voxels(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return const
 
 
-Test = tuple[np.ndarray, np.ndarray, "float | np.ndarray"]
+Test = regression.Test
 
 
 def design_tests(
@@ -518,7 +344,8 @@ def design_tests(
     statistic); ``permutation`` permutes the covariate rows first (:meth:`TTestDesign.regressions`).
     """
     if design.covariates is not None:
-        return _regression_tests(design, a, b, permutation, first_only)
+        regs = design.regressions(permutation)
+        return regression.regression_tests(design, a, b, regs, first_only)
     if not design.two_sample:
         mean, t, res = one_sample(a)
         return [(mean, t, float(design.n_a - 1))], [res]
@@ -534,52 +361,6 @@ def design_tests(
         for x, n in ((a, design.n_a), (b, design.n_b)):
             mean, tx, _ = one_sample(x)
             tests.append((mean, tx, float(n - 1)))
-    return tests, res
-
-
-def _regression_tests(
-    design: TTestDesign,
-    a: np.ndarray,
-    b: np.ndarray | None,
-    permutation: np.ndarray | None,
-    first_only: bool,
-) -> tuple[list[Test], list[np.ndarray]]:
-    mm = design.n_cov + 1
-    n_coef = 1 if first_only else mm
-    reg_a, reg_b = design.regressions(permutation)
-    beta_a, res_a, ss_a = fit(a, reg_a)
-    tests: list[Test] = []
-    res = [res_a]
-    sets = [(beta_a, ss_a, reg_a, design.n_a)]
-    if design.two_sample:
-        assert b is not None and reg_b is not None
-        beta_b, res_b, ss_b = fit(b, reg_b)
-        res.append(res_b)
-        sets.append((beta_b, ss_b, reg_b, design.n_b))
-        if design.kind == "paired":
-            var_ab = np.zeros_like(ss_a)
-            for ra, rb in zip(res_a, res_b, strict=True):
-                d = (-ra) - (-rb)
-                var_ab += d * d
-            var_ab = _positive(var_ab / F32(design.n_a - mm))
-        else:
-            var_ab = _positive((ss_a + ss_b) / F32(design.n_a + design.n_b - 2 * mm))
-        for k in range(n_coef):
-            diff = beta_a[k] - beta_b[k]
-            den = (
-                F32(reg_a.q[k, k])
-                if design.kind == "paired"
-                else F32(reg_a.q[k, k] + reg_b.q[k, k])
-            )
-            den = den if den > 0 else QBIG
-            tests.append((diff, _ratio(diff, np.sqrt(var_ab * den)), float(design.dofs[0])))
-        if first_only:
-            return tests, res
-    for beta, ss, reg, n in sets:
-        var = _positive(ss / F32(n - mm))
-        for k in range(n_coef):
-            t = _ratio(beta[k], np.sqrt(var * _qdiag(reg.q, k)))
-            tests.append((beta[k], t, float(n - mm)))
     return tests, res
 
 

@@ -72,11 +72,13 @@ def test_bricks_equal_live_afni(work, extra):
     assert [tuple(p) for p in ours.stat_params] == [tuple(p) for p in theirs.stat_params]
 
 
-@pytest.mark.parametrize("design", ["one", "two"])
+@pytest.mark.parametrize("design", ["one", "two", "no mask"])
 def test_clustsim_tables_equal_live_afni(work, monkeypatch, design):
+    """Same seed, one job: identical tables (without a mask AFNI clusters float z volumes)."""
     la, lb = _sets()
     argv = ["-setA", *la] + (["-setB", *lb] if design == "two" else [])
-    argv += ["-mask", "in/mask.nii.gz", "-prefix", "cs.nii.gz", "-seed", "4242", "-Clustsim", "1"]
+    argv += [] if design == "no mask" else ["-mask", "in/mask.nii.gz"]
+    argv += ["-prefix", "cs.nii.gz", "-seed", "4242", "-Clustsim", "1"]
     env = {"AFNI_TTEST_NUMCSIM": "1000"}
     _afni(_from_afni_dir(argv), work / "afni", env)
     monkeypatch.setenv("AFNI_TTEST_NUMCSIM", "1000")

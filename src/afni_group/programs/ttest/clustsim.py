@@ -101,15 +101,20 @@ def sdat_boundaries(z: np.ndarray) -> np.ndarray:
 
 
 def statistic_thresholds(
-    design: core.TTestDesign, pthr: Sequence[float]
+    design: core.TTestDesign, pthr: Sequence[float], quantised: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """1-sided and 2-sided thresholds (float32) in the units the null values come in.
 
     t for the designs with one DOF (the z boundary converted with the t distribution), z for
-    ``-unpooled`` (per-voxel DOF: the null values are converted to z instead).
+    ``-unpooled`` (per-voxel DOF: the null values are converted to z instead). ``quantised``:
+    AFNI stores the null z as int16 (``.sdat``, with ``-mask``); without a mask it writes
+    float z volumes and the thresholds apply to z itself.
     """
     z1, z2 = clustsim_core.z_thresholds(pthr)
-    b1, b2 = sdat_boundaries(z1), sdat_boundaries(z2)
+    if quantised:
+        b1, b2 = sdat_boundaries(z1), sdat_boundaries(z2)
+    else:
+        b1, b2 = z1.astype(np.float64), z2.astype(np.float64)
     if design.kind == "unpooled":
         return b1.astype(np.float32), b2.astype(np.float32)
     dof = float(design.dofs[0])
@@ -305,6 +310,7 @@ def simulate(
     n_threads: int = 1,
     progress: bool = False,
     block_bytes: int = BLOCK_BYTES,
+    quantised: bool = True,
 ) -> NullResult:
     """The randomised null of ``-Clustsim``: largest clusters of every iteration.
 
@@ -328,6 +334,9 @@ def simulate(
     progress : bool
     block_bytes : int
         Memory for one block's matrix product (two blocks are in flight).
+    quantised : bool
+        Threshold the null z as AFNI's int16 ``.sdat`` files store them (runs with a mask);
+        False: as float z (AFNI's NIfTI null volumes without a mask).
     """
     t_start = time.perf_counter()
     # AFNI index order (i fastest) is the C order of the transposed grid; clustering does not
@@ -335,7 +344,7 @@ def simulate(
     grid = np.ascontiguousarray(np.asarray(mask, dtype=bool).T)
     voxels = np.flatnonzero(grid)
     model = NullModel.of(np.asarray(residuals)[:, voxels], design)
-    thr1, thr2 = statistic_thresholds(design, pthr)
+    thr1, thr2 = statistic_thresholds(design, pthr, quantised)
     n_vox = voxels.size
     n_rows = model.n_sets * model.n_coef
     total = int(jobs) * int(iterations)

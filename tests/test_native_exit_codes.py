@@ -43,6 +43,7 @@ def files(tmp_path, monkeypatch):
 MEMA = ["-prefix", "o.nii.gz", "-set", "a", "s1", "st.nii.gz[b]", "st.nii.gz[t]", "s2"]
 CLUST = ["-NN", "1", "-bisided", "-3", "3"]
 P2D = ["-pval", "0.001", "-bisided"]
+TT = ["-prefix", "o.nii.gz", "-setA", "g", "s1", "st.nii.gz[b]", "s2", "st.nii.gz[t]"]
 
 CASES = [
     # program, arguments, exit code, text the stderr line must contain
@@ -78,6 +79,10 @@ CASES = [
     ("3dClusterize", ["-inset", "st.nii.gz", "-ithr", "zz", *CLUST], EXIT_DATA, "st.nii.gz"),
     ("3dClusterize", ["-inset", "st.nii.gz", "-ithr", "t", *CLUST, "-mask", "m9.nii.gz"],
      EXIT_DATA, "m9.nii.gz"),
+    ("3dttest++", [*TT, "-bogus"], EXIT_USAGE, "'-bogus'"),
+    ("3dttest++", ["-setA", "g", "s1", "nothere.nii.gz", "s2", "st.nii.gz[b]"], EXIT_NO_INPUT,
+     "nothere.nii.gz"),
+    ("3dttest++", [*TT, "-mask", "m9.nii.gz"], EXIT_DATA, "m9.nii.gz"),
 ]  # fmt: skip
 
 

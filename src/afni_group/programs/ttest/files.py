@@ -143,7 +143,7 @@ class ClustsimOptions:
     prefix : str or None
         ``-prefix_clustsim``; default the ``-prefix`` cut at ``.nii``.
     threads : int
-        Threads of the native run (default N).
+        Threads of the native run (default N, at most the CPU count).
     """
 
     jobs: int = 1
@@ -375,7 +375,7 @@ def _run_clustsim(
         " + random seeds are %d %d",
         jobs, "s" if jobs > 1 else "", nper, *written.seeds,
     )  # fmt: skip
-    threads = max(1, int(opts.threads or jobs))
+    threads = max(1, int(opts.threads or min(jobs, os.cpu_count() or 1)))
     null = clustsim.simulate(
         residuals, mask, design, jobs=jobs, iterations=nper, seed=seed, seed2=seed2,
         n_threads=threads, progress=progress, quantised=mask_text is not None,

@@ -22,6 +22,7 @@ from afni_group import afni_io
 from afni_group.programs.cli.dispatch import main as afni_native
 from afni_group.programs.cli.ttest import cli_main
 from afni_group.programs.clustsim import core as clustsim_core
+from afni_group.programs.clustsim.simulate import z_thresholds
 from afni_group.programs.ttest import clustsim, core, files, kernels, randomise
 from afni_group.programs.ttest import formats as tformats
 
@@ -206,7 +207,7 @@ def test_fast_null_matches_exact_null_clustering():
     res = core.ttest(a, b, design, mask=mask, residuals=True).residuals
     fast = clustsim.simulate(res, mask3 != 0, design, jobs=2, iterations=40, seed=99, n_threads=2)
     grid = np.ascontiguousarray((mask3 != 0).T)
-    work = clustsim.ClusterWork(grid, *clustsim_core.z_thresholds(clustsim_core.LOTS_PTHR))
+    work = clustsim.ClusterWork(grid, *z_thresholds(clustsim_core.LOTS_PTHR))
     rows = []
     for job in range(2):
         sched = randomise.job_schedule(N_A, N_B, 40, randomise.job_seeds(99, None, job), True)

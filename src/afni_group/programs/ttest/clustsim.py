@@ -37,6 +37,7 @@ from scipy import special
 
 from afni_group.programs.clustsim import core as clustsim_core
 from afni_group.programs.clustsim.kernels import ClusterWork
+from afni_group.programs.clustsim.simulate import tables_from_sizes, z_thresholds
 from afni_group.programs.ttest import core
 from afni_group.programs.ttest.kernels import regression_t, simple_t, unpooled_z
 from afni_group.programs.ttest.randomise import SDAT_SCALE, job_schedule, job_seeds, permutes
@@ -110,7 +111,7 @@ def statistic_thresholds(
     AFNI stores the null z as int16 (``.sdat``, with ``-mask``); without a mask it writes
     float z volumes and the thresholds apply to z itself.
     """
-    z1, z2 = clustsim_core.z_thresholds(pthr)
+    z1, z2 = z_thresholds(pthr)
     if quantised:
         b1, b2 = sdat_boundaries(z1), sdat_boundaries(z2)
     else:
@@ -413,14 +414,4 @@ def null_tables(
     mask_count: int = 0,
 ) -> clustsim_core.ClustSimTables:
     """The nine integer (``-nodec``) tables of ``3dClustSim -LOTS -both -nodec`` from the maxima."""
-    n_iter = result.max_sizes.shape[0]
-    warnings: list[clustsim_core.AlphaWarning] = []
-    tables = np.zeros((3, 3, len(pthr), len(athr)), dtype=np.float32)
-    for s in range(3):
-        for n in range(3):
-            tables[s, n] = clustsim_core.cluster_table(
-                result.max_sizes[:, s, n, :], athr, n_iter, True, warnings, pthr
-            )
-    return clustsim_core.ClustSimTables(
-        tuple(pthr), tuple(athr), n_iter, tables, result.max_sizes, warnings, True, mask_count
-    )
+    return tables_from_sizes(result.max_sizes, pthr, athr, nodec=True, mask_count=mask_count)

@@ -173,14 +173,15 @@ def test_seed_script_has_the_tutorials_commands():
     assert "csim_sided=bisided" in text and "csim_neigh=1" in text
     # AFNI's default -iter and seed, as in the tutorial
     assert "-iter" not in text and "-seed" not in text
-    for label in ("chx", "keypress"):
+    # each set and their difference (3dMEMA's B-A label)
+    for label in ("chx", "keypress", "keypress-chx"):
         assert f'-inset "${{omema}}[{label}:t]"' in text
         for kind in ("map", "ee", "report"):
             name = make_plan().cluster_files(label)[kind]
             assert f'"{name}"' in text
     assert (
-        len(re.findall(r"^step ", text, flags=re.M)) == 9
-    )  # MEMA, mask, ACF, ClustSim, 1d_tool, 2 x (p2dsetstat, clust)
+        len(re.findall(r"^step ", text, flags=re.M)) == 11
+    )  # MEMA, mask, ACF, ClustSim, 1d_tool, 3 x (p2dsetstat, clust)
 
 
 @needs_shellcheck
@@ -437,9 +438,10 @@ def test_run_afni_with_stub_programs(stub_afni, tmp_path):
     res = results[0]
     assert res["acf"] == [0.742692, 2.93065, 10.6363]
     assert res["cluster_size_threshold"] == 4
-    assert [r["voxel_threshold"] for r in res["results"]] == [4.586894, 4.586894]
-    assert [r["n_clusters"] for r in res["results"]] == [2, 0]
-    chx, kp = res["results"]
+    assert [r["voxel_threshold"] for r in res["results"]] == [4.586894] * 3
+    assert [r["n_clusters"] for r in res["results"]] == [2, 0, 0]
+    chx, kp, diff = res["results"]
+    assert diff["set"] == "keypress-chx" and diff["tbrick"] == "keypress-chx:t"
     assert chx["map"] == "clust_bisided_map_chx.nii.gz" and kp["map"] is None and kp["ee"] is None
 
     adir = plan.analysis_dir(plan.analyses[0])
@@ -485,7 +487,8 @@ def test_run_afni_with_stub_programs(stub_afni, tmp_path):
     assert (logs / "afni_04_3dClustSim.log").read_text() == (
         "++ 3dClustSim: stub\n++ Finished cluster simulations\n"
     )
-    assert (logs / "afni_09_analysis-mema_3dClusterize_keypress.log").is_file()
+    assert (logs / "afni_10_analysis-mema_3dClusterize_keypress.log").is_file()
+    assert (logs / "afni_11_analysis-mema_3dClusterize_keypress-chx.log").is_file()
     assert "++ afni-group step: 3dmask_tool" in (logs / "afni_engine.log").read_text()
 
 

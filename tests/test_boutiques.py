@@ -96,13 +96,15 @@ def test_numeric_constraints_follow_the_parser(descriptor):
     assert by_id["dry_run"]["type"] == "Flag"
 
 
-def test_session_label_is_described_and_refused(capsys, tmp_path):
-    # bosh validate --bids needs [SESSION_LABEL]; the CLI defines the option and refuses it
+def test_session_label_is_described_and_refused_without_sessions(capsys, tiny_bids, tmp_path):
+    # bosh validate --bids needs [SESSION_LABEL]; without per-session results it is refused
     by_id = {i["id"]: i for i in boutiques.build_descriptor(cli.build_parser())["inputs"]}
     assert by_id["session_label"]["value-key"] == "[SESSION_LABEL]"
-    code = cli.main([str(tmp_path), str(tmp_path / "o"), "group", "--session-label", "1"])
+    code = cli.main([str(tiny_bids), str(tmp_path / "o"), "group", "--session-label", "1"])
     assert code == 64
-    assert "--session-label is not supported" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--session-label 1" in err and "no per-session afni_proc results" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_bosh_validate_bids():

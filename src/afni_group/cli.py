@@ -25,7 +25,7 @@ from afni_group.errors import (
     from_os_error,
 )
 from afni_group.options import ANALYSIS_LEVELS, CLUSTSIM_AUTO, RunOptions, build_parser
-from afni_group.plan import Analysis, AnalysisPlan, SetSpec, Thresholds, safe_name
+from afni_group.plan import AnalysisPlan, SetSpec, Thresholds
 
 LOG = logging.getLogger("afni_group")
 
@@ -113,10 +113,10 @@ def check_options(args: argparse.Namespace) -> None:
             "--overwrite and --resume contradict each other: --overwrite deletes the results "
             "that --resume would reuse; pass one of them"
         )
-    if args.session_label:
+    if args.group_column and len(args.group_column) not in (1, 3):
         raise UsageError(
-            "--session-label is not supported: afni-group analyses one afni_proc.py results "
-            "folder per subject"
+            "--group-column takes a column name, optionally followed by its two values in "
+            f"order (A B: the difference is B-A), not {len(args.group_column)} words"
         )
     if args.fan_out and not args.write_sbatch:
         raise UsageError("--fan-out shapes the job script: use it with --write-sbatch JOB.sh")
@@ -145,15 +145,20 @@ def expand_work_dir(args: argparse.Namespace) -> None:
 
 def build_plan(args: argparse.Namespace) -> AnalysisPlan:
     """Discovery + options → the plan."""
-    from afni_group import discover
+    from afni_group import designs, discover
 
     # absolute from here on: every path in the plan (and the rendered scripts) is absolute
     bids_dir = args.bids_dir.resolve()
     afni_dir = (args.afni_dir or args.bids_dir / "derivatives" / "afni").resolve()
     found = discover.discover_subjects(
-        bids_dir, afni_dir, args.participant_label, validate=not args.skip_bids_validation
+        bids_dir,
+        afni_dir,
+        args.participant_label,
+        validate=not args.skip_bids_validation,
+        session_labels=args.session_label,
     )
     subjects, dropped = discover.check_complete(found, args.drop_incomplete)
+    sessions = list(dict.fromkeys(s.session for s in found))
 
     notes: list[str] = []
     if args.sets:
@@ -165,24 +170,33 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         if len({s.label for s in sets}) != len(sets):
             raise UsageError("--set labels must differ")
         discover.check_selectors(subjects, sets)
-        design = args.design
-        if design == "auto":
-            design = "one" if len(sets) == 1 else "groups"
-        if (design == "one") != (len(sets) == 1):
-            raise UsageError(f"--design {design} does not fit {len(sets)} --set option(s)")
-        analyses = [Analysis(safe_name(args.analysis_name), sets, design)]
     else:
         sets, notes = discover.auto_sets(subjects)
-        if args.design not in ("auto", "one"):
-            raise UsageError("--design groups/conditions needs two explicit --set options")
-        analyses = [Analysis(safe_name(s.label), [s], "one") for s in sets]
+    groups = None
+    if args.group_column:
+        column, *levels = args.group_column
+        labels = list(dict.fromkeys(s.label for s in subjects))
+        groups = designs.read_groups(bids_dir / "participants.tsv", column, levels, labels)
+    analyses, left_out = designs.plan_analyses(
+        sets,
+        bool(args.sets),
+        args.design,
+        args.analysis_name,
+        subjects,
+        sessions,
+        groups,
+    )
+    notes += left_out
+    subjects = designs.included_units(subjects, analyses)
 
     covariates = {}
     if args.covariates:
         from afni_group.validate import covariate_values
 
         covariates = covariate_values(
-            args.bids_dir / "participants.tsv", args.covariates, [s.label for s in subjects]
+            args.bids_dir / "participants.tsv",
+            args.covariates,
+            list(dict.fromkeys(s.label for s in subjects)),
         )
     if not 0 < args.mask_frac:
         raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")
@@ -208,6 +222,7 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         via_gen_group_command=args.via_gen_group_command,
         selection_notes=notes,
         inventory=found,
+        layout=", ".join(dict.fromkeys(s.layout for s in found if s.layout)),
     )
 
 

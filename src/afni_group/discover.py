@@ -2,7 +2,8 @@
 
 The raw dataset is read with pybids (subjects, ``participants.tsv``). afni_proc results are not
 BIDS-named and usually have no ``dataset_description.json``, so pybids would skip them; they are
-found directly at ``AFNI_DIR/sub-X/sub-X.results/`` (spec 01 §1).
+found directly in AFNI_DIR, in the layouts of :mod:`afni_group.layouts` (the tutorial's
+``AFNI_DIR/sub-X/sub-X.results/``, spec 01 §1, flat ``sub-X.results``, per session ...).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from afni_group import layouts
 from afni_group.errors import InputDataError, MissingInputError, ParticipantError, UsageError
 from afni_group.plan import SetSpec, SubjectFiles
 
@@ -79,17 +82,24 @@ def _read_uvars(results_dir: Path) -> dict:
         raise InputDataError(f"{path} is not valid JSON ({err}); fix or remove it") from err
 
 
-def find_subject_files(afni_dir: Path, label: str) -> SubjectFiles:
-    """Locate one subject's stats, mask and blur_est files.
+def find_subject_files(
+    afni_dir: Path, label: str, session: str | None = None, found: layouts.Found | None = None
+) -> SubjectFiles:
+    """Locate one subject's (or one session's) stats, mask and blur_est files.
 
-    ``out.ss_review_uvars.json`` is preferred for the stats dataset when present; the REML
-    bucket is used when uvars names the OLS one and the REML one exists, because the GLT
-    selectors ``X#0_Coef`` only exist in 3dREMLfit's output (spec 01 §1.1). The mask is the
-    seed's ``mask_epi_anat`` when present, else the uvars ``mask_dset``.
+    The results folder is looked up in afni_proc's common layouts (:mod:`afni_group.layouts`)
+    unless ``found`` gives it. ``out.ss_review_uvars.json`` is preferred for the stats dataset
+    when present; the REML bucket is used when uvars names the OLS one and the REML one exists,
+    because the GLT selectors ``X#0_Coef`` only exist in 3dREMLfit's output (spec 01 §1.1). The
+    mask is the seed's ``mask_epi_anat`` when present, else the uvars ``mask_dset``.
     """
-    sid = f"sub-{label}"
-    results = afni_dir / sid / f"{sid}.results"
-    uvars = _read_uvars(results) if results.is_dir() else {}
+    if found is None:
+        found = layouts.find_results(afni_dir, label, session)
+    if found is None:
+        results = layouts.expected_dir(afni_dir, label, session, None)
+        return SubjectFiles(label, results, None, None, None, session=session)
+    results, sid = found.results_dir, found.proc_id
+    uvars = _read_uvars(results)
     source = "out.ss_review_uvars.json" if uvars else "standard names"
 
     reml = _dataset_head(results, f"stats.{sid}_REML+tlrc.HEAD")
@@ -105,7 +115,19 @@ def find_subject_files(afni_dir: Path, label: str) -> SubjectFiles:
     labels: tuple[str, ...] = ()
     if stats is not None:
         labels = tuple(read_brick_labels(stats))
-    return SubjectFiles(label, results, stats, mask, blur_est, labels, source)
+    proc_id = "" if sid == f"sub-{label}" + (f"_ses-{session}" if session else "") else sid
+    return SubjectFiles(
+        label,
+        results,
+        stats,
+        mask,
+        blur_est,
+        labels,
+        source,
+        session=session,
+        proc_id=proc_id,
+        layout=found.layout,
+    )
 
 
 def read_brick_labels(path: Path) -> list[str]:
@@ -120,11 +142,22 @@ def discover_subjects(
     afni_dir: Path,
     participant_labels: Sequence[str] | None,
     validate: bool,
+    session_labels: Sequence[str] | None = None,
 ) -> list[SubjectFiles]:
-    """All selected subjects' files (complete or not), sorted by label.
+    """All selected subjects' (or subject-sessions') files, complete or not.
 
     Subjects are those of the raw BIDS dataset; a subject with afni_proc results but no raw
     folder is included too (with a warning), because the group step needs only the results.
+    Per-session results are ordered by session (in ``session_labels`` order), then subject.
+
+    Raises
+    ------
+    ParticipantError
+        A ``--participant-label`` matches nobody (every such label is named).
+    UsageError
+        A ``--session-label`` has no per-session results.
+    MissingInputError
+        No subject has results in any layout (one line; each subject's paths at debug level).
     """
     if not afni_dir.is_dir():
         raise MissingInputError(
@@ -132,27 +165,88 @@ def discover_subjects(
             "(default BIDS_DIR/derivatives/afni)"
         )
     raw = list_bids_subjects(bids_dir, validate)
-    processed = sorted(
-        p.name[4:] for p in afni_dir.glob("sub-*") if (p / f"{p.name}.results").is_dir()
-    )
+    processed = layouts.processed_subjects(afni_dir)
     extra = sorted(set(processed) - set(raw))
     if extra:
         LOG.warning("subjects with afni_proc results but no raw BIDS folder: %s", extra)
     labels = sorted(set(raw) | set(processed))
     if participant_labels:
-        wanted = normalise_labels(participant_labels)
-        unknown = [w for w in wanted if w not in labels]
-        labels = [lab for lab in labels if lab in wanted]
-        if not labels:
-            raise ParticipantError(
-                f"--participant-label {' '.join(wanted)} matched no participant in {bids_dir} "
-                f"or {afni_dir}"
-            )
-        if unknown:
-            LOG.warning("--participant-label: no such participant: %s", " ".join(unknown))
+        labels = select_participants(labels, participant_labels, bids_dir, afni_dir)
     if not labels:
         raise MissingInputError(f"no subjects found in {bids_dir} or {afni_dir}")
-    return [find_subject_files(afni_dir, lab) for lab in labels]
+    sessions = choose_sessions(afni_dir, labels, session_labels)
+    units = [(lab, ses) for ses in sessions for lab in labels]
+    found = [layouts.find_results(afni_dir, lab, ses) for lab, ses in units]
+    per_session = sessions != [None]
+    if not any(found):
+        for ses in sessions:
+            layouts.log_tried(afni_dir, labels, ses)
+        raise MissingInputError(layouts.nothing_found_message(afni_dir, len(labels), per_session))
+    what = "subject-sessions" if per_session else "subjects"
+    LOG.info("++ %s", layouts.found_summary(found, afni_dir, what))
+    usual = Counter(f.layout for f in found if f is not None).most_common(1)[0][0]
+    out = []
+    for (lab, ses), hit in zip(units, found, strict=True):
+        if hit is None:  # expected where the other subjects' results are
+            path = layouts.expected_dir(afni_dir, lab, ses, usual)
+            out.append(SubjectFiles(lab, path, None, None, None, session=ses))
+        else:
+            out.append(find_subject_files(afni_dir, lab, ses, hit))
+    return out
+
+
+def select_participants(
+    labels: Sequence[str], participant_labels: Sequence[str], bids_dir: Path, afni_dir: Path
+) -> list[str]:
+    """The subjects ``--participant-label`` names; every label matching nobody is an error (18).
+
+    The BIDS-Apps convention (fMRIPrep and others): a typo must not silently shrink the group.
+    """
+    wanted = normalise_labels(participant_labels)
+    unknown = list(dict.fromkeys(w for w in wanted if w not in labels))
+    if unknown:
+        shown = " ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
+        raise ParticipantError(
+            layouts.fit(
+                f"--participant-label {shown}: no such participant in {bids_dir} or "
+                f"{afni_dir} (there are {len(labels)}: {' '.join(labels[:5])}"
+                f"{' ...' if len(labels) > 5 else ''}); fix or remove the label(s)"
+            )
+        )
+    return [lab for lab in labels if lab in wanted]
+
+
+def choose_sessions(
+    afni_dir: Path, labels: Sequence[str], session_labels: Sequence[str] | None
+) -> list[str | None]:
+    """The sessions to analyse: ``--session-label``'s, else ``[None]`` (one results folder per
+    subject) unless AFNI_DIR has only per-session results, then all their sessions."""
+    available = layouts.sessions_found(afni_dir, labels)
+    if session_labels:
+        wanted = list(dict.fromkeys(s.removeprefix("ses-") for s in session_labels))
+        if not available:
+            tried = ", ".join(lay.name for lay in layouts.LAYOUTS if lay.per_session)
+            raise UsageError(
+                f"--session-label {' '.join(wanted)}: {afni_dir} has no per-session afni_proc "
+                f"results (tried {tried}); leave the option out to analyse one results folder "
+                "per subject"
+            )
+        unknown = [s for s in wanted if s not in available]
+        if unknown:
+            raise UsageError(
+                f"--session-label {' '.join(unknown)}: no results for that session in "
+                f"{afni_dir} (sessions found: {', '.join(available)})"
+            )
+        return list(wanted)
+    if available and not layouts.has_plain_results(afni_dir, labels):
+        LOG.info(
+            "++ found sessions %s: one analysis per session (choose with --session-label)",
+            ", ".join(available),
+        )
+        return list(available)
+    return [None]
 
 
 def missing_file(subject: SubjectFiles, kind: str) -> Path:
@@ -173,19 +267,21 @@ def missing_file(subject: SubjectFiles, kind: str) -> Path:
 def check_complete(
     subjects: list[SubjectFiles], drop_incomplete: bool
 ) -> tuple[list[SubjectFiles], list[tuple[str, str]]]:
-    """Split subjects into complete ones and dropped ones, or fail listing every missing file."""
+    """Split subjects into complete ones and dropped ones, or fail naming the incomplete ones.
+
+    The error is one line whatever the number of subjects: a few IDs and the first subject's
+    missing files; every subject's are logged (debug level).
+    """
     complete = [s for s in subjects if not s.missing]
     incomplete = [s for s in subjects if s.missing]
     dropped = [
-        (s.label, "missing " + ", ".join(str(missing_file(s, k)) for k in s.missing))
+        (s.unit_label, "missing " + ", ".join(str(missing_file(s, k)) for k in s.missing))
         for s in incomplete
     ]
     if incomplete and not drop_incomplete:
-        listing = "; ".join(f"sub-{lab}: {why}" for lab, why in dropped)
-        raise MissingInputError(
-            f"required afni_proc files missing for {len(incomplete)} subject(s): {listing} "
-            "(fix them, or pass --drop-incomplete to leave those subjects out)"
-        )
+        for lab, why in dropped:
+            LOG.debug("sub-%s: %s", lab, why)
+        raise MissingInputError(_incomplete_message(incomplete))
     for lab, why in dropped:
         LOG.warning("dropping sub-%s: %s", lab, why)
     if len(complete) < 2:
@@ -195,6 +291,25 @@ def check_complete(
             "analysis needs at least 2"
         )
     return complete, dropped
+
+
+def _incomplete_message(incomplete: list[SubjectFiles]) -> str:
+    """One line naming the missing files, of as many subjects as fit in 300 characters.
+
+    The folder of the first one comes last and is what gets cut when the line is too long.
+    """
+    head = f"required afni_proc files missing for {len(incomplete)} subject(s): "
+    advice = "; fix them, or pass --drop-incomplete to leave those subjects out"
+    where = f" (first: {incomplete[0].results_dir})"
+    budget = layouts.MAX_MESSAGE - len(head) - len(advice) - 40
+    parts: list[str] = []
+    for k, s in enumerate(incomplete):
+        part = f"sub-{s.unit_label}: " + ", ".join(missing_file(s, x).name for x in s.missing)
+        if parts and len("; ".join([*parts, part])) > budget:
+            parts.append(f"and {len(incomplete) - k} more (-v -v lists them)")
+            break
+        parts.append(part)
+    return layouts.fit(head + "; ".join(parts) + advice + where)
 
 
 def check_selectors(subjects: list[SubjectFiles], sets: Sequence[SetSpec]) -> None:
@@ -250,6 +365,6 @@ def auto_sets(subjects: list[SubjectFiles]) -> tuple[list[SetSpec], list[str]]:
 
 def validate_set_label(label: str) -> str:
     """3dMEMA set labels become brick labels ``label:b``; keep them simple."""
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", label):
-        raise UsageError(f"--set label '{label}' may contain only letters, digits and _ . + -")
-    return label
+    from afni_group.designs import check_label
+
+    return check_label(label, "--set label")

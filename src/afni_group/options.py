@@ -108,13 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="session_label",
         nargs="+",
         metavar="LABEL",
-        help="BIDS-Apps session filter; not supported (afni-group analyses one afni_proc.py "
-        "results folder per subject): giving it is a usage error",
+        help="sessions to analyse (with or without 'ses-'), each on its own, from per-session "
+        "results such as sub-X/ses-Y/sub-X_ses-Y.results; with --design conditions and two "
+        "labels FIRST SECOND: the paired difference SECOND-FIRST of each contrast",
     )
     g.add_argument(
         "--afni-dir",
         type=Path,
-        help="folder with sub-*/sub-*.results (default BIDS_DIR/derivatives/afni)",
+        help="folder with afni_proc.py's results: sub-X/sub-X.results, sub-X.results, "
+        "sub-X/ses-Y/sub-X_ses-Y.results ... (default BIDS_DIR/derivatives/afni)",
     )
     g.add_argument(
         "--skip-bids-validation",
@@ -156,8 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--design",
         choices=("auto",) + DESIGNS,
         default="auto",
-        help="two-set design: 'groups' (unpaired, what gen_group_command.py writes) or "
-        "'conditions' (paired); auto = one set -> one, two sets -> groups",
+        help="'one' (one-sample), 'groups' (two independent groups, unpaired: what "
+        "gen_group_command.py writes for two sets) or 'conditions' (paired: two --set "
+        "contrasts of the same subjects, or one contrast in two sessions); auto = one set -> "
+        "one, two sets or --group-column -> groups",
+    )
+    a.add_argument(
+        "--group-column",
+        nargs="+",
+        metavar=("COLUMN", "LEVEL"),
+        help="two-group design: the participants.tsv column that splits the subjects, "
+        "optionally followed by its two values A B in order (default: its two values, sorted); "
+        "each contrast is compared between the groups (3dMEMA -groups A B, difference B-A)",
     )
     a.add_argument("--analysis-name", default="mema", help="folder name analysis-NAME (with --set)")
     a.add_argument(

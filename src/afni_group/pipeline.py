@@ -17,6 +17,7 @@ from afni_group import (
     bids_validator,
     bids_view,
     cluster_table,
+    designs,
     lock,
     logs,
     outputs,
@@ -83,6 +84,7 @@ def params_document(
             "design": analysis.design,
             "correct_dof": plan.correct_dof,
             "sets": [{"label": s.label, "beta": s.beta, "tstat": s.tstat} for s in analysis.sets],
+            **plan.members_summary(analysis),
             "mask": {"file": MASK_FILE, "frac": plan.mask_frac, "n_voxels": None},
             "acf": None,
             "clustsim": {
@@ -110,7 +112,7 @@ def params_document(
                 entry["mask"]["count_file"] = MASK_COUNT_FILE
                 entry["mask"]["n_masks"] = len(plan.mask_inputs)
             for result in entry["results"]:
-                result["dof"] = _t_dof(adir / MEMA_FILE, result["tbrick"])
+                result["dof"] = designs.t_dof(adir / MEMA_FILE, result["tbrick"])
                 result["clusters"] = cluster_table.params_summary(adir / result["clusters_tsv"])
         analyses.append(entry)
     document = {
@@ -124,6 +126,7 @@ def params_document(
         "subjects": plan.subject_labels,
         "dropped": [{"subject": s, "reason": r} for s, r in plan.dropped],
         "selection_notes": plan.selection_notes,
+        "afni_proc_layout": plan.layout,
         "analyses": analyses,
         "input_qc": plan.input_qc,
         "bids_validation": plan.bids_validation,
@@ -135,14 +138,6 @@ def params_document(
     if hosts:
         document["host_paths"] = hosts
     return document
-
-
-def _t_dof(mema: Path, tbrick: str) -> float | None:
-    """Degrees of freedom of a t sub-brick, as its header records them (same for both engines)."""
-    from afni_group import afni_io
-
-    params = afni_io.read_dataset(f"{mema}[{tbrick}]").stat_params[0]
-    return params[0] if params else None
 
 
 def _mask_voxels(path: Path) -> int | None:
@@ -293,7 +288,7 @@ def _run_locked(plan: AnalysisPlan, options: RunOptions, command_line: str) -> i
         )
         return 0
 
-    with log_to_file(out / "logs" / "afni-group.log"):
+    with log_to_file(out / "logs" / "afni-group.log", plan.input_qc.get("warnings") or []):
         return _execute(plan, options, command_line)
 
 
@@ -323,10 +318,13 @@ def write_script(plan: AnalysisPlan, command_line: str, path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def log_to_file(path: Path) -> Iterator[None]:
+def log_to_file(path: Path, warnings: list[str] | None = None) -> Iterator[None]:
     """Also keep the run's lines (with the DETAIL ones ``-v`` shows) in ``path``; the afni
-    engine adds one log per step."""
+    engine adds one log per step. ``warnings`` (the pre-flight's, printed before the log file
+    existed) are written into it first."""
     handler = logs.log_to_file(path)
+    for line in warnings or []:
+        handler.handle(logging.LogRecord(LOG.name, logging.WARNING, __file__, 0, line, None, None))
     try:
         yield
     finally:

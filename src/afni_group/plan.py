@@ -52,10 +52,26 @@ class SubjectFiles:
     blur_est: Path | None
     brick_labels: tuple[str, ...] = ()
     source: str = "standard names"
+    #: BIDS session label (``ses-`` removed) of a per-session results folder, else None
+    session: str | None = None
+    #: afni_proc.py's ``-subj_id`` (the ``$subj`` in its file names); default :attr:`unit_id`
+    proc_id: str = ""
+    #: the layout the results folder was found in (afni_group.layouts), e.g. ``sub-X.results``
+    layout: str = ""
 
     @property
     def subject_id(self) -> str:
         return f"sub-{self.label}"
+
+    @property
+    def unit_id(self) -> str:
+        """``sub-X`` or, for one session's results, ``sub-X_ses-Y`` (afni_proc's usual -subj_id)."""
+        return self.subject_id + (f"_ses-{self.session}" if self.session else "")
+
+    @property
+    def unit_label(self) -> str:
+        """The label of these results in lists: ``X``, or ``X_ses-Y`` for one session's."""
+        return self.unit_id[4:]
 
     @property
     def missing(self) -> list[str]:
@@ -65,7 +81,7 @@ class SubjectFiles:
 
     def expected(self, kind: str) -> Path:
         """The standard afni_proc path of a file kind, for messages about missing files."""
-        sid = self.subject_id
+        sid = self.proc_id or self.unit_id
         standard = {
             "stats": f"stats.{sid}_REML+tlrc.HEAD",
             "mask": f"mask_epi_anat.{sid}+tlrc.HEAD",
@@ -95,11 +111,18 @@ class Thresholds:
 
 @dataclass
 class Analysis:
-    """One 3dMEMA model (one or two sets) and its cluster inference, in its own folder."""
+    """One 3dMEMA model (one or two sets) and its cluster inference, in its own folder.
+
+    ``members`` lists, per set, the results (subject or subject-session) that set reads; empty
+    means every set reads all the plan's subjects (the tutorial). ``session`` names the session
+    of a per-session analysis.
+    """
 
     name: str
     sets: list[SetSpec]
     design: str
+    members: list[list[SubjectFiles]] = field(default_factory=list)
+    session: str | None = None
 
     @property
     def dirname(self) -> str:
@@ -108,15 +131,25 @@ class Analysis:
     def set_labels(self) -> list[str]:
         return [s.label for s in self.sets]
 
+    def difference_label(self) -> str | None:
+        """``B-A``, 3dMEMA's label of the second set minus the first (two-set designs only)."""
+        if len(self.sets) != 2:
+            return None
+        return f"{self.sets[1].label}-{self.sets[0].label}"
+
     def tested_labels(self) -> list[str]:
         """Labels whose ``:t`` brick is clustered.
 
-        The seed clusters each set's own t-brick; a paired (``conditions``) 3dMEMA writes only
-        the difference ``S2-S1``, so that is what gets clustered there.
+        Each set's own t-brick (as the seed does) and, for two groups, their difference ``B-A``
+        that 3dMEMA writes too; a paired (``conditions``) 3dMEMA writes only the difference
+        ``S2-S1``, so that is what gets clustered there.
         """
         if self.design == "conditions":
             return [f"{self.sets[1].label}-{self.sets[0].label}"]
-        return [s.label for s in self.sets]
+        labels = [s.label for s in self.sets]
+        if self.design == "groups":
+            labels.append(f"{self.sets[1].label}-{self.sets[0].label}")
+        return labels
 
 
 @dataclass
@@ -160,6 +193,8 @@ class AnalysisPlan:
     input_qc: dict = field(default_factory=dict)
     #: what the BIDS validator said about BIDS_DIR (afni_group.bids_validator), for params.json
     bids_validation: dict = field(default_factory=dict)
+    #: the afni_proc results layout(s) discovery found, one line (afni_group.layouts)
+    layout: str = ""
 
     # ---- file names shared by both engines -------------------------------------------------
     def analysis_dir(self, analysis: Analysis) -> Path:
@@ -185,10 +220,29 @@ class AnalysisPlan:
             "clusters_tsv": f"{pre}_clusters_{set_label}.tsv",
         }
 
-    def brick_specs(self, kind: str, set_spec: SetSpec) -> list[str]:
-        """``stats+tlrc.HEAD[label]`` selectors of every subject for a set (kind: beta/tstat)."""
+    def brick_specs(
+        self, kind: str, set_spec: SetSpec, units: list[SubjectFiles] | None = None
+    ) -> list[str]:
+        """``stats+tlrc.HEAD[label]`` selectors of every subject (or of ``units``) for a set
+        (kind: beta/tstat)."""
         label = getattr(set_spec, kind)
-        return [f"{s.stats}[{label}]" for s in self.subjects]
+        return [f"{s.stats}[{label}]" for s in (self.subjects if units is None else units)]
+
+    def set_units(self, analysis: Analysis, index: int) -> list[SubjectFiles]:
+        """The results set ``index`` of ``analysis`` reads (all subjects unless it has members)."""
+        return analysis.members[index] if analysis.members else self.subjects
+
+    def analysis_units(self, analysis: Analysis) -> list[SubjectFiles]:
+        """Every result an analysis reads, once each: its group mask and ACF come from these."""
+        seen: dict[str, SubjectFiles] = {}
+        for index in range(len(analysis.sets)):
+            for unit in self.set_units(analysis, index):
+                seen.setdefault(unit.unit_id, unit)
+        return list(seen.values())
+
+    def shared_key(self, analysis: Analysis) -> tuple[str, ...]:
+        """Analyses with the same key have the same group mask, ACF and 3dClustSim tables."""
+        return tuple(sorted(u.unit_id for u in self.analysis_units(analysis)))
 
     @property
     def mask_inputs(self) -> list[Path]:
@@ -200,7 +254,8 @@ class AnalysisPlan:
 
     @property
     def subject_labels(self) -> list[str]:
-        return [s.label for s in self.subjects]
+        """Labels of the included results: ``X``, or ``X_ses-Y`` for per-session results."""
+        return [s.unit_label for s in self.subjects]
 
     def to_dict(self) -> dict:
         """JSON-ready summary (printed by ``--dry-run``, stored in params.json)."""
@@ -218,6 +273,7 @@ class AnalysisPlan:
                     "dir": a.dirname,
                     "design": a.design,
                     "sets": [asdict(s) for s in a.sets],
+                    **self.members_summary(a),
                 }
                 for a in self.analyses
             ],
@@ -232,7 +288,20 @@ class AnalysisPlan:
             "covariates": sorted(self.covariates),
             "n_cpus": self.n_cpus,
             "selection_notes": self.selection_notes,
+            "layout": self.layout,
         }
+
+    def members_summary(self, analysis: Analysis) -> dict:
+        """``session`` and the per-set subject lists of an analysis with its own members."""
+        out: dict = {}
+        if analysis.session:
+            out["session"] = analysis.session
+        if analysis.members:
+            out["set_subjects"] = {
+                s.label: [u.unit_label for u in self.set_units(analysis, k)]
+                for k, s in enumerate(analysis.sets)
+            }
+        return out
 
     def describe(self) -> str:
         """Human-readable plan for the terminal."""
@@ -246,7 +315,11 @@ class AnalysisPlan:
         for note in self.selection_notes:
             lines.append(f"  note: {note}")
         for a in self.analyses:
-            sets = ", ".join(f"{s.label}=[{s.beta}] / [{s.tstat}]" for s in a.sets)
+            sets = ", ".join(
+                f"{s.label}=[{s.beta}] / [{s.tstat}]"
+                + (f" (n={len(self.set_units(a, k))})" if a.members else "")
+                for k, s in enumerate(a.sets)
+            )
             lines.append(f"  {a.dirname}: 3dMEMA design={a.design}: {sets}")
         lines.append(
             f"  mask -frac {self.mask_frac}; 3dClustSim -both -iter {self.clustsim_iter}"

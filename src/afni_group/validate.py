@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from afni_group import designs
 from afni_group.errors import InputDataError, MissingInputError, UsageError
 from afni_group.plan import AnalysisPlan
 from afni_group.programs.acf.files import read_acf_lines
@@ -449,17 +450,6 @@ def _read(spec: str):
     return afni_io.read_dataset(spec)
 
 
-def _unique_sets(plan: AnalysisPlan) -> list:
-    """Each (beta, t) pair of the plan once, in plan order."""
-    seen, specs = set(), []
-    for analysis in plan.analyses:
-        for spec in analysis.sets:
-            if (spec.beta, spec.tstat) not in seen:
-                seen.add((spec.beta, spec.tstat))
-                specs.append(spec)
-    return specs
-
-
 def _sets_qc(
     plan: AnalysisPlan, specs: Sequence, group: np.ndarray, check_grid: Callable[[Grid], None]
 ) -> list[dict]:
@@ -469,15 +459,15 @@ def _sets_qc(
     betas: list[list[np.ndarray]] = [[] for _ in specs]
     for subject in plan.subjects:
         stats = _read(str(subject.stats))
-        check_grid(grid_of(stats, f"sub-{subject.label} {subject.stats}"))
+        check_grid(grid_of(stats, f"sub-{subject.unit_label} {subject.stats}"))
         for k, spec in enumerate(specs):
             values = []
             for label in (spec.beta, spec.tstat):
                 brick = stats.data[..., stats.index_of(label)]
                 # the whole volume, as 3dMEMA reads it, not only the group mask
-                check_finite(brick, f"sub-{subject.label} {subject.stats}[{label}]")
+                check_finite(brick, f"sub-{subject.unit_label} {subject.stats}[{label}]")
                 values.append(brick[group])
-            rows[k].append({"subject": subject.label, **subject_qc(*values)})
+            rows[k].append({"subject": subject.unit_label, **subject_qc(*values)})
             betas[k].append(np.abs(values[0]).astype(np.float32))
         del stats
     result = []
@@ -520,7 +510,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
 
     acf = {}
     for subject in plan.subjects:
-        acf[subject.label] = [list(r) for r in check_blur_est(subject.blur_est)]
+        acf[subject.unit_label] = [list(r) for r in check_blur_est(subject.blur_est)]
 
     # every grid is compared with the first subject's stats grid
     first = plan.subjects[0]
@@ -533,7 +523,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     masks = []
     for subject in plan.subjects:
         mask = _read(str(subject.mask))
-        check_grid(grid_of(mask, f"sub-{subject.label} {subject.mask}"))
+        check_grid(grid_of(mask, f"sub-{subject.unit_label} {subject.mask}"))
         masks.append(mask.data[..., 0])
     sources = [str(s.mask) for s in plan.subjects]
     n_mask = check_group_mask(masks, plan.mask_frac, sources)
@@ -542,7 +532,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     group = group_mask(masks, frac=plan.mask_frac).astype(bool)
     del masks
 
-    sets = _sets_qc(plan, _unique_sets(plan), group, check_grid)
+    sets = _sets_qc(plan, designs.qc_sets(plan), group, check_grid)
     warnings = [
         line
         for s in sets
@@ -552,6 +542,8 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     warnings += [f"{g['file']}: {'; '.join(g['differences'])}" for g in accepted]
     for line in warnings:
         LOG.warning("input QC: %s", line)
+    design = designs.design_qc(plan)  # logged as WARNING lines there
+    warnings += [f["message"] for f in design]
     return {
         "group_mask_voxels": n_mask,
         "clustsim_iter_requested": requested,
@@ -561,4 +553,5 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
         "sets": sets,
         "extreme_factor": EXTREME_FACTOR,
         "warnings": warnings,
+        "design": design,
     }

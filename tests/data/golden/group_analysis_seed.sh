@@ -95,7 +95,7 @@ mkdir -p "$outdir"
 
 ###############################################################################
 ###############################################################################
-# Analysis mema: two-group (unpaired) 3dMEMA of set chx and set keypress
+# Analysis mema: two-group (unpaired) 3dMEMA of set chx and set keypress (difference keypress-chx)
 ###############################################################################
 ###############################################################################
 
@@ -241,6 +241,15 @@ check_number p2dsetstat "${voxstat_thr[keypress]}"
 record voxstat_thr_keypress "${voxstat_thr[keypress]}"
 echo "++ Stat threshold keypress: ${voxstat_thr[keypress]}"
 
+step analysis-mema/p2dsetstat/keypress-chx
+voxstat_thr[keypress-chx]=$(p2dsetstat -quiet \
+    -pval "$csim_pthr" \
+    "-${csim_sided}" \
+    -inset "${omema}[keypress-chx:t]")
+check_number p2dsetstat "${voxstat_thr[keypress-chx]}"
+record voxstat_thr_keypress-chx "${voxstat_thr[keypress-chx]}"
+echo "++ Stat threshold keypress-chx: ${voxstat_thr[keypress-chx]}"
+
 ###############################################################################
 # 1.7) Clusterize: thresholded cluster maps
 ###############################################################################
@@ -281,6 +290,23 @@ rm -f "clust_bisided_map_keypress.nii.gz" "clust_bisided_EE_keypress.nii.gz" "cl
     -pref_dat "clust_bisided_EE_keypress.nii.gz" \
     > "clust_bisided_report_keypress.txt"
 echo "++ Clusterizing keypress complete"
+
+### keypress-chx
+step analysis-mema/3dClusterize/keypress-chx
+thr="${voxstat_thr[keypress-chx]}"
+rm -f "clust_bisided_map_keypress-chx.nii.gz" "clust_bisided_EE_keypress-chx.nii.gz" "clust_bisided_report_keypress-chx.txt"
+3dClusterize \
+    -inset "$omema" \
+    -ithr "keypress-chx:t" \
+    -idat "keypress-chx:b" \
+    -mask "$omask" \
+    "-${csim_sided}" "-${thr}" "$thr" \
+    -NN "$csim_neigh" \
+    -clust_nvox "$clust_thrvol" \
+    -pref_map "clust_bisided_map_keypress-chx.nii.gz" \
+    -pref_dat "clust_bisided_EE_keypress-chx.nii.gz" \
+    > "clust_bisided_report_keypress-chx.txt"
+echo "++ Clusterizing keypress-chx complete"
 
 ###############################################################################
 printf '\n++ DONE with group-level stats and clustering! ++\n\n'

@@ -148,9 +148,9 @@ def mema_command(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
     Explicit IDs because gen_group_command.py changed how it derives them (spec 03 §3).
     """
     lines = ["3dMEMA", '    -prefix "$omema"', '    -jobs "$mema_jobs"']
-    for s in analysis.sets:
+    for k, s in enumerate(analysis.sets):
         lines.append(f"    -set {shell_word(s.label)}")
-        for subj in plan.subjects:
+        for subj in plan.set_units(analysis, k):
             beta = proc_path(subj.stats, plan.afni_dir, f"[{s.beta}]")
             tstat = proc_path(subj.stats, plan.afni_dir, f"[{s.tstat}]")
             # gen_group_command.py's layout: SID and beta, then the t-stat aligned below
@@ -167,35 +167,42 @@ def mema_command(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
 def ggc_command(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
     """The lines of the tutorial's ``gen_group_command.py -command 3dMEMA`` call.
 
-    The dataset list is explicit (the plan's subjects) instead of the tutorial's glob.
+    The dataset list is explicit (the analysis' subjects) instead of the tutorial's glob. Two
+    groups of different subjects are two ``-dsets`` lists with one beta/t pair, which
+    gen_group_command.py uses for both (spec 03 §4, §7).
     """
     lines = [
         "gen_group_command.py",
         "    -command 3dMEMA",
         '    -write_script "${adir}/${script_mema}"',
         '    -prefix "${adir}/${omema}"',
-        "    -dsets",
     ]
-    lines.extend(f"        {proc_path(s.stats, plan.afni_dir)}" for s in plan.subjects)
-    for option, attr in (
-        ("-set_labels", "label"),
-        ("-subs_betas", "beta"),
-        ("-subs_tstats", "tstat"),
-    ):
-        words = " ".join(double_quote(getattr(s, attr)) for s in analysis.sets)
+    members = [plan.set_units(analysis, k) for k in range(len(analysis.sets))]
+    lists = members if len(members) == 2 and members[0] != members[1] else members[:1]
+    for units in lists:
+        lines.append("    -dsets")
+        lines.extend(f"        {proc_path(s.stats, plan.afni_dir)}" for s in units)
+    specs = analysis.sets
+    if len(lists) == 2 and {(s.beta, s.tstat) for s in specs} == {(specs[0].beta, specs[0].tstat)}:
+        specs = specs[:1]  # one pair serves both lists
+    lines.append(f"    -set_labels {' '.join(double_quote(s.label) for s in analysis.sets)}")
+    for option, attr in (("-subs_betas", "beta"), ("-subs_tstats", "tstat")):
+        words = " ".join(double_quote(getattr(s, attr)) for s in specs)
         lines.append(f"    {option} {words}")
     options = " ".join([*mema_options(plan), '-jobs "$mema_jobs"'])
     lines.append(f"    -options {options}")
     return lines
 
 
-def covariate_rows(plan: AnalysisPlan) -> list[str]:
-    """The 3dMEMA ``-covariates`` table: a ``subj`` header, then one row per subject ID."""
+def covariate_rows(plan: AnalysisPlan, analysis: Analysis | None = None) -> list[str]:
+    """The 3dMEMA ``-covariates`` table: a ``subj`` header, then one row per subject ID (of
+    ``analysis``, default all subjects)."""
     if not plan.covariates:
         return []
     columns = sorted(plan.covariates)
     rows = ["\t".join(["subj", *columns])]
-    for subj in plan.subjects:
+    units = plan.subjects if analysis is None else plan.analysis_units(analysis)
+    for subj in {u.label: u for u in units}.values():
         values = [number(plan.covariates[c][subj.label]) for c in columns]
         rows.append("\t".join([subj.subject_id, *values]))
     return rows
@@ -225,14 +232,44 @@ def _analysis_summary(analysis: Analysis) -> str:
     sets = " and ".join(f"set {s.label}" for s in analysis.sets)
     return {
         "one": f"one-sample 3dMEMA of {sets}",
-        "groups": f"two-group (unpaired) 3dMEMA of {sets}",
-        "conditions": f"paired 3dMEMA of {sets}",
+        "groups": f"two-group (unpaired) 3dMEMA of {sets} "
+        f"(difference {analysis.difference_label()})",
+        "conditions": f"paired 3dMEMA of {sets} (difference {analysis.difference_label()})",
     }.get(analysis.design, f"3dMEMA of {sets}")
+
+
+def _input_arrays(plan: AnalysisPlan, analysis: Analysis | None) -> dict:
+    """``mask_files``/``blur_files`` words of an analysis' subjects (default the first one's)."""
+    units = plan.analysis_units(analysis or plan.analyses[0])
+    return {
+        "mask_files": [proc_path(s.mask, plan.afni_dir) for s in units if s.mask is not None],
+        "blur_files": [proc_path(s.blur_est, plan.afni_dir) for s in units if s.blur_est],
+    }
+
+
+def shared_steps(plan: AnalysisPlan, analysis: Analysis) -> dict:
+    """Whether an analysis makes its own group mask, ACF and 3dClustSim or copies them.
+
+    It copies them from the analysis just before it when both read the same subjects (the
+    shell variables of that computation are still set); otherwise it computes them, with its
+    own subject arrays when they differ from the first analysis'.
+    """
+    index = plan.analyses.index(analysis)
+    key = plan.shared_key(analysis)
+    first = index
+    while first and plan.shared_key(plan.analyses[first - 1]) == key:
+        first -= 1
+    if first < index:
+        source = plan.analyses[first].dirname
+        return {"shared_dir": '"${outdir}/' + _escape(source) + '"', "inputs": {}}
+    own = key != plan.shared_key(plan.analyses[0])
+    return {"shared_dir": None, "inputs": _input_arrays(plan, analysis) if own else {}}
 
 
 def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:
     """Template values of one analysis."""
     return {
+        **shared_steps(plan, analysis),
         "name": analysis.name,
         "dirname": analysis.dirname,
         "adir": '"${outdir}/' + _escape(analysis.dirname) + '"',
@@ -240,7 +277,7 @@ def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:
         "sets": analysis.sets,
         "mema_command": mema_command(plan, analysis),
         "ggc_command": ggc_command(plan, analysis) if plan.via_gen_group_command else [],
-        "covariates": covariate_rows(plan),
+        "covariates": covariate_rows(plan, analysis),
         "covariates_file": COVARIATES_FILE,
         "tested": tested_sets(plan, analysis),
     }
@@ -268,8 +305,7 @@ def render_context(plan: AnalysisPlan, command_line: str | None = None) -> dict:
         "path_proc": _path_proc(plan),
         # inside "${AFNI_GROUP_OUTDIR:-...}": escape what double quotes would expand
         "output_dir": _escape(str(plan.output_dir)).replace("}", "\\}"),
-        "mask_files": [proc_path(p, plan.afni_dir) for p in plan.mask_inputs],
-        "blur_files": [proc_path(p, plan.afni_dir) for p in plan.blur_files],
+        **_input_arrays(plan, None),
         "mema_file": MEMA_FILE,
         "mema_script": MEMA_SCRIPT,
         "mask_file": MASK_FILE,

@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from afni_group import designs
 from afni_group.engines.afni.render import STEP_MARKER, VALUES_FILE
 from afni_group.errors import EXIT_CANT_CREATE, StepError
 from afni_group.plan import MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
@@ -361,6 +362,9 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
         result = analysis_results(plan, analysis, adir, values)
         table = load_clustsim_table(adir / plan.clustsim_table)
         for entry in result["results"]:
+            text = values[f"voxstat_thr_{entry['set']}"]
+            dof = designs.t_dof(adir / MEMA_FILE, entry["tbrick"])
+            LOG.info("%s", designs.threshold_line(f"{analysis.dirname} {entry['set']}", text, dof))
             write_clusters_tsv(
                 plan,
                 adir,

@@ -18,6 +18,7 @@ from afni_group.plan import (
     MEMA_FILE,
     Analysis,
     AnalysisPlan,
+    SubjectFiles,
     clustsim_outputs,
 )
 from afni_group.steps import StepLog
@@ -54,28 +55,31 @@ def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: Ste
     from afni_group.programs.mema import files as mema
 
     target = outdir / MEMA_FILE
+    members = [plan.set_units(analysis, k) for k in range(len(analysis.sets))]
     sets = [
         mema.MemaSet(
             s.label,
-            plan.subject_labels,
-            plan.brick_specs("beta", s),
-            plan.brick_specs("tstat", s),
+            [u.label for u in units],
+            plan.brick_specs("beta", s, units),
+            plan.brick_specs("tstat", s, units),
         )
-        for s in analysis.sets
+        for s, units in zip(analysis.sets, members, strict=True)
     ]
     params = {
         "sets": [asdict(s) for s in analysis.sets],
         "design": analysis.design,
-        "subjects": plan.subject_labels,
+        "subjects": [u.unit_label for u in plan.analysis_units(analysis)],
         "missing_data": plan.missing_data,
         "hktest": plan.hktest,
         "correct_dof": plan.correct_dof,
         "covariates": plan.covariates,
     }
+    if analysis.members:
+        params["set_subjects"] = [[u.unit_label for u in units] for units in members]
     log.run(
         f"{analysis.dirname}/3dMEMA",
         params,
-        [s.stats for s in plan.subjects],
+        [s.stats for s in plan.analysis_units(analysis)],
         [target],
         lambda: str(
             mema.run_mema(
@@ -94,9 +98,16 @@ def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: Ste
     )
 
 
-def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[list[float], dict]:
-    """Group mask, mean ACF and 3dClustSim, written into ``outdir``.
+def run_shared_steps(
+    plan: AnalysisPlan,
+    outdir: Path,
+    log: StepLog,
+    units: list[SubjectFiles] | None = None,
+    step_prefix: str = "",
+) -> tuple[list[float], dict]:
+    """Group mask, mean ACF and 3dClustSim of ``units`` (default all subjects) into ``outdir``.
 
+    ``step_prefix`` (e.g. ``analysis-chx_ses-2/``) names the steps of a second set of subjects.
     Returns the ACF and what the 3dClustSim step recorded: ``mc``, the Monte-Carlo s.e. of
     every table cell (:func:`clustsim.mc_standard_errors`; empty when the step log has none)
     and, with ``--clustsim-iter auto``, ``auto``: the batch size, the cap and the batches run.
@@ -106,20 +117,23 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
     from afni_group.programs.clustsim import files as clustsim
     from afni_group.programs.mask_tool import files as mask_tool
 
+    units = plan.subjects if units is None else units
+    mask_inputs = [s.mask for s in units if s.mask is not None]
+    blur_files = [s.blur_est for s in units if s.blur_est is not None]
     mask = outdir / MASK_FILE
     log.run(
-        "3dmask_tool",
+        f"{step_prefix}3dmask_tool",
         {"frac": plan.mask_frac},
-        plan.mask_inputs,
+        mask_inputs,
         [mask],
-        lambda: str(mask_tool.make_group_mask(plan.mask_inputs, mask, frac=plan.mask_frac)),
+        lambda: str(mask_tool.make_group_mask(mask_inputs, mask, frac=plan.mask_frac)),
     )
     mean = log.run(
-        "ACF",
+        f"{step_prefix}ACF",
         {},
-        plan.blur_files,
+        blur_files,
         [],
-        lambda: [float(v) for v in mean_acf(plan.blur_files)],
+        lambda: [float(v) for v in mean_acf(blur_files)],
     )
     acf_text = format_acf(mean)
     LOG.info("++ Group average ACF params: %s", " ".join(acf_text))
@@ -147,7 +161,9 @@ def run_shared_steps(plan: AnalysisPlan, outdir: Path, log: StepLog) -> tuple[li
     params: dict = {"acf": acf_text, "iter": plan.clustsim_iter, "seed": plan.seed}
     if goal is not None:
         params["auto"] = {"batch": goal.batch, "max": goal.max_iterations}
-    done = log.run("3dClustSim", params, [mask], [outdir / f for f in CLUSTSIM_FILES], simulate)
+    done = log.run(
+        f"{step_prefix}3dClustSim", params, [mask], [outdir / f for f in CLUSTSIM_FILES], simulate
+    )
     done = done if isinstance(done, dict) else {}
     if goal is not None:
         # what ran: params.json, the report and the rewritten group_analysis.sh name it
@@ -201,7 +217,7 @@ def run_cluster_steps(
     plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: StepLog
 ) -> tuple[int, list[dict]]:
     """Cluster-size threshold, then p2dsetstat and 3dClusterize for each set."""
-    from afni_group import cluster_table
+    from afni_group import cluster_table, designs
     from afni_group.programs.clusterize import files as clusterize
     from afni_group.programs.clustsim.formats import read_clustsim_table
     from afni_group.programs.csim_lookup import core as csim_lookup
@@ -236,7 +252,8 @@ def run_cluster_steps(
                 p2dsetstat.stat_threshold(mema_path, tbrick, t.pthr, t.sided)
             ),
         )
-        LOG.info("++ Stat threshold %s: %s", set_label, printed_threshold_text(threshold))
+        text = printed_threshold_text(threshold)
+        LOG.info("%s", designs.threshold_line(set_label, text, designs.t_dof(mema_path, tbrick)))
 
         def clusterize_set(files=files, tbrick=tbrick, bbrick=bbrick, threshold=threshold):
             for name in ("map", "ee"):
@@ -298,18 +315,27 @@ def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
         d.mkdir(parents=True, exist_ok=True)
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         run_mema_step(plan, analysis, outdir, log)
-    acf_mean, simulated = run_shared_steps(plan, dirs[0], log)
-    for outdir in dirs[1:]:
-        for name in [MASK_FILE, *CLUSTSIM_FILES]:
-            atomic_copy(dirs[0] / name, outdir / name)
+    # mask, ACF and 3dClustSim once per set of subjects (per session, ...), copied to the rest
     t = plan.thresholds
-    # every analysis reads the same table cell: its error (and any warning) once per run
-    uncertainty = clustsim.threshold_mc(
-        dirs[0] / plan.clustsim_table, t.pthr, t.alpha, simulated.get("mc") or {}
-    )
+    shared: dict[tuple[str, ...], tuple[Path, list[float], dict, dict]] = {}
+    for analysis, outdir in zip(plan.analyses, dirs, strict=True):
+        key = plan.shared_key(analysis)
+        if key in shared:
+            for name in [MASK_FILE, *CLUSTSIM_FILES]:
+                atomic_copy(shared[key][0] / name, outdir / name)
+            continue
+        prefix = f"{outdir.name}/" if shared else ""
+        units = plan.analysis_units(analysis)
+        acf_mean, simulated = run_shared_steps(plan, outdir, log, units, prefix)
+        # the analyses of these subjects read the same table cell: its error (and any warning) once
+        uncertainty = clustsim.threshold_mc(
+            outdir / plan.clustsim_table, t.pthr, t.alpha, simulated.get("mc") or {}
+        )
+        shared[key] = (outdir, acf_mean, simulated, uncertainty)
     results = []
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         clust_nvox, set_results = run_cluster_steps(plan, analysis, outdir, log)
+        _, acf_mean, simulated, uncertainty = shared[plan.shared_key(analysis)]
         result = {
             "acf": acf_mean,
             "cluster_size_threshold": clust_nvox,

@@ -335,3 +335,37 @@ def test_main_refuses_a_file(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")
     assert demo_cli.main([str(target), "--grid", "small"]) == EXIT_CANT_CREATE
+
+
+def test_sessions_flat_layout_and_planted_differences(tmp_path, capsys):
+    plain = demo_writing.write_demo(tmp_path / "p", n_subjects=2, seed=4, grid="small")
+    argv = [str(tmp_path / "s"), "--subjects", "2", "--grid", "small", "--seed", "4",
+            "--sessions", "pre", "post", "--layout", "flat", "--group-effect", "0.5",
+            "--session-effect", "1"]  # fmt: skip
+    assert demo_cli.main(argv) == 0
+    assert "derivatives/afni/sub-*_ses-*.results/" in capsys.readouterr().out
+    afni = tmp_path / "s" / "derivatives" / "afni"
+    assert sorted(p.name for p in afni.iterdir()) == [
+        f"sub-0{i}_ses-{s}.results" for i in (1, 2) for s in ("post", "pre")
+    ]
+    assert (tmp_path / "s" / "sub-02" / "ses-post" / "func").is_dir()
+    uvars = json.loads((afni / "sub-02_ses-pre.results" / "out.ss_review_uvars.json").read_text())
+    assert uvars["subj"] == "sub-02_ses-pre"
+    assert uvars["stats_dset"] == "stats.sub-02_ses-pre_REML+tlrc.HEAD"
+
+    def chx(root: Path, name: str) -> np.ndarray:
+        dset = afni_io.read_dataset(root / name)
+        return dset.brick(dset.index_of("leftchx#0_Coef"))
+
+    # sub-01 (control), first session: the single-session demo's noise and effect exactly
+    single = chx(_results(tmp_path / "p", "sub-01"), "stats.sub-01_REML+tlrc.HEAD")
+    first = chx(afni / "sub-01_ses-pre.results", "stats.sub-01_ses-pre_REML+tlrc.HEAD")
+    np.testing.assert_array_equal(first, single)
+    # sub-02 (patient): +0.5 % in pre, +1.5 % in post at the blob, other noise in post
+    centre = plain.grid.ijk_of(plain.subjects[1].blob_centres["chx"])
+    base = chx(_results(tmp_path / "p", "sub-02"), "stats.sub-02_REML+tlrc.HEAD")[centre]
+    pre = chx(afni / "sub-02_ses-pre.results", "stats.sub-02_ses-pre_REML+tlrc.HEAD")
+    post = chx(afni / "sub-02_ses-post.results", "stats.sub-02_ses-post_REML+tlrc.HEAD")
+    assert pre[centre] - base == pytest.approx(0.5, abs=0.05)
+    assert 0.8 < post[centre] - base < 2.2 and not np.array_equal(post, pre)
+    assert "--sessions pre post --layout flat" in (tmp_path / "s" / "README").read_text()

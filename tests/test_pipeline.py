@@ -157,6 +157,22 @@ def test_weak_effect_reported_honestly(native_run):
     assert "keypress" in html
 
 
+def test_the_tutorials_design_is_warned_about_and_its_difference_reported(native_run):
+    # two contrasts of the same 8 subjects as two groups (gen_group_command.py's default)
+    params = json.loads((native_run / "params.json").read_text())
+    (finding,) = params["input_qc"]["design"]
+    assert (finding["analysis"], finding["n_shared"], finding["df"]) == ("mema", 8, 14)
+    log = (native_run / "logs" / "afni-group.log").read_text()
+    assert f"*+ WARNING: {finding['message']}" in log
+    assert "++ Stat threshold keypress-chx: 4.140454 (t, df = 14)" in log
+    diff = params["analyses"][0]["results"][2]
+    assert (diff["set"], diff["tbrick"], diff["dof"]) == ("keypress-chx", "keypress-chx:t", 14)
+    assert (native_run / "analysis-mema" / diff["clusters_tsv"]).is_file()
+    html = (native_run / "report.html").read_text()
+    assert "Same subjects in both groups" in html and "<code>--design conditions</code>" in html
+    assert "Difference <code>keypress-chx</code>" in html
+
+
 def test_params_record_thresholds_and_versions(native_run):
     params = json.loads((native_run / "params.json").read_text())
     ana = params["analyses"][0]

@@ -22,7 +22,7 @@ EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_FAILURE: "unexpected failure",
     EXIT_UNKNOWN_LEVEL: "unknown analysis level",
-    EXIT_NO_PARTICIPANT: "--participant-label matched no participant",
+    EXIT_NO_PARTICIPANT: "a --participant-label matched no participant",
     EXIT_USAGE: "command-line usage error",
     EXIT_DATA: "bad input data",
     EXIT_NO_INPUT: "required input files missing",
@@ -66,7 +66,7 @@ class OutputError(AfniGroupError):
 
 
 class ParticipantError(AfniGroupError):
-    """--participant-label matched nobody."""
+    """A --participant-label matched nobody (whatever the other labels matched)."""
 
     exit_code = EXIT_NO_PARTICIPANT
 

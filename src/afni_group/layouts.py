@@ -192,35 +192,41 @@ def listing_summary(afni_dir: Path) -> str:
     try:
         entries = sorted(afni_dir.iterdir())
     except OSError as err:
-        return f"unreadable ({err.strerror})"
+        return f"an unreadable folder ({err.strerror})"
     if not entries:
-        return "nothing (the folder is empty)"
+        return "an empty folder"
     subs = [p for p in entries if p.is_dir() and p.name.startswith("sub-")]
     results = [p for p in entries if p.is_dir() and p.name.endswith(".results")]
     other = [p.name for p in entries if p not in subs and p not in results]
     parts = []
     if subs:
         inside = sorted(c.name for c in subs[0].iterdir()) if subs[0].is_dir() else []
-        shown = ", ".join(inside[:4]) + (", ..." if len(inside) > 4 else "") or "nothing"
-        parts.append(f"{len(subs)} sub-* folder(s) ({subs[0].name}/ holds {shown})")
-    parts.append(f"{len(results)} *.results folder(s)")
+        shown = ", ".join(inside[:3]) + (", ..." if len(inside) > 3 else "") or "nothing"
+        parts.append(f"{len(subs)} sub-*/ ({subs[0].name}/ holds {shown})")
+    parts.append(f"{len(results) or 'no'} *.results")
     if other:
         parts.append(
-            f"{len(other)} other ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''})"
+            f"{len(other)} other ({', '.join(other[:2])}{', ...' if len(other) > 2 else ''})"
         )
-    return "; ".join(parts)
+    return ", ".join(parts)
+
+
+def short_path(path: Path, limit: int = 60) -> str:
+    """``path`` with its middle elided when longer than ``limit`` characters."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    keep = limit - 1
+    return text[: keep // 3] + "\u2026" + text[-(keep - keep // 3) :]
 
 
 def nothing_found_message(afni_dir: Path, n_subjects: int, sessions: bool) -> str:
     """The one-line error when no subject's results are in any layout (under 300 characters)."""
     tried = ", ".join(lay.name for lay in LAYOUTS if lay.per_session == sessions)
-    head = f"no afni_proc results for any of {n_subjects} subject(s) in {afni_dir}"
-    tail = "; pass --afni-dir (-v -v lists each subject's paths)"
-    listing = listing_summary(afni_dir)
-    text = f"{head}: tried {tried}; it holds {listing}{tail}"
-    if len(text) > MAX_MESSAGE:  # shorten what is there, keep the layouts and the advice
-        room = MAX_MESSAGE - len(f"{head}: tried {tried}; it holds {tail}")
-        text = f"{head}: tried {tried}; it holds {fit(listing, max(room, 10))}{tail}"
+    text = (
+        f"no afni_proc results for {n_subjects} subject(s) in {short_path(afni_dir)}: tried "
+        f"{tried}; found {listing_summary(afni_dir)}; pass --afni-dir (-v -v: paths tried)"
+    )
     return fit(text)
 
 

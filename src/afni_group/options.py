@@ -82,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser: the single source of truth for the CLI and the Boutiques descriptor."""
     p = _Parser(
         prog="afni-group",
+        allow_abbrev=False,
         description=(
             "AFNI-style group analysis of afni_proc.py results: 3dMEMA, group mask, mean ACF, "
             "3dClustSim, cluster thresholds and 3dClusterize, as a BIDS-App."
         ),
-        epilog="Exit codes: 0 ok, 1 failure, 17 unknown level, 18 no participant matched, "
+        epilog="Exit codes: 0 ok, 1 failure, 17 unknown level, 18 a --participant-label "
+        "matches nobody, "
         "64 usage, 65 bad data, 66 missing input, 73 cannot create output.",
     )
     p.add_argument("bids_dir", type=Path, help="root of the BIDS dataset (read-only)")

@@ -154,24 +154,30 @@ INVENTORY_COLUMNS = (
 
 
 def inventory_tsv(plan: AnalysisPlan) -> str:
-    """One row per discovered subject: its files (or MISSING), labels, and why it was dropped."""
+    """One row per discovered subject (and session): its files (or MISSING), labels, and why it
+    was dropped. Per-session results add a ``session_id`` column after ``participant_id``."""
     dropped = dict(plan.dropped)
+    rows = plan.inventory or plan.subjects
+    sessions = any(s.session for s in rows)
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    writer.writerow(INVENTORY_COLUMNS)
-    for s in plan.inventory or plan.subjects:
+    columns = list(INVENTORY_COLUMNS)
+    writer.writerow([*columns[:1], "session_id", *columns[1:]] if sessions else columns)
+    for s in rows:
         labels = [lab for lab in s.brick_labels if lab.endswith(("_Coef", "_Tstat"))]
+        session = [f"ses-{s.session}" if s.session else "n/a"] if sessions else []
         writer.writerow(
             [
                 s.subject_id,
-                "dropped" if s.label in dropped else "included",
+                *session,
+                "dropped" if s.unit_label in dropped else "included",
                 s.stats or "MISSING",
                 s.mask or "MISSING",
                 s.blur_est or "MISSING",
                 s.source,
                 len(s.brick_labels),
                 ",".join(labels),
-                dropped.get(s.label, ""),
+                dropped.get(s.unit_label, ""),
             ]
         )
     return buf.getvalue()

@@ -142,9 +142,9 @@ def brain_level(
 
 
 def subject_volumes(
-    subject: SubjectTruth, seed: int, index: int, grid: Grid
+    subject: SubjectTruth, seed: int, index: int, grid: Grid, session: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mask, EPI coverage and the 19-brick stats array of one subject.
+    """Mask, EPI coverage and the 19-brick stats array of one subject (in one session).
 
     Returns
     -------
@@ -152,7 +152,7 @@ def subject_volumes(
     coverage : ndarray (nx, ny, nz) bool, where the stats are non-zero
     stats : ndarray (nx, ny, nz, 19) float32, bricks in :func:`stats_layout` order
     """
-    rng = subject_rngs(seed, index)[1]
+    rng = subject_rngs(seed, index, session)[1]
     coords = grid.mni_coords()
     shape = grid.shape
     d = grid.voxel_mm

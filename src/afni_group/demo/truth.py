@@ -21,7 +21,7 @@ the same seed gives identical bytes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -259,13 +259,15 @@ def effective_fwhm(a: float, b: float, c: float) -> float:
 # --------------------------------------------------------------------------- subjects
 
 
-def subject_rngs(seed: int, index: int) -> list[np.random.Generator]:
+def subject_rngs(seed: int, index: int, session: int = 0) -> list[np.random.Generator]:
     """Independent streams for subject ``index`` (0-based): scalars, volumes, blur, idcodes.
 
     Separate streams keep the scalar truth computable without making volumes, and keep
-    each part unchanged when another part draws more numbers.
+    each part unchanged when another part draws more numbers. Session ``k`` > 0 (0-based) of a
+    multi-session demo has its own streams; session 0 uses the single-session ones.
     """
-    children = np.random.SeedSequence([int(seed), int(index)]).spawn(4)
+    entropy = [int(seed), int(index)] + ([int(session)] if session else [])
+    children = np.random.SeedSequence(entropy).spawn(4)
     return [np.random.Generator(np.random.PCG64(ss)) for ss in children]
 
 
@@ -324,3 +326,20 @@ def planted_truth(n_subjects: int = 12, seed: int = 0, grid: str = "3mm") -> Dem
         raise UsageError(f"--grid must be one of {', '.join(GRIDS)}, not '{grid}'")
     subjects = [subject_truth(seed, i) for i in range(n_subjects)]
     return DemoTruth(seed=int(seed), grid=GRIDS[grid], blobs=BLOBS, subjects=subjects)
+
+
+def session_truth(
+    subject: SubjectTruth, session: int, group_effect: float = 0.0, session_effect: float = 0.0
+) -> SubjectTruth:
+    """One session of a subject: the chx effect plus the planted group and session effects.
+
+    ``group_effect`` (% signal change) is added for the ``patient`` group, ``session_effect``
+    once per session after the first (0-based ``session``), so a two-group or a pre/post
+    analysis has a known difference to find. With both 0 this is ``subject`` itself.
+    """
+    extra = (group_effect if subject.group == "patient" else 0.0) + session * session_effect
+    if not extra:
+        return subject
+    effects = dict(subject.effects_pct)
+    effects["chx"] = effects["chx"] + extra
+    return replace(subject, effects_pct=effects)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from afni_group.demo.truth import (
     effective_fwhm,
     planted_truth,
     round_g,
+    session_truth,
     subject_rngs,
 )
 from afni_group.errors import OutputError, UsageError
@@ -61,6 +63,9 @@ FIXED_DATE = "Thu Jan  1 00:00:00 1970"  # IDCODE_DATE: ctime(0) UTC, so bytes n
 STATS_ATTRS = {"TYPESTRING": "3DIM_HEAD_FUNC"}
 
 MASK_ATTRS = {"SCENE_DATA": [2, 2, 0, -999, -999, -999, -999, -999]}
+
+#: where the afni_proc results go (``--layout``)
+LAYOUTS = ("nested", "flat")
 
 
 def stats_layout(dof: int) -> list[tuple[str, int, tuple[float, ...]]]:
@@ -95,12 +100,13 @@ def format_blur_est(
     return "\n".join(lines) + "\n"
 
 
-def ss_review_uvars(subject: SubjectTruth) -> dict:
+def ss_review_uvars(subject: SubjectTruth, subj: str | None = None) -> dict:
     """``out.ss_review_uvars.json`` content, field names of afni's ``g_ss_uvar_fields``.
 
-    Names are relative to the results directory, as afni_proc writes them.
+    Names are relative to the results directory, as afni_proc writes them; ``subj`` is
+    afni_proc's ``-subj_id`` (default ``sub-XX``; ``sub-XX_ses-YY`` for one session).
     """
-    sid = subject.sid
+    sid = subj or subject.sid
     nt_orig = N_RUNS * TRS_PER_RUN
     return {
         "subj": sid,
@@ -189,7 +195,45 @@ def _write_text(path: Path, text: str, written: list[Path]) -> None:
     written.append(path)
 
 
-def _readme(truth: DemoTruth, n_subjects: int) -> str:
+def _options_text(
+    sessions: Sequence[str], layout: str, group_effect: float, session_effect: float
+) -> str:
+    """The non-default options, as typed (empty for a default demo, whose README is unchanged)."""
+    words = [f"--sessions {' '.join(sessions)}"] if sessions else []
+    words += [f"--layout {layout}"] if layout != "nested" else []
+    words += [f"--group-effect {group_effect:g}"] if group_effect else []
+    words += [f"--session-effect {session_effect:g}"] if session_effect else []
+    return "".join(f" {w}" for w in words)
+
+
+def _design_notes(
+    sessions: Sequence[str], layout: str, group_effect: float, session_effect: float
+) -> str:
+    """README lines about the options that shape the designs (none for a default demo)."""
+    unit = "sub-XX_ses-YY" if sessions else "sub-XX"
+    where = (
+        f"{unit}.results"
+        if layout == "flat"
+        else f"sub-XX/{'ses-YY/' if sessions else ''}{unit}.results"
+    )
+    lines = []
+    if sessions or layout != "nested":
+        lines.append(f"afni_proc results: derivatives/afni/{where} (afni_proc -subj_id {unit}).")
+    if sessions:
+        lines.append(f"Sessions: {', '.join(sessions)} (each with its own noise, masks and blur).")
+    if group_effect:
+        lines.append(
+            f"Groups: participants.tsv column 'group' (control, patient alternate); the patients' "
+            f"chx effect is {group_effect:+g} % larger."
+        )
+    if session_effect:
+        lines.append(
+            f"The chx effect grows by {session_effect:+g} % in each session after the first."
+        )
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _readme(truth: DemoTruth, n_subjects: int, options: str = "") -> str:
     g = truth.grid
     a, b, c = truth.mean_acf
     lines = [
@@ -197,7 +241,7 @@ def _readme(truth: DemoTruth, n_subjects: int) -> str:
         "====================================",
         "",
         f"Written by afni-group-demo {__version__} with --subjects {n_subjects} "
-        f"--seed {truth.seed} --grid {g.name}. Same options -> identical bytes.",
+        f"--seed {truth.seed} --grid {g.name}{options}. Same options -> identical bytes.",
         "Nothing here comes from a scanner: sub-*/func/*_bold.nii.gz are 2x2x2 all-zero",
         "placeholders; derivatives/afni/sub-*/sub-*.results/ hold what the group analysis reads",
         "(stats.sub-XX_REML+tlrc, mask_epi_anat.sub-XX+tlrc, blur_est.sub-XX.1D,",
@@ -238,6 +282,10 @@ def write_demo(
     seed: int = 0,
     grid: str = "3mm",
     force: bool = False,
+    sessions: Sequence[str] = (),
+    layout: str = "nested",
+    group_effect: float = 0.0,
+    session_effect: float = 0.0,
 ) -> DemoTruth:
     """Write the demo dataset to ``out_dir`` and return what was planted.
 
@@ -253,6 +301,15 @@ def write_demo(
         ``"3mm"`` (default) or ``"small"``.
     force : bool
         Write into a non-empty directory (files of the same name are replaced).
+    sessions : list of str
+        Session labels (e.g. ``pre post``): per-session raw folders and afni_proc results
+        ``sub-XX/ses-YY/sub-XX_ses-YY.results``; none (default): one results folder per subject.
+    layout : {"nested", "flat"}
+        ``nested``: ``derivatives/afni/sub-XX/[ses-YY/]<subj_id>.results`` (the tutorial's);
+        ``flat``: ``derivatives/afni/<subj_id>.results``.
+    group_effect, session_effect : float
+        % signal change added to the chx effect of the ``patient`` group, and per session
+        after the first (:func:`~afni_group.demo.truth.session_truth`).
 
     Raises
     ------
@@ -261,14 +318,21 @@ def write_demo(
     OutputError
         ``out_dir`` is a file, is not empty (without ``force``) or cannot be written.
     """
-    from afni_group import afni_io
-
     if n_subjects < 2:
         raise UsageError(f"--subjects must be at least 2, not {n_subjects}")
     if n_subjects > 99:
         raise UsageError(f"--subjects must be at most 99 (two-digit labels), not {n_subjects}")
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {seed}")
+    sessions = [x.removeprefix("ses-") for x in sessions]
+    for label in sessions:
+        if not re.fullmatch(r"[A-Za-z0-9]+", label) or sessions.count(label) > 1:
+            raise UsageError(
+                f"--sessions: '{label}' is not a distinct BIDS label (letters, digits)"
+            )
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
+    flat = layout == "flat"
     truth = planted_truth(n_subjects, seed, grid)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -283,7 +347,10 @@ def write_demo(
     g = truth.grid
     written: list[Path] = []
     try:
-        _write_text(out / "README", _readme(truth, n_subjects), written)
+        options = _options_text(sessions, layout, group_effect, session_effect)
+        readme = _readme(truth, n_subjects, options)
+        readme += _design_notes(sessions, layout, group_effect, session_effect)
+        _write_text(out / "README", readme, written)
         description = {
             "Name": "afni-group demo (synthetic afni_proc.py results)",
             "BIDSVersion": "1.8.0",
@@ -303,80 +370,93 @@ def write_demo(
         bold = _placeholder_bold(g)
 
         for index, subject in enumerate(truth.subjects):
-            sid = subject.sid
-            func = out / sid / "func"
-            func.mkdir(parents=True, exist_ok=True)
-            for run in range(1, N_RUNS + 1):
-                path = func / f"{sid}_task-{TASK}_run-{run:02d}_bold.nii.gz"
-                path.write_bytes(bold)
-                written.append(path)
-
-            results = out / "derivatives" / "afni" / sid / f"{sid}.results"
-            results.mkdir(parents=True, exist_ok=True)
-            mask, _, stats = subject_volumes(subject, seed, index, g)
-            layout = stats_layout(subject.dof)
-            history = f"afni-group-demo --seed {seed} --grid {g.name}: synthetic {sid}"
-            stats_dset = afni_io.AfniDataset(
-                data=stats,
-                affine=g.affine,
-                labels=[lab for lab, _, _ in layout],
-                stat_codes=[code for _, code, _ in layout],
-                stat_params=[params for _, _, params in layout],
-                space="MNI",
-                view="tlrc",
-                history=history,
-            )
-            written.extend(
-                _write_afni(
-                    afni_io,
-                    stats_dset,
-                    results / f"stats.{sid}_REML+tlrc",
-                    _idcode(seed, index, 0),
-                    STATS_ATTRS,
-                )
-            )
-            mask_dset = afni_io.AfniDataset(
-                data=mask[..., np.newaxis],
-                affine=g.affine,
-                labels=["#0"],
-                stat_codes=[0],
-                stat_params=[()],
-                space="MNI",
-                view="tlrc",
-                history=history,
-            )
-            written.extend(
-                _write_afni(
-                    afni_io,
-                    mask_dset,
-                    results / f"mask_epi_anat.{sid}+tlrc",
-                    _idcode(seed, index, 1),
-                    MASK_ATTRS,
-                )
-            )
-
-            blur_rng = subject_rngs(seed, index)[2]
-            epits, errts = _other_blur_sources(blur_rng, subject.acf)
-            err_reml = [*subject.acf, subject.fwhm]
-            _write_text(
-                results / f"blur_est.{sid}.1D", format_blur_est(epits, errts, err_reml), written
-            )
-            _write_text(
-                results / "out.ss_review_uvars.json",
-                json.dumps(ss_review_uvars(subject), indent=4) + "\n",
-                written,
-            )
+            for k, session in enumerate(sessions or [None]):
+                unit = session_truth(subject, k, group_effect, session_effect)
+                _write_unit(out, unit, index, seed, g, (k, session), flat, bold, written)
     except OSError as exc:
         raise OutputError(f"cannot write the demo dataset in {out}: {exc}") from exc
     truth.files = written
     return truth
 
 
-def _idcode(seed: int, index: int, which: int) -> str:
+def _write_unit(
+    out: Path,
+    subject: SubjectTruth,
+    index: int,
+    seed: int,
+    g: Grid,
+    session: tuple[int, str | None],
+    flat: bool,
+    bold: bytes,
+    written: list[Path],
+) -> None:
+    """The raw placeholders and afni_proc results of one subject in one session (or the only).
+
+    afni_proc's ``-subj_id`` is ``sub-XX`` or ``sub-XX_ses-YY``; its results folder is
+    ``sub-XX/[ses-YY/]<subj_id>.results`` (nested) or ``<subj_id>.results`` (``flat``).
+    """
+    from afni_group import afni_io
+
+    k, label = session
+    sid = subject.sid
+    unit = sid if label is None else f"{sid}_ses-{label}"
+    ses_dir = Path(sid) if label is None else Path(sid) / f"ses-{label}"
+    func = out / ses_dir / "func"
+    func.mkdir(parents=True, exist_ok=True)
+    for run in range(1, N_RUNS + 1):
+        path = func / f"{unit}_task-{TASK}_run-{run:02d}_bold.nii.gz"
+        path.write_bytes(bold)
+        written.append(path)
+
+    afni = out / "derivatives" / "afni"
+    results = afni / f"{unit}.results" if flat else afni / ses_dir / f"{unit}.results"
+    results.mkdir(parents=True, exist_ok=True)
+    mask, _, stats = subject_volumes(subject, seed, index, g, k)
+    layout = stats_layout(subject.dof)
+    history = f"afni-group-demo --seed {seed} --grid {g.name}: synthetic {unit}"
+    stats_dset = afni_io.AfniDataset(
+        data=stats,
+        affine=g.affine,
+        labels=[lab for lab, _, _ in layout],
+        stat_codes=[code for _, code, _ in layout],
+        stat_params=[params for _, _, params in layout],
+        space="MNI",
+        view="tlrc",
+        history=history,
+    )
+    prefix = results / f"stats.{unit}_REML+tlrc"
+    written.extend(
+        _write_afni(afni_io, stats_dset, prefix, _idcode(seed, index, 0, k), STATS_ATTRS)
+    )
+    mask_dset = afni_io.AfniDataset(
+        data=mask[..., np.newaxis],
+        affine=g.affine,
+        labels=["#0"],
+        stat_codes=[0],
+        stat_params=[()],
+        space="MNI",
+        view="tlrc",
+        history=history,
+    )
+    prefix = results / f"mask_epi_anat.{unit}+tlrc"
+    written.extend(_write_afni(afni_io, mask_dset, prefix, _idcode(seed, index, 1, k), MASK_ATTRS))
+
+    blur_rng = subject_rngs(seed, index, k)[2]
+    epits, errts = _other_blur_sources(blur_rng, subject.acf)
+    err_reml = [*subject.acf, subject.fwhm]
+    _write_text(results / f"blur_est.{unit}.1D", format_blur_est(epits, errts, err_reml), written)
+    _write_text(
+        results / "out.ss_review_uvars.json",
+        json.dumps(ss_review_uvars(subject, unit), indent=4) + "\n",
+        written,
+    )
+
+
+def _idcode(seed: int, index: int, which: int, session: int = 0) -> str:
     """Deterministic AFNI-style id code (``DEM_`` + 22 characters) of dataset ``which``."""
     from afni_group.afni_io.ids import idcode_from_indices
 
-    rng = subject_rngs(seed, index)[3]
+    rng = subject_rngs(seed, index, session)[3]
     draws = rng.integers(0, 64, size=(which + 1, 22))[which]
     return idcode_from_indices("DEM", draws)
 

@@ -20,6 +20,7 @@ from afni_group.errors import AfniGroupError
 from afni_group.plan import MASK_COUNT_FILE, MASK_FILE, MEMA_FILE
 from afni_group.programs.acf.core import acf_fwhm
 from afni_group.programs.clustsim.formats import read_clustsim_table
+from afni_group.report.design import design_context, heterogeneity_context, with_findings
 from afni_group.report.formatting import ATLAS_NAMES, SIDED_TEXT, fmt_p, slugify
 from afni_group.report.methods import (
     atlas_provenance,
@@ -59,7 +60,7 @@ def build_context(
     params = load_params(out) if params is None else params
     inventory = _inventory_context(out, params)
     analyses = draw_analyses(
-        _analysis_context, out, params.get("analyses") or [], Path(figure_dir), n_jobs
+        _analysis_context, out, with_findings(params), Path(figure_dir), n_jobs
     )
     sets = [s for a in analyses for s in a["sets"]]
     options = params.get("options") or {}
@@ -171,6 +172,8 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         ctx["sets"].append(
             set_context(adir, analysis, cs, result, table, mask_vol, figure_dir, scales)
         )
+    ctx["design_info"] = design_context(analysis)
+    ctx["heterogeneity"] = heterogeneity_context(adir, analysis, mask_vol, figure_dir)
     return ctx
 
 
@@ -249,6 +252,8 @@ def _inventory_context(out: Path, params: dict) -> dict:
     subjects = []
     for row in rows:
         sid = row.get("participant_id") or row.get("subject") or next(iter(row.values()), "")
+        if row.get("session_id") not in (None, "", "n/a"):  # per-session results
+            sid = f"{sid}_{row['session_id']}"
         label = sid.removeprefix("sub-")
         status = row.get("status") or ("dropped" if label in dropped else "included")
         files = {

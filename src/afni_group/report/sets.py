@@ -130,8 +130,11 @@ def set_context(
     threshold = result.get("voxel_threshold")
     name = analysis.get("name", "analysis")
     slug = slugify(label) if name == label else f"{slugify(name)}_{slugify(label)}"
+    set_labels = [s.get("label") for s in analysis.get("sets") or []]
     ctx: dict = {
         "label": label,
+        # 3dMEMA's B-A of two groups or conditions, not one set's own map
+        "kind": "set" if label in set_labels or not set_labels else "difference",
         "anchor": f"set-{slug}",
         "tbrick": result.get("tbrick"),
         "bbrick": result.get("bbrick"),

@@ -261,9 +261,18 @@ def shared_steps(plan: AnalysisPlan, analysis: Analysis) -> dict:
         first -= 1
     if first < index:
         source = plan.analyses[first].dirname
-        return {"shared_dir": '"${outdir}/' + _escape(source) + '"', "inputs": {}}
+        return {
+            "shared_dir": '"${outdir}/' + _escape(source) + '"',
+            "inputs": {},
+            "step_prefix": "",
+        }
     own = key != plan.shared_key(plan.analyses[0])
-    return {"shared_dir": None, "inputs": _input_arrays(plan, analysis) if own else {}}
+    return {
+        "shared_dir": None,
+        "inputs": _input_arrays(plan, analysis) if own else {},
+        # the steps of another set of subjects are named by their analysis, as in the native log
+        "step_prefix": f"{analysis.dirname}/" if own else "",
+    }
 
 
 def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:

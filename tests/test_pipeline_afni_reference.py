@@ -76,8 +76,10 @@ def test_thresholds_and_clusters_match_afni(run):
     # AFNI's own table gives 4 voxels at p=0.001, alpha=0.05 (NN1, bisided); ours comes from
     # other random numbers with the same model
     assert abs(params["cluster_size_threshold"] - 4) <= 1
-    chx, keypress = params["results"]
+    chx, keypress, difference = params["results"]
+    assert difference["set"] == "keypress-chx"  # the two groups' B-A, clustered too
     assert chx["voxel_threshold"] == keypress["voxel_threshold"] == 4.586894
+    assert difference["voxel_threshold"] == 4.586894
     assert keypress["n_clusters"] == 0
     assert (run / keypress["report"]).read_text() == (
         GROUP / "clust_bisided_report_keypress.txt"

@@ -231,10 +231,11 @@ def test_no_cluster_page_for_keypress(html):
 
 def test_images_are_pngs_of_the_expected_size(outdir, html):
     doc = _parse(html)
-    assert len(doc.imgs) == 3
+    assert len(doc.imgs) == 4
     files = sorted((outdir / "report").glob("*.png"))
     assert {f.name for f in files} == {
-        "mema_chx_tmap.png", "mema_chx_clusters.png", "mema_keypress_tmap.png"
+        "mema_chx_tmap.png", "mema_chx_clusters.png", "mema_keypress_tmap.png",
+        "mema_heterogeneity.png",
     }  # fmt: skip
     for img in doc.imgs:
         assert img["alt"].strip()
@@ -243,8 +244,10 @@ def test_images_are_pngs_of_the_expected_size(outdir, html):
         data = base64.b64decode(src.split(",", 1)[1])
         width, height = png_size(data)
         assert (width, height) == (int(img["width"]), int(img["height"]))
-        # 11 in x 100 dpi; t map 5.4 in high; clusters 5.2 in (glass brain + effect row)
+        # 11 in x 100 dpi; t map 5.4 in high; clusters 5.2 in (glass brain + effect row);
+        # I2, tau and QE: 3 rows of 1.45 in
         expected = 520 if img["data-file"].endswith("_clusters.png") else 540
+        expected = 435 if img["data-file"].endswith("_heterogeneity.png") else expected
         assert (width, height) == (1100, expected)
         on_disk = (outdir / img["data-file"]).read_bytes()
         assert on_disk == data and len(data) > 5000
@@ -252,7 +255,8 @@ def test_images_are_pngs_of_the_expected_size(outdir, html):
     from matplotlib.image import imread
 
     pixels = imread(outdir / "report" / "mema_chx_tmap.png")
-    assert pixels.shape[:2] == (int(doc.imgs[0]["height"]), 1100)
+    (tmap,) = [i for i in doc.imgs if i["data-file"].endswith("mema_chx_tmap.png")]
+    assert pixels.shape[:2] == (int(tmap["height"]), 1100)
     assert np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 50
     # the MNI template is underneath: many grey-scale pixels (the old silhouette was bluish)
     rgb = pixels[..., :3]
@@ -477,7 +481,7 @@ def test_renders_in_headless_chromium_without_broken_images(outdir, tmp_path):
         [*base, "--window-size=700,2400", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert "IMAGES 3 BROKEN 0" in dom.stdout, dom.stderr[-2000:]
+    assert "IMAGES 4 BROKEN 0" in dom.stdout, dom.stderr[-2000:]
     assert "WIDTHS 1100,1100,1100" in dom.stdout
     assert "CLIPPED 0" in dom.stdout  # at 700 px the table captions wrap within their box
     subprocess.run(

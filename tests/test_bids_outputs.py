@@ -128,7 +128,8 @@ def test_bids_view_files_and_sidecars_match_the_data(run_dir):
     assert params["bids_view"]["space"] == SPACE
     bucket = afni_io.read_dataset(run_dir / "analysis-mema" / MEMA_FILE)
     for result in analysis["results"]:
-        label = result["set"]
+        # the two groups' difference keypress-chx is contrast-keypressMinusChx
+        label = bids_view.clean_label(result["set"])
         prefix = run_dir / f"space-{SPACE}_contrast-{label}"
         t_img = nib.load(f"{prefix}_stat-t_statmap.nii.gz")
         t_brick = bucket.brick(bucket.index_of(result["tbrick"]))
@@ -188,7 +189,7 @@ def test_bids_view_files_and_sidecars_match_the_data(run_dir):
 
 def test_every_table_has_a_column_sidecar(run_dir):
     tables = [*run_dir.glob("*.tsv"), *(run_dir / "analysis-mema").glob("*.tsv")]
-    assert len(tables) == 5  # inventory, 2 BIDS-named and 2 AFNI-named cluster tables
+    assert len(tables) == 7  # inventory, 3 BIDS-named and 3 AFNI-named cluster tables
     for tsv in tables:
         with tsv.open(newline="") as fh:
             header = next(csv.reader(fh, delimiter="\t"))
@@ -220,7 +221,8 @@ def test_nilearn_finds_the_maps_by_name(run_dir):
     )
     names = sorted(Path(f).name for f in found)
     assert names == [
-        f"space-{SPACE}_contrast-{c}_stat-t_statmap.nii.gz" for c in ("chx", "keypress")
+        f"space-{SPACE}_contrast-{c}_stat-t_statmap.nii.gz"
+        for c in ("chx", "keypressMinusChx", "keypress")
     ]
     parsed = parse_bids_filename(found[0])
     assert parsed["entities"] == {"space": SPACE, "contrast": "chx", "stat": "t"}

@@ -380,6 +380,8 @@ def test_paired_sessions_and_one_analysis_per_session_run(session_demo, tmp_path
         "analysis-mema_ses-pre",
         "analysis-mema_ses-post",
     ]
+    header = (out / "inventory.tsv").read_text().splitlines()[0].split("\t")
+    assert list(json.loads((out / "inventory.json").read_text())) == header  # with session_id
     masks = [(out / a["dir"] / "mask.nii.gz").read_bytes() for a in params["analyses"]]
     assert masks[0] != masks[1]  # each session's own group mask
     assert all(a["results"][0]["dof"] == 5 for a in params["analyses"])

@@ -141,10 +141,13 @@ def clusters_columns(
     return columns
 
 
-def inventory_columns() -> dict[str, dict]:
-    """Column descriptions of ``inventory.tsv`` (one row per discovered subject)."""
+def inventory_columns(sessions: bool = False) -> dict[str, dict]:
+    """Column descriptions of ``inventory.tsv`` (one row per discovered subject, or per subject
+    and session with per-session results: then a ``session_id`` column follows)."""
+    session = {"session_id": _column("Session", "BIDS session label (ses-<label>).")}
     return {
         "participant_id": _column("Participant", "BIDS participant label (sub-<label>)."),
+        **(session if sessions else {}),
         "status": _column(
             "Status",
             "Whether the subject is in the analysis.",

@@ -407,7 +407,8 @@ def write_bids_view(plan: AnalysisPlan, params: dict) -> dict:
     remove_view(out)  # a contrast renamed since the last run must not leave its old maps
     writer = _Writer(plan, params)
     atomic.write_text(out / ".bidsignore", "\n".join(BIDSIGNORE) + "\n")
-    writer.json(out / "inventory.json", bids_columns.inventory_columns())
+    sessions = any(s.session for s in plan.inventory or plan.subjects)
+    writer.json(out / "inventory.json", bids_columns.inventory_columns(sessions))
     analyses = params.get("analyses") or []
     index: dict = {"space": writer.space, "mask": None, "contrasts": []}
     if not analyses:

@@ -25,6 +25,7 @@ from afni_group.errors import (
 )
 from afni_group.options import ANALYSIS_LEVELS, RunOptions, build_parser
 from afni_group.plan import Analysis, AnalysisPlan, SetSpec, Thresholds, safe_name
+from afni_group.programs.mema.budget import parse_mem_limit
 
 LOG = logging.getLogger("afni_group")
 
@@ -192,6 +193,7 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         correct_dof=args.mema_correct_dof,
         covariates=covariates,
         n_cpus=args.n_cpus,
+        mem_limit=parse_mem_limit(args.mem_limit),
         via_gen_group_command=args.via_gen_group_command,
         selection_notes=notes,
         inventory=found,

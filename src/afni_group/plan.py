@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from afni_group.programs.mema.budget import DEFAULT_MEM_LIMIT
+
 SIDEDNESS = ("1sided", "2sided", "bisided")
 NEIGHBOURHOODS = (1, 2, 3)
 DESIGNS = ("one", "groups", "conditions")
@@ -144,6 +146,8 @@ class AnalysisPlan:
     correct_dof: bool = False
     covariates: dict[str, dict[str, float]] = field(default_factory=dict)
     n_cpus: int = 1
+    #: native 3dMEMA's memory target in bytes (``--mem-limit``)
+    mem_limit: int = DEFAULT_MEM_LIMIT
     engine: str = "native"
     engine_reason: str = ""
     via_gen_group_command: bool = False

@@ -138,10 +138,12 @@ def test_store_leaves_out_voxels_zero_in_every_subject(tmp_path):
     data[1, 10], data[2, 400], data[0, 503] = 1.5, -0.0, 7.0
     store.add_batch([2, 0, 1], data, files_done=1)
     assert store.disk_bytes() == 3 * 3 * 4  # three voxels held, three bricks each
-    block = store.fetch(5, 504)
+    block = store.fetch(np.arange(5, 504))
     assert block.shape == (499, 3)
     assert block[5, 0] == 1.5 and np.signbit(block[395, 1]) and block[498, 2] == 7.0
     assert np.count_nonzero(block) == 2
+    np.testing.assert_array_equal(store.held(), [10, 400, 503])
+    assert store.fetch(np.array([400, 503])).tolist() == [[0.0, -0.0, 0.0], [0.0, 0.0, 7.0]]
     store.remove()
     assert not (tmp_path / "st").exists()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from afni_group.programs.mema.budget import MAX_CHUNK, chunk_voxels
-from afni_group.programs.mema.design import MemaDesign
+from afni_group.programs.mema.design import MemaDesign, MemaResult
 from afni_group.programs.mema.dof import remap_t, voxel_dof
 
 #: |value| below this counts as zero (beta, t, mask, root of se difference).
@@ -326,32 +326,6 @@ def assemble_bricks(design: MemaDesign, fit: BlockFit) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class MemaResult:
-    """3dMEMA output over voxels.
-
-    Attributes
-    ----------
-    bricks : ndarray, shape (n_voxels, n_bricks), float32
-        Output sub-bricks after DOF re-mapping, NaN -> 0 and the float32 cast.
-    labels, stat_codes, stat_params
-        Per-brick label and AFNI statistic code/parameters.
-    full_dof : int
-    n_analyzed : int
-        Voxels that entered the fit (passed the non-zero count rule and the mask).
-    n_reml : int
-        Voxels whose final τ² came from REML.
-    """
-
-    bricks: np.ndarray
-    labels: list[str]
-    stat_codes: list[int]
-    stat_params: list[tuple[float, ...]]
-    full_dof: int
-    n_analyzed: int = 0
-    n_reml: int = 0
-
-
 def _model_rows(
     design: MemaDesign, betas: Sequence[np.ndarray], tstats: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -399,11 +373,28 @@ def _validate_inputs(
 Fetch = Callable[[int, int], tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]
 
 
-def _block_nonzero(design: MemaDesign, betas: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray:
-    """Non-zero model values per voxel of a block: contrasts (paired design) or betas."""
-    if design.kind == "conditions":
-        return (np.abs(y) > ZERO_TOL).sum(axis=1)
-    return sum((np.abs(b) > ZERO_TOL).sum(axis=0) for b in betas)
+def min_nonzero(design: MemaDesign, missing_data: bool, n_nonzero: int) -> int:
+    """Non-zero model values a voxel needs to be analysed (spec §4)."""
+    return design.min_nonzero if missing_data else n_nonzero
+
+
+def _eligible_rows(
+    design: MemaDesign, betas: Sequence[np.ndarray], tstats: Sequence[np.ndarray], need: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block's voxels with enough non-zero model values, and their Y and v (V, n).
+
+    Paired design: non-zero contrasts; otherwise non-zero betas (counted before Y and v are
+    built, so voxels left out cost nothing).
+    """
+    with np.errstate(invalid="ignore"):
+        if design.kind == "conditions":
+            y, v = _model_rows(design, betas, tstats)
+            keep = np.flatnonzero((np.abs(y) > ZERO_TOL).sum(axis=1) >= need)
+            return keep, y[keep], v[keep]
+        nonzero = sum((np.abs(b) > ZERO_TOL).sum(axis=0) for b in betas)
+        keep = np.flatnonzero(nonzero >= need)
+        y, v = _model_rows(design, [b[:, keep] for b in betas], [t[:, keep] for t in tstats])
+        return keep, y, v
 
 
 def array_fetch(
@@ -460,7 +451,7 @@ def mema_blocks(
     MemaResult
     """
     x = design.matrix()
-    need = design.min_nonzero if missing_data else n_nonzero
+    need = min_nonzero(design, missing_data, n_nonzero)
     candidates = np.asarray(candidates, dtype=np.int64)
     starts = range(0, candidates.size, max(1, int(chunk_size)))
     chunks = [(lo, min(lo + chunk_size, candidates.size)) for lo in starts]
@@ -468,13 +459,10 @@ def mema_blocks(
         on_start(len(chunks))
 
     def work(lo_hi: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
-        betas, tstats = fetch(*lo_hi)
-        with np.errstate(invalid="ignore"):
-            y, v = _model_rows(design, betas, tstats)
-        keep = np.flatnonzero(_block_nonzero(design, betas, y) >= need)
+        keep, y, v = _eligible_rows(design, *fetch(*lo_hi), need)
         if keep.size == 0:
             return keep, np.zeros((0, design.n_bricks)), 0
-        fit = fit_block(y[keep], v[keep], x, hktest=hktest)
+        fit = fit_block(y, v, x, hktest=hktest)
         return keep, assemble_bricks(design, fit), int(fit.used_reml.sum())
 
     out = np.zeros((n_vox, design.n_bricks), np.float64)

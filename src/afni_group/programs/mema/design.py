@@ -174,3 +174,29 @@ def center_covariates(
         if centers.shape != (values.shape[1],):
             raise ValueError(f"need {values.shape[1]} covariate centers, got {centers.size}")
     return values - centers
+
+
+@dataclass
+class MemaResult:
+    """3dMEMA output over voxels.
+
+    Attributes
+    ----------
+    bricks : ndarray, shape (n_voxels, n_bricks), float32
+        Output sub-bricks after DOF re-mapping, NaN -> 0 and the float32 cast.
+    labels, stat_codes, stat_params
+        Per-brick label and AFNI statistic code/parameters.
+    full_dof : int
+    n_analyzed : int
+        Voxels that entered the fit (passed the non-zero count rule and the mask).
+    n_reml : int
+        Voxels whose final τ² came from REML.
+    """
+
+    bricks: np.ndarray
+    labels: list[str]
+    stat_codes: list[int]
+    stat_params: list[tuple[float, ...]]
+    full_dof: int
+    n_analyzed: int = 0
+    n_reml: int = 0

@@ -456,6 +456,7 @@ def run_mema(
         None if mask is None else str(mask),
         missing,
         mem_limit or DEFAULT_MEM_LIMIT,
+        n_nonzero,
         Path(work_dir) if work_dir is not None else None,
         resume,
         StoreOverrides(chunk_size, use_store, batch_columns),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from afni_group.programs.mema.budget import MemoryPlan, format_bytes, plan_memory
-from afni_group.programs.mema.core import ZERO_TOL, Fetch, array_fetch
+from afni_group.programs.mema.core import ZERO_TOL, Fetch, array_fetch, min_nonzero
 from afni_group.programs.mema.design import MemaDesign
 from afni_group.programs.mema.inputs import Brick, Geometry, plan_reads, read_files, read_volume
 from afni_group.programs.mema.store import VoxelStore, ingest, store_key
@@ -55,6 +55,8 @@ class InputSource:
         0: exact-zero betas are counted while reading.
     mem_limit : int
         Bytes (see :mod:`.budget`).
+    n_nonzero : int
+        ``-n_nonzero``: with it (or ``missing_data``) voxels zero in every subject are skipped.
     work_dir : Path, optional
         Folder of a store kept for ``resume``; None: a temporary folder, always removed.
     resume : bool
@@ -66,6 +68,7 @@ class InputSource:
     mask: str | None
     missing_data: int | list[str] | None
     mem_limit: int
+    n_nonzero: int = -1
     work_dir: Path | None = None
     resume: bool = False
     overrides: StoreOverrides = StoreOverrides()
@@ -128,9 +131,12 @@ def load_inputs(
             plan.chunk,
         )
         zero_counts = _zero_counts(source, geometry, store)
-        yield Inputs(
-            geometry, _store_fetch(store, source.sets), candidates, zero_counts, plan.chunk
-        )
+        positions = np.arange(candidates.size)
+        if min_nonzero(model, source.missing_data is not None, source.n_nonzero) > 0:
+            # voxels zero in every subject cannot be analysed: not even read back
+            positions = store.held()
+        fetch = _store_fetch(store, source.sets, positions)
+        yield Inputs(geometry, fetch, candidates[positions], zero_counts, plan.chunk)
         finished = True
     finally:
         if finished or temporary:
@@ -241,12 +247,13 @@ def _columns(sets: Sequence[MemaSet]) -> dict[tuple[int, int, int], int]:
     return column_of
 
 
-def _store_fetch(store: VoxelStore, sets: Sequence[MemaSet]) -> Fetch:
+def _store_fetch(store: VoxelStore, sets: Sequence[MemaSet], positions: np.ndarray) -> Fetch:
+    """Per-set (n_subjects, V) views of the store's blocks at ``positions[lo:hi]``."""
     sizes = [len(s.subjects) for s in sets]
     offsets = np.concatenate([[0], np.cumsum([2 * n for n in sizes])])
 
     def fetch(lo: int, hi: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        block = store.fetch(lo, hi)
+        block = store.fetch(positions[lo:hi])
         betas = [block[:, o : o + n].T for o, n in zip(offsets[:-1], sizes, strict=True)]
         tstats = [block[:, o + n : o + 2 * n].T for o, n in zip(offsets[:-1], sizes, strict=True)]
         return betas, tstats

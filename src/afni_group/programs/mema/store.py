@@ -82,19 +82,29 @@ class _Batch:
         self.rows = int(self.prefix[-1])
         self.fd: int | None = None
 
-    def read(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in [lo, hi) the batch holds (offsets from lo) and their rows' values."""
+    def read(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the sorted candidate ``positions`` the batch holds, and their values.
+
+        One ``pread`` covers the rows from the first to the last position; rows between them
+        that were not asked for are read too (none when ``positions`` is a run of the
+        positions some batch holds).
+        """
+        lo, hi = int(positions[0]), int(positions[-1]) + 1
         start = (lo // SEGMENT) * SEGMENT
         support = np.unpackbits(self.bits[start // 8 : (hi + 7) // 8], count=hi - start)
         first_row = int(self.prefix[lo // SEGMENT]) + int(support[: lo - start].sum())
-        held = np.flatnonzero(support[lo - start :])
+        in_range = support[lo - start :]
+        asked = positions - lo
+        held = np.flatnonzero(in_range[asked])
         width = self.columns.size
         if held.size == 0:
             return held, np.zeros((0, width), np.float32)
+        rows = np.cumsum(in_range, dtype=np.int64)[asked[held]] - 1
+        n_rows = int(rows[-1]) + 1
         if self.fd is None:
             self.fd = os.open(self.path, os.O_RDONLY)
-        raw = _pread(self.fd, held.size * width * 4, first_row * width * 4, self.path)
-        return held, np.frombuffer(raw, np.float32).reshape(held.size, width)
+        raw = _pread(self.fd, n_rows * width * 4, first_row * width * 4, self.path)
+        return held, np.frombuffer(raw, np.float32).reshape(n_rows, width)[rows]
 
     def close(self) -> None:
         if self.fd is not None:
@@ -254,14 +264,21 @@ class VoxelStore:
                 old.unlink(missing_ok=True)
 
     # -- reading -----------------------------------------------------------------------------
-    def fetch(self, lo: int, hi: int) -> np.ndarray:
-        """Bricks of candidate positions [lo, hi) as a (hi - lo, n_columns) float32 block."""
-        block = np.zeros((hi - lo, self.n_columns), np.float32)
+    def fetch(self, positions: np.ndarray) -> np.ndarray:
+        """Bricks of the sorted candidate ``positions`` as a (len, n_columns) float32 block."""
+        block = np.zeros((len(positions), self.n_columns), np.float32)
         for batch in self.batches:
-            held, values = batch.read(lo, hi)
+            held, values = batch.read(positions)
             if held.size:
                 block[held[:, None], batch.columns[None, :]] = values
         return block
+
+    def held(self) -> np.ndarray:
+        """Candidate positions some batch holds (elsewhere every brick is +0.0)."""
+        bits = np.zeros((self.n_candidates + 7) // 8, np.uint8)
+        for batch in self.batches:
+            bits |= batch.bits
+        return np.flatnonzero(np.unpackbits(bits, count=self.n_candidates))
 
 
 def ingest(

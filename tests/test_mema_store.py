@@ -202,6 +202,14 @@ def test_resume_reads_only_the_datasets_not_yet_stored(subjects, tmp_path, monke
     run_mema(sets, tmp_path / "t.nii.gz", **common)
     assert len(opened) == N_SUBJECTS
 
+    # a store left behind goes also when the inputs now fit in memory
+    _interrupt_after(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        run_mema(sets, tmp_path / "u.nii.gz", **common)
+    _interrupt_after(monkeypatch, 99)
+    run_mema(sets, tmp_path / "u.nii.gz", **{**common, "use_store": False})
+    assert not work.exists()
+
 
 def _force_store(monkeypatch) -> None:
     """Every size goes through the store (the data here are far below any --mem-limit)."""
@@ -271,3 +279,30 @@ def test_cli_store_is_temporary_beside_the_output(subjects, tmp_path, monkeypatc
         argv += [Path(p).name.split(".")[1], s, s.replace("Coef", "Tstat")]
     assert cli_main(argv) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["out.nii.gz"]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 3])
+def test_reading_ahead_reports_the_first_bad_file_in_order(tmp_path, n_jobs):
+    rng = np.random.default_rng(0)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+
+    def dataset(name, shape, nan=False):
+        data = rng.normal(size=shape + (2,)).astype(np.float32)
+        if nan:
+            data[1, 1, 1, 0] = np.nan
+        dset = afni_io.AfniDataset(data, affine, ["b", "t"])
+        return str(afni_io.write_dataset(dset, tmp_path / name))
+
+    good = [dataset(f"g{i}.nii", (4, 4, 3)) for i in range(4)]
+    small, bad = dataset("small.nii", (4, 4, 2)), dataset("nan.nii", (4, 4, 3), nan=True)
+
+    def run(files):
+        subjects = [f"s{i}" for i in range(len(files))]
+        sets = [MemaSet("A", subjects, [f"{f}[b]" for f in files], [f"{f}[t]" for f in files])]
+        run_mema(sets, tmp_path / "o.nii.gz", progress=False, n_jobs=n_jobs, overwrite=True)
+
+    with pytest.raises(errors.InputDataError, match="Dimension mismatch: subject s2 beta"):
+        run([*good[:2], small, bad, good[2]])
+    with pytest.raises(errors.InputDataError, match="subject s2 beta .* 1 NaN/Inf"):
+        run([*good[:2], bad, small, good[2]])
+    run(good)  # and a clean study still runs

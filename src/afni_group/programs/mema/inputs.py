@@ -7,9 +7,12 @@ caller decides where they go (arrays in memory, or the on-disk store of :mod:`.s
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
     from afni_group.programs.mema.files import MemaSet
 
 LOG = logging.getLogger(__name__)
+
+#: decoded input datasets held at once while reading ahead (two copies each: file and array)
+BASE_READ_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -82,36 +88,90 @@ def plan_reads(sets: Sequence[MemaSet]) -> list[tuple[str, list[Brick]]]:
     return [(p, wanted[p]) for p in order]
 
 
+@dataclass
+class _FileBricks:
+    """One input file read: its grid, the first brick's view, the bricks or the error."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    space: str
+    view: str
+    nbytes: int
+    bricks: list[tuple[Brick, np.ndarray]]
+    error: AfniGroupError | None = None
+
+
+def _read_file(path_text: str, uses: list[Brick]) -> _FileBricks:
+    """Open one file and take its bricks (an error in a brick is kept for after the grid
+    check, so a file with a wrong grid reports the grid first, as before)."""
+    head = uses[0]
+    dset = _open_dataset(path_text, head.subject, head.what, head.spec)
+    found = _FileBricks(dset.shape, dset.affine, dset.space, dset.view, dset.data.nbytes, [])
+    try:
+        for use in uses:
+            selector = afni_io.split_selector(use.spec)[1]
+            one = _select_one_brick(dset, selector, use.spec, use.subject, use.what)
+            if not found.bricks:
+                found.space, found.view = one.space, one.view
+            found.bricks.append((use, _brick_values(one, use.spec, use.subject, use.what)))
+    except AfniGroupError as err:
+        found.error = err
+    return found
+
+
+def _prefetched(files: Sequence[tuple[str, list[Brick]]], n_threads: int) -> Iterator[_FileBricks]:
+    """:func:`_read_file` of each file in order, up to ``n_threads`` files read ahead.
+
+    Decompression and decoding release the GIL, so a study's reading (about half of a large
+    3dMEMA) runs on several cores; memory holds at most ``n_threads`` more datasets.
+    """
+    if n_threads <= 1 or len(files) <= 1:
+        yield from (_read_file(*f) for f in files)
+        return
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        queue = iter(files)
+        pending = deque(pool.submit(_read_file, *f) for f in itertools.islice(queue, n_threads))
+        try:
+            while pending:
+                found = pending.popleft().result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_read_file, *nxt))
+                yield found
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def read_files(
     sets: Sequence[MemaSet],
-    files: Iterable[tuple[str, list[Brick]]],
+    files: Sequence[tuple[str, list[Brick]]],
     geometry: Geometry | None = None,
+    n_threads: int = 1,
 ) -> Iterator[tuple[Geometry, list[tuple[Brick, np.ndarray]]]]:
     """Read each file once; yield the grid and its bricks as flat float32 voxel vectors.
 
     ``geometry`` None: the first file sets it (it must hold the first beta). Later files must
     have the same dimensions (3dMEMA's check); a different grid with the same dimensions is a
-    warning, as 3dMEMA uses the first beta's grid.
+    warning, as 3dMEMA uses the first beta's grid. ``n_threads`` files are read at once after
+    the first (fewer when a dataset is large: at most about BASE_READ_BYTES in flight).
     """
     first_sid = sets[0].subjects[0]
-    for path_text, uses in files:
-        head = uses[0]
-        dset = _open_dataset(path_text, head.subject, head.what, head.spec)
-        if geometry is None:
-            spec = sets[0].beta_specs[0]
-            first = _select_one_brick(
-                dset, afni_io.split_selector(spec)[1], spec, first_sid, "beta"
-            )
-            geometry = Geometry(dset.shape, dset.affine, first.space, first.view)
-        else:
-            _check_grid(dset, geometry, path_text, head, first_sid)
-        bricks = []
-        for use in uses:
-            selector = afni_io.split_selector(use.spec)[1]
-            one = _select_one_brick(dset, selector, use.spec, use.subject, use.what)
-            bricks.append((use, _brick_values(one, use.spec, use.subject, use.what)))
-        del dset
-        yield geometry, bricks
+    files = list(files)
+    rest = files
+    if geometry is None and files:
+        found = _read_file(*files[0])
+        geometry = Geometry(found.shape, found.affine, found.space, found.view)
+        if found.error is not None:
+            raise found.error
+        yield geometry, found.bricks
+        rest = files[1:]
+        n_threads = max(1, min(n_threads, BASE_READ_BYTES // max(2 * found.nbytes, 1)))
+    for (path_text, uses), found in zip(rest, _prefetched(rest, n_threads), strict=True):
+        _check_grid(found, geometry, path_text, uses[0], first_sid)
+        if found.error is not None:
+            raise found.error
+        yield geometry, found.bricks
 
 
 def read_volume(spec: str | os.PathLike, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -129,15 +189,15 @@ def read_volume(spec: str | os.PathLike, shape: tuple[int, ...], what: str) -> n
 
 
 def _check_grid(
-    dset: afni_io.AfniDataset, geometry: Geometry, path_text: str, use: Brick, first_sid: str
+    found: _FileBricks, geometry: Geometry, path_text: str, use: Brick, first_sid: str
 ) -> None:
-    if dset.shape != geometry.shape:
+    if found.shape != geometry.shape:
         raise InputDataError(
             f"Dimension mismatch: subject {use.subject} {use.what} '{use.spec}' has grid "
-            f"{dset.shape} but the first beta ({first_sid}) has {geometry.shape}; resample all "
+            f"{found.shape} but the first beta ({first_sid}) has {geometry.shape}; resample all "
             "inputs to one grid"
         )
-    if not afni_io.same_grid(dset, (geometry.shape, geometry.affine)):
+    if not afni_io.same_grid((found.shape, found.affine), (geometry.shape, geometry.affine)):
         # 3dMEMA compares dimensions only; say so rather than stop.
         LOG.warning(
             "*+ WARNING: 3dMEMA: %s (subject %s) has the same dimensions but a different "

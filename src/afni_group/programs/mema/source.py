@@ -24,7 +24,7 @@ from afni_group.programs.mema.budget import MemoryPlan, format_bytes, plan_memor
 from afni_group.programs.mema.core import ZERO_TOL, Fetch, array_fetch, min_nonzero
 from afni_group.programs.mema.design import MemaDesign
 from afni_group.programs.mema.inputs import Brick, Geometry, plan_reads, read_files, read_volume
-from afni_group.programs.mema.store import VoxelStore, ingest, store_key
+from afni_group.programs.mema.store import VoxelStore, ingest, remove_folder, store_key
 from afni_group.progress import Progress
 
 if TYPE_CHECKING:
@@ -96,14 +96,16 @@ def load_inputs(
     """
     files = plan_reads(source.sets)
     store = _reopen(source)
+    if store is None and source.work_dir is not None:
+        remove_folder(source.work_dir)  # a store of other inputs (or not resumed): not needed
     if store is None:
-        reader = read_files(source.sets, files)
+        reader = read_files(source.sets, files, n_threads=n_jobs)
         first = next(reader)
         geometry = first[0]
         reader = itertools.chain([first], reader)
     else:
         geometry = store.geometry
-        reader = read_files(source.sets, files[store.files_done :], geometry)
+        reader = read_files(source.sets, files[store.files_done :], geometry, n_jobs)
     plan = _plan(source, model, geometry.n_vox, geometry.n_vox, n_jobs, files)
     if store is None and plan.in_memory:
         yield _in_memory(source, reader, geometry, plan.chunk)
@@ -144,8 +146,8 @@ def load_inputs(
         else:
             store.close()
             LOG.warning(
-                "*+ WARNING: 3dMEMA: its input store (%s) is kept in %s: --resume reuses it, a "
-                "run without --resume removes it",
+                "*+ WARNING: 3dMEMA: its input store (%s) is kept in %s: --resume reuses it if "
+                "the inputs are unchanged, a run without --resume removes it",
                 format_bytes(store.disk_bytes()),
                 store.folder,
             )

@@ -11,16 +11,12 @@ import pytest
 
 from afni_group.programs.mema.core import (
     MISSING_VARIANCE,
-    MemaDesign,
-    center_covariates,
     fit_block,
     mema,
-    remap_t,
-    t_cdf,
-    t_quantile,
-    voxel_dof,
     within_subject_variance,
 )
+from afni_group.programs.mema.design import MemaDesign, center_covariates
+from afni_group.programs.mema.dof import remap_t, t_cdf, t_quantile, voxel_dof
 
 TESTDATA = Path(__file__).parent / "data" / "spec"
 

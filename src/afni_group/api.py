@@ -118,8 +118,8 @@ def mema(
         The bricks 3dMEMA writes (``chx:b``, ``chx:t``, ..., ``I2``, ``tau``, ``QE:Chisq``) with
         their stat codes and DOF; ``write_dataset(result, path, style="mema")`` writes the file.
     """
-    from afni_group.programs.mema.core import MemaDesign, center_covariates
     from afni_group.programs.mema.core import mema as mema_core
+    from afni_group.programs.mema.design import MemaDesign, center_covariates
 
     beta_sets = [_subject_stack(b, "betas") for b in betas]
     t_sets = [_subject_stack(t, "tstats") for t in tstats]

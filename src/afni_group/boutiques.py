@@ -65,6 +65,7 @@ _NAMES = {
     "afni_dir": "afni_proc.py results folder",
     "n_cpus": "Number of CPUs",
     "work_dir": "Work directory",
+    "mem_limit": "Memory limit (native 3dMEMA)",
     "sets": "3dMEMA set",
     "nn": "Neighbourhood (NN)",
     "pthr": "Voxelwise p threshold",

@@ -26,6 +26,7 @@ from afni_group.errors import (
 )
 from afni_group.options import ANALYSIS_LEVELS, CLUSTSIM_AUTO, RunOptions, build_parser
 from afni_group.plan import AnalysisPlan, SetSpec, Thresholds
+from afni_group.programs.mema.budget import parse_mem_limit
 
 LOG = logging.getLogger("afni_group")
 
@@ -219,6 +220,7 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         correct_dof=args.mema_correct_dof,
         covariates=covariates,
         n_cpus=args.n_cpus,
+        mem_limit=parse_mem_limit(args.mem_limit),
         via_gen_group_command=args.via_gen_group_command,
         selection_notes=notes,
         inventory=found,

@@ -18,6 +18,7 @@ Sessions: with per-session results every analysis runs once per session (its fol
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections.abc import Sequence
@@ -42,6 +43,22 @@ class GroupSplit:
     level_of: dict[str, str]  # subject label -> level (only subjects in A or B)
 
 
+def read_participants_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and ``(line number, fields)`` of every non-blank row of participants.tsv."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except OSError as err:
+        raise MissingInputError(f"cannot read {path}: {err.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputDataError(f"{path}: not a UTF-8 tab-separated table ({err})") from None
+    numbered = [(n, r) for n, r in enumerate(rows, start=1) if any(f.strip() for f in r)]
+    if not numbered:
+        raise InputDataError(f"{path} is empty: it needs a header with participant_id")
+    (_, header), body = numbered[0], numbered[1:]
+    return [h.strip() for h in header], body
+
+
 def read_groups(
     path: Path, column: str, levels: Sequence[str], subjects: Sequence[str]
 ) -> GroupSplit:
@@ -59,8 +76,6 @@ def read_groups(
         No such column, a subject without a row or value, or not two values; the message
         names the file, the line and the column.
     """
-    from afni_group.validate import read_participants_rows
-
     option = f"--group-column {column}"
     if not Path(path).is_file():
         raise MissingInputError(f"{option} needs {path} (participants.tsv with that column)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from afni_group import __version__
-from afni_group.errors import EXIT_USAGE
+from afni_group.errors import EXIT_USAGE, UsageError
 from afni_group.plan import DESIGNS
 from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
 
@@ -76,6 +76,17 @@ def _iterations(text: str) -> int | str:
         raise argparse.ArgumentTypeError(
             f"{text} is neither a positive integer nor '{CLUSTSIM_AUTO}'"
         ) from None
+
+
+def _mem_size(text: str) -> str:
+    """A ``--mem-limit`` size such as ``2GB`` (checked here, converted by the plan)."""
+    from afni_group.programs.mema.budget import parse_mem_limit
+
+    try:
+        parse_mem_limit(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--mem-limit ")) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
         "-w",
         type=Path,
         help="scratch folder for temporary files, e.g. node-local disk under Slurm (default OUTPUT_DIR/.work)",
+    )
+    g.add_argument(
+        "--mem-limit",
+        type=_mem_size,
+        default="2GB",
+        metavar="SIZE",
+        help="native 3dMEMA's memory target, e.g. 8GB (default 2GB): inputs larger than half of "
+        "it are read once into a voxel-major store in --work-dir and fitted block by block "
+        "(same results, memory flat in the number of subjects)",
     )
     g.add_argument("--version", action="version", version=f"afni-group {__version__}")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks")

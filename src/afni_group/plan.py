@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
+from afni_group.programs.mema.budget import DEFAULT_MEM_LIMIT
 
 DESIGNS = ("one", "groups", "conditions")
 
@@ -184,6 +185,8 @@ class AnalysisPlan:
     correct_dof: bool = False
     covariates: dict[str, dict[str, float]] = field(default_factory=dict)
     n_cpus: int = 1
+    #: native 3dMEMA's memory target in bytes (``--mem-limit``)
+    mem_limit: int = DEFAULT_MEM_LIMIT
     engine: str = "native"
     engine_reason: str = ""
     via_gen_group_command: bool = False

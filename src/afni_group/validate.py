@@ -16,7 +16,6 @@ The checks are small pure functions (``check_*``, ``*_qc``) so they can be teste
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from afni_group import designs
+from afni_group.designs import read_participants_rows
 from afni_group.errors import InputDataError, MissingInputError, UsageError
 from afni_group.plan import AnalysisPlan
 from afni_group.programs.acf.files import read_acf_lines
@@ -167,22 +167,6 @@ def check_blur_est(path: Path) -> list[tuple[float, float, float]]:
 
 
 # ============================================================================ participants.tsv
-
-
-def read_participants_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and ``(line number, fields)`` of every non-blank row of participants.tsv."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh, delimiter="\t"))
-    except OSError as err:
-        raise MissingInputError(f"cannot read {path}: {err.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputDataError(f"{path}: not a UTF-8 tab-separated table ({err})") from None
-    numbered = [(n, r) for n, r in enumerate(rows, start=1) if any(f.strip() for f in r)]
-    if not numbered:
-        raise InputDataError(f"{path} is empty: it needs a header with participant_id")
-    (_, header), body = numbered[0], numbered[1:]
-    return [h.strip() for h in header], body
 
 
 def check_participants(

@@ -93,6 +93,10 @@ def run_mema_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: Ste
                 n_jobs=plan.n_cpus,
                 # the step log decides when to redo a step (--resume with changed options)
                 overwrite=True,
+                mem_limit=plan.mem_limit,
+                # large studies: inputs stored here, kept for --resume until the step is done
+                work_dir=plan.work_dir / f"3dMEMA-{analysis.dirname}",
+                resume=log.resume,
             )
         ),
     )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from afni_group.errors import UsageError
 from afni_group.programs.cli.argv import is_number
 from afni_group.programs.mema import files as step
+from afni_group.programs.mema.budget import parse_mem_limit
 from afni_group.programs.mema.files import (
     MemaSet,
     command_text,
@@ -47,6 +48,7 @@ _OPTIONS: dict[str, tuple[int, int | None]] = {
     # afni-native extensions (not AFNI options)
     "-correct_dof": (0, 0),
     "-quiet": (0, 0),
+    "-mem_limit": (1, 1),
 }
 
 
@@ -65,7 +67,9 @@ afni-native 3dMEMA: numpy implementation of AFNI's 3dMEMA (mixed-effects meta-an
   [-groups A B | -conditions C1 C2]  [-missing_data 0 | -missing_data F1 [F2]]
   [-n_nonzero NN]  [-HKtest | -no_HKtest]  [-mask M]  [-jobs N]
   [-covariates FILE [-covariates_center mean|V1 ...] [-covariates_model center=same slope=same]]
-  afni-native only: -correct_dof (intended two-group DOF re-mapping), -quiet (no progress)
+  afni-native only: -correct_dof (intended two-group DOF re-mapping), -quiet (no progress),
+  -mem_limit SIZE (default 2GB): inputs over half of it are read once into a temporary
+  voxel-major store beside the output and fitted block by block (same results)
 Not supported: -model_outliers, -residual_Z, -unequal_variance, -covariates_name.
 Output bricks (two groups): A:b A:t B:b B:t B-A:b B-A:t I2 tau QE:Chisq.
 """
@@ -202,6 +206,9 @@ def cli_main(argv: list[str]) -> int:
     elif any(k in options for k in ("-covariates_center", "-covariates_model")):
         raise UsageError("-covariates_center / -covariates_model need -covariates FILE")
 
+    mem_limit = None
+    if "-mem_limit" in options:
+        mem_limit = parse_mem_limit(options["-mem_limit"][0], "-mem_limit")
     history = command_text(argv)
     step.run_mema(
         sets,
@@ -218,6 +225,7 @@ def cli_main(argv: list[str]) -> int:
         n_jobs=int_option("-jobs", 1),
         progress="-quiet" not in options,
         history=history,
+        mem_limit=mem_limit,
     )
     return 0
 

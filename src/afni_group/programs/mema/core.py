@@ -9,7 +9,7 @@ missing-data DOF re-mapping (with its sign slip, by default).
 Everything here works on blocks of voxels at once: arrays are ``(n_voxels, n_rows)`` with one
 row per subject (per set), the design matrix ``X`` is shared by all voxels, and the REML
 iterations run on the whole block of not-yet-converged voxels together. No file I/O here; see
-``mema.py`` for the dataset-level step and the ``3dMEMA`` command line.
+``files.py`` for the dataset-level step (and ``store.py`` for inputs larger than memory) and the ``3dMEMA`` command line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
+
+from afni_group.programs.mema.budget import MAX_CHUNK, chunk_voxels
+from afni_group.programs.mema.design import MemaDesign, MemaResult
+from afni_group.programs.mema.dof import remap_t, voxel_dof
 
 #: |value| below this counts as zero (beta, t, mask, root of se difference).
 ZERO_TOL = 1e-16
@@ -32,175 +35,6 @@ REML_REL_TOL = 1e-3
 REML_MAX_ITER = 200
 #: a standard error at or below this gives statistic 0.
 SE_FLOOR = 1e-8
-
-DESIGNS = ("one", "groups", "conditions")
-
-
-# ----------------------------------------------------------------------------------------------
-# design
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MemaDesign:
-    """What 3dMEMA fits and how its output is laid out.
-
-    Parameters
-    ----------
-    kind : {"one", "groups", "conditions"}
-        3dMEMA analysis type 1 (one sample), 2 (two groups, common τ², ``-groups A B``) or
-        3 (paired, ``-conditions``: contrast second set minus first).
-    n_per_set : tuple of int
-        Subjects in each ``-set`` (1 set for "one", 2 otherwise).
-    test_names : tuple of str
-        "one": (set name,); "groups": the two ``-groups`` names (A, B);
-        "conditions": (set1 name, set2 name). Labels use ``B-A`` / ``S2-S1``.
-    covariates : ndarray, shape (n_rows, n_cov), optional
-        Centered covariate columns, rows in model order (set 1 subjects, then set 2 subjects for
-        "groups"; one row per subject for "one"/"conditions").
-    covariate_names : tuple of str
-    """
-
-    kind: str
-    n_per_set: tuple[int, ...]
-    test_names: tuple[str, ...]
-    covariates: np.ndarray | None = None
-    covariate_names: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.kind not in DESIGNS:
-            raise ValueError(f"design must be one of {DESIGNS}, got {self.kind!r}")
-        n_sets = 1 if self.kind == "one" else 2
-        if len(self.n_per_set) != n_sets:
-            raise ValueError(
-                f"design {self.kind!r} needs {n_sets} set(s), got {len(self.n_per_set)}"
-            )
-        if len(self.test_names) != n_sets:
-            raise ValueError(f"design {self.kind!r} needs {n_sets} test name(s)")
-        if self.kind == "conditions" and self.n_per_set[0] != self.n_per_set[1]:
-            raise ValueError(
-                "paired design (-conditions) needs the same subjects in both sets, got "
-                f"{self.n_per_set[0]} and {self.n_per_set[1]} subjects"
-            )
-        cov = self.covariates
-        if cov is not None:
-            cov = np.asarray(cov, dtype=np.float64)
-            if (
-                cov.ndim != 2
-                or cov.shape[0] != self.n_rows
-                or cov.shape[1] != len(self.covariate_names)
-            ):
-                raise ValueError(
-                    f"covariates must have shape ({self.n_rows}, {len(self.covariate_names)}), "
-                    f"got {cov.shape}"
-                )
-            if not np.all(np.isfinite(cov)):
-                raise ValueError("covariates contain non-finite values")
-            object.__setattr__(self, "covariates", cov)
-        elif self.covariate_names:
-            raise ValueError("covariate_names given without covariates")
-
-    @property
-    def n_groups(self) -> int:
-        """Number of ``-groups`` names (nGrp)."""
-        return 2 if self.kind == "groups" else 1
-
-    @property
-    def n_cov(self) -> int:
-        return len(self.covariate_names)
-
-    @property
-    def n_rows(self) -> int:
-        """Rows of the model: all subjects of both sets for "groups", else one set's subjects."""
-        return sum(self.n_per_set) if self.kind == "groups" else self.n_per_set[0]
-
-    @property
-    def n_total(self) -> int:
-        """Sum of subjects over the sets (what the full DOF counts)."""
-        return sum(self.n_per_set)
-
-    @property
-    def full_dof(self) -> int:
-        """nDF = total subjects - groups - covariates (types 1, 2); N - 1 - nCov for paired."""
-        if self.kind == "conditions":
-            return self.n_per_set[0] - 1 - self.n_cov
-        return self.n_total - self.n_groups - self.n_cov
-
-    @property
-    def min_nonzero(self) -> int:
-        """Minimum non-zero betas for a voxel to be analysed with ``-missing_data``."""
-        return 1 + self.n_groups + self.n_cov
-
-    def matrix(self) -> np.ndarray:
-        """Design matrix X (n_rows, p): intercept, group dummy (type 2), covariates."""
-        cols = [np.ones(self.n_rows)]
-        if self.kind == "groups":
-            cols.append(np.r_[np.zeros(self.n_per_set[0]), np.ones(self.n_per_set[1])])
-        x = np.column_stack(cols)
-        if self.covariates is not None:
-            x = np.column_stack([x, self.covariates])
-        return x
-
-    @property
-    def n_bricks(self) -> int:
-        """nBrick0 = 4·nGrp + 2·nCov + 1."""
-        return 4 * self.n_groups + 2 * self.n_cov + 1
-
-    def labels(self) -> list[str]:
-        """Sub-brick labels in output order (current AFNI, with ``I2``)."""
-        if self.kind == "groups":
-            a, b = self.test_names
-            labels = [f"{a}:b", f"{a}:t", f"{b}:b", f"{b}:t", f"{b}-{a}:b", f"{b}-{a}:t"]
-        elif self.kind == "conditions":
-            s1, s2 = self.test_names
-            labels = [f"{s2}-{s1}:b", f"{s2}-{s1}:t"]
-        else:
-            labels = [f"{self.test_names[0]}:b", f"{self.test_names[0]}:t"]
-        for name in self.covariate_names:
-            labels += [f"{name}:b", f"{name}:t"]
-        return labels + ["I2", "tau", "QE:Chisq"]
-
-    def t_brick_indices(self) -> list[int]:
-        """0-based indices of the ``:t`` bricks (all get fitt(nDF) and the DOF re-mapping)."""
-        n_t = (3 if self.kind == "groups" else 1) + self.n_cov
-        return [2 * k + 1 for k in range(n_t)]
-
-    def stat_aux(self) -> tuple[list[int], list[tuple[float, ...]]]:
-        """Per-brick AFNI stat codes and parameters: t bricks fitt(nDF), QE fict(nDF)."""
-        codes = [0] * self.n_bricks
-        params: list[tuple[float, ...]] = [()] * self.n_bricks
-        for i in self.t_brick_indices():
-            codes[i], params[i] = 3, (float(self.full_dof),)
-        codes[-1], params[-1] = 6, (float(self.full_dof),)
-        return codes, params
-
-
-def center_covariates(
-    values: np.ndarray, row_subjects: Sequence[str], center: str | Sequence[float] = "mean"
-) -> np.ndarray:
-    """Center covariate columns as 3dMEMA does (``-covariates_center``).
-
-    Parameters
-    ----------
-    values : ndarray, shape (n_rows, n_cov)
-        Covariate value of the subject on each model row.
-    row_subjects : sequence of str
-        Subject label of each row; a subject appearing on several rows (both sets) counts once
-        in the mean, as 3dMEMA matches the table rows to the unique subject labels.
-    center : "mean" or sequence of float
-        Subtract each column's mean over unique subjects, or the given values.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if isinstance(center, str):
-        if center != "mean":
-            raise ValueError(f"covariate center must be 'mean' or numbers, got {center!r}")
-        _, first = np.unique(np.asarray(row_subjects), return_index=True)
-        centers = values[np.sort(first)].mean(axis=0)
-    else:
-        centers = np.asarray(center, dtype=np.float64)
-        if centers.shape != (values.shape[1],):
-            raise ValueError(f"need {values.shape[1]} covariate centers, got {centers.size}")
-    return values - centers
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,16 +104,39 @@ def _outer_columns(x: np.ndarray) -> np.ndarray:
     return (x[:, :, None] * x[:, None, :]).reshape(n, p * p)
 
 
+#: rows per BLAS call in :func:`_rows_times` (a multiple of every kernel's row unrolling)
+ROW_TILE = 64
+
+
+def _rows_times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` over voxel rows, giving each row the same bits whatever the block's size.
+
+    BLAS takes other code paths for a single row (gemv), for a row count that is not a
+    multiple of its unrolling, and for one output column, and those round differently; so
+    the product runs in tiles of exactly :data:`ROW_TILE` rows (the last one zero-padded).
+    Results then do not depend on how voxels are blocked (chunks, REML's shrinking active
+    set, the on-disk store's blocks).
+    """
+    n_rows = a.shape[0]
+    out = np.empty((n_rows, b.shape[1]))
+    for lo in range(0, n_rows, ROW_TILE):
+        tile = a[lo : lo + ROW_TILE]
+        if tile.shape[0] < ROW_TILE:
+            tile = np.concatenate([tile, np.zeros((ROW_TILE - tile.shape[0], a.shape[1]))])
+        out[lo : lo + ROW_TILE] = (tile @ b)[: n_rows - lo]
+    return out
+
+
 def _xtwx(weights: np.ndarray, xx: np.ndarray, p: int) -> np.ndarray:
-    return (weights @ xx).reshape(-1, p, p)
+    return _rows_times(weights, xx).reshape(-1, p, p)
 
 
 def _wls(y: np.ndarray, weights: np.ndarray, x: np.ndarray, xx: np.ndarray) -> _Fit:
     p = x.shape[1]
     cov, ok = _invert_small(_xtwx(weights, xx, p))
-    xtwy = (weights * y) @ x
+    xtwy = _rows_times(weights * y, x)
     coef = np.einsum("vpq,vq->vp", cov, xtwy)
-    resid = y - coef @ x.T
+    resid = y - _rows_times(coef, x.T)
     ypy = np.einsum("vn,vn->v", weights * resid, resid)
     return _Fit(weights, coef, cov, resid, ypy, ok)
 
@@ -465,107 +322,8 @@ def assemble_bricks(design: MemaDesign, fit: BlockFit) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# DOF re-mapping (-missing_data)
-# ----------------------------------------------------------------------------------------------
-
-
-def voxel_dof(
-    design: MemaDesign, zero_counts: np.ndarray, *, correct_dof: bool = False
-) -> np.ndarray:
-    """Per-voxel DOF of 3dMEMA's ``-missing_data`` correction.
-
-    Parameters
-    ----------
-    zero_counts : ndarray, shape (n_sets, V)
-        Subjects with an exactly-zero beta in each set (or read from ``-missing_data`` files).
-    correct_dof : bool
-        False (default) reproduces AFNI's sign slip for two groups (z1 is *added*:
-        n1 + n2 + z1 - z2 - 2 - nCov); True uses the intended n1 + n2 - z1 - z2 - 2 - nCov.
-    """
-    z = np.asarray(zero_counts, dtype=np.int64)
-    if design.kind == "one":
-        return design.n_per_set[0] - z[0] - 1 - design.n_cov
-    if design.kind == "conditions":
-        return design.n_per_set[0] - np.maximum(z[0], z[1]) - 1 - design.n_cov
-    sign = -1 if correct_dof else 1
-    return design.n_total + sign * z[0] - z[1] - 2 - design.n_cov
-
-
-def t_cdf(t: np.ndarray, dof: float) -> np.ndarray:
-    """Lower-tail Student t CDF, rounded the way R's ``pt`` rounds it.
-
-    For t > 0, R returns ``(0.5 - tail) + 0.5``; that double rounding differs from ``1 - tail``
-    by one ulp now and then, which moves re-mapped t values near 20-50 by ~1e-5 relative.
-    """
-    t = np.asarray(t, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t_sq = t * t
-        central = dof > t_sq
-        tail = np.where(
-            central,
-            special.betaincc(0.5, dof / 2.0, t_sq / (dof + t_sq)),
-            special.betainc(dof / 2.0, 0.5, 1.0 / (1.0 + (t / dof) * t)),
-        )
-    tail = tail / 2.0
-    return np.where(t > 0, (0.5 - tail) + 0.5, tail)
-
-
-def t_quantile(p: np.ndarray, dof: float) -> np.ndarray:
-    """Student t quantile of a lower-tail probability (R's ``qt``; ±Inf at p = 1 or 0)."""
-    p = np.asarray(p, dtype=np.float64)
-    upper = p > 0.5
-    tail = np.where(upper, 1.0 - p, p)  # exact for p in [0.5, 1] (Sterbenz)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = special.betaincinv(dof / 2.0, 0.5, 2.0 * tail)
-        t = np.sqrt(dof * (1.0 / x - 1.0))
-    return np.where(upper, t, -t)
-
-
-def remap_t(t: np.ndarray, dof: np.ndarray, full_dof: int) -> np.ndarray:
-    """t' = Tinv_full(Tcdf_dof(t)) where dof != full; t where equal; 0 where dof < 1.
-
-    Uses the lower-tail CDF as R's ``pt``/``qt`` do, so large positive t can become +Inf
-    (kept as Inf, as 3dMEMA writes it) while large negative t stays finite.
-    """
-    t = np.asarray(t, dtype=np.float64)
-    out = t.copy()
-    dof = np.broadcast_to(dof, t.shape)
-    out[dof < 1] = 0.0
-    for df in np.unique(dof[(dof >= 1) & (dof != full_dof)]):
-        sel = dof == df
-        out[sel] = t_quantile(t_cdf(t[sel], float(df)), float(full_dof))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
 # whole analysis over arrays
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MemaResult:
-    """3dMEMA output over voxels.
-
-    Attributes
-    ----------
-    bricks : ndarray, shape (n_voxels, n_bricks), float32
-        Output sub-bricks after DOF re-mapping, NaN -> 0 and the float32 cast.
-    labels, stat_codes, stat_params
-        Per-brick label and AFNI statistic code/parameters.
-    full_dof : int
-    n_analyzed : int
-        Voxels that entered the fit (passed the non-zero count rule and the mask).
-    n_reml : int
-        Voxels whose final τ² came from REML.
-    """
-
-    bricks: np.ndarray
-    labels: list[str]
-    stat_codes: list[int]
-    stat_params: list[tuple[float, ...]]
-    full_dof: int
-    n_analyzed: int = 0
-    n_reml: int = 0
 
 
 def _model_rows(
@@ -610,6 +368,140 @@ def _validate_inputs(
     return int(n_vox)
 
 
+#: Fetch of a block's inputs: candidate positions [lo, hi) -> per-set (n_subjects, V) betas and
+#: t-statistics of those voxels.
+Fetch = Callable[[int, int], tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]
+
+
+def min_nonzero(design: MemaDesign, missing_data: bool, n_nonzero: int) -> int:
+    """Non-zero model values a voxel needs to be analysed (spec §4)."""
+    return design.min_nonzero if missing_data else n_nonzero
+
+
+def _eligible_rows(
+    design: MemaDesign, betas: Sequence[np.ndarray], tstats: Sequence[np.ndarray], need: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block's voxels with enough non-zero model values, and their Y and v (V, n).
+
+    Paired design: non-zero contrasts; otherwise non-zero betas (counted before Y and v are
+    built, so voxels left out cost nothing).
+    """
+    with np.errstate(invalid="ignore"):
+        if design.kind == "conditions":
+            y, v = _model_rows(design, betas, tstats)
+            keep = np.flatnonzero((np.abs(y) > ZERO_TOL).sum(axis=1) >= need)
+            return keep, y[keep], v[keep]
+        nonzero = sum((np.abs(b) > ZERO_TOL).sum(axis=0) for b in betas)
+        keep = np.flatnonzero(nonzero >= need)
+        y, v = _model_rows(design, [b[:, keep] for b in betas], [t[:, keep] for t in tstats])
+        return keep, y, v
+
+
+def array_fetch(
+    betas: Sequence[np.ndarray], tstats: Sequence[np.ndarray], candidates: np.ndarray
+) -> Fetch:
+    """:data:`Fetch` over per-set (n_subjects, n_voxels) arrays held in memory."""
+
+    def fetch(lo: int, hi: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        idx = candidates[lo:hi]
+        return [b[:, idx] for b in betas], [t[:, idx] for t in tstats]
+
+    return fetch
+
+
+def mema_blocks(
+    design: MemaDesign,
+    fetch: Fetch,
+    candidates: np.ndarray,
+    n_vox: int,
+    *,
+    missing_data: bool = False,
+    zero_counts: np.ndarray | None = None,
+    n_nonzero: int = -1,
+    hktest: bool = True,
+    correct_dof: bool = False,
+    chunk_size: int = MAX_CHUNK,
+    n_jobs: int = 1,
+    on_chunk: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    dtype: type = np.float32,
+) -> MemaResult:
+    """Run 3dMEMA over voxels whose inputs come block by block from ``fetch``.
+
+    Parameters
+    ----------
+    design : MemaDesign
+    fetch : callable
+        ``fetch(lo, hi)`` returns the per-set betas and t-statistics, each (n_subjects, V), of
+        the voxels ``candidates[lo:hi]`` (finite values, as read).
+    candidates : ndarray of int
+        Sorted voxel indices that may be analysed (in the mask); every other voxel is 0.
+    n_vox : int
+        Voxels in the output.
+    zero_counts : ndarray (n_sets, n_vox), optional
+        Subjects missing per set for the ``-missing_data`` DOF re-mapping, over all voxels
+        (needed when ``missing_data``).
+    chunk_size : int
+        Candidates per block (results do not depend on it nor on ``n_jobs``).
+
+    Other parameters are those of :func:`mema`.
+
+    Returns
+    -------
+    MemaResult
+    """
+    x = design.matrix()
+    need = min_nonzero(design, missing_data, n_nonzero)
+    candidates = np.asarray(candidates, dtype=np.int64)
+    starts = range(0, candidates.size, max(1, int(chunk_size)))
+    chunks = [(lo, min(lo + chunk_size, candidates.size)) for lo in starts]
+    if on_start is not None:
+        on_start(len(chunks))
+
+    def work(lo_hi: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+        keep, y, v = _eligible_rows(design, *fetch(*lo_hi), need)
+        if keep.size == 0:
+            return keep, np.zeros((0, design.n_bricks)), 0
+        fit = fit_block(y, v, x, hktest=hktest)
+        return keep, assemble_bricks(design, fit), int(fit.used_reml.sum())
+
+    out = np.zeros((n_vox, design.n_bricks), np.float64)
+    n_analyzed = n_reml = 0
+    pool = ThreadPoolExecutor(max_workers=n_jobs) if n_jobs > 1 and len(chunks) > 1 else None
+    try:
+        done = pool.map(work, chunks) if pool is not None else map(work, chunks)
+        for (lo, _hi), (keep, block, k) in zip(chunks, done, strict=True):
+            out[candidates[lo + keep]] = block
+            n_analyzed += keep.size
+            n_reml += k
+            if on_chunk is not None:
+                on_chunk(1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+    if missing_data:
+        if zero_counts is None:
+            raise ValueError("missing_data needs the zero counts of every voxel")
+        zero_counts = np.asarray(zero_counts).reshape(len(design.n_per_set), -1)
+        if zero_counts.shape[1] != n_vox:
+            raise ValueError("zero counts do not match the number of voxels")
+        dof = voxel_dof(design, zero_counts, correct_dof=correct_dof)
+        for i in design.t_brick_indices():
+            out[:, i] = remap_t(out[:, i], dof, design.full_dof)
+    out[np.isnan(out)] = 0.0
+    codes, params = design.stat_aux()
+    return MemaResult(
+        out.astype(dtype),
+        design.labels(),
+        codes,
+        params,
+        design.full_dof,
+        n_analyzed=n_analyzed,
+        n_reml=n_reml,
+    )
+
+
 def mema(
     betas: Sequence[np.ndarray],
     tstats: Sequence[np.ndarray],
@@ -621,7 +513,7 @@ def mema(
     hktest: bool = True,
     mask: np.ndarray | None = None,
     correct_dof: bool = False,
-    chunk_size: int = 16384,
+    chunk_size: int | None = None,
     n_jobs: int = 1,
     on_chunk: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
@@ -649,7 +541,8 @@ def mema(
     correct_dof : bool
         Apply the intended two-group DOF formula instead of AFNI's.
     chunk_size, n_jobs
-        Voxels per block and threads working on blocks (results do not depend on either).
+        Voxels per block (default :func:`chunk_voxels`) and threads working on blocks (results
+        do not depend on either).
     on_start, on_chunk
         Progress callbacks: number of chunks, then 1 per finished chunk.
     dtype
@@ -666,74 +559,27 @@ def mema(
         if not np.all(np.isfinite(arr)):
             kind = "betas" if k < len(betas) else "t-statistics"
             raise ValueError(f"set {k % len(betas) + 1} {kind} contain NaN or Inf values")
-    x = design.matrix()
-    n_sets = len(betas)
-
-    # Voxel eligibility: count non-zero model values (contrasts for the paired design).
-    if design.kind == "conditions":
-        with np.errstate(invalid="ignore"):
-            nonzero = np.zeros(n_vox, np.int64)
-            for lo in range(0, n_vox, chunk_size):
-                y, _ = _model_rows(
-                    design,
-                    [b[:, lo : lo + chunk_size] for b in betas],
-                    [t[:, lo : lo + chunk_size] for t in tstats],
-                )
-                nonzero[lo : lo + chunk_size] = (np.abs(y) > ZERO_TOL).sum(axis=1)
-    else:
-        nonzero = sum((np.abs(b) > ZERO_TOL).sum(axis=0) for b in betas)
-    need = design.min_nonzero if missing_data else n_nonzero
-    analyse = nonzero >= need
+    candidates = np.arange(n_vox)
     if mask is not None:
         mask = np.asarray(mask).reshape(-1)
         if mask.shape[0] != n_vox:
             raise ValueError("Mask dimensions don't match the input files!")
-        analyse &= np.abs(mask) > ZERO_TOL
-    voxels = np.flatnonzero(analyse)
-
-    out = np.zeros((n_vox, design.n_bricks), np.float64)
-    chunks = [voxels[lo : lo + chunk_size] for lo in range(0, voxels.size, chunk_size)]
-    if on_start is not None:
-        on_start(len(chunks))
-    n_reml = 0
-
-    def work(idx: np.ndarray) -> tuple[np.ndarray, int]:
-        y, v = _model_rows(design, [b[:, idx] for b in betas], [t[:, idx] for t in tstats])
-        fit = fit_block(y, v, x, hktest=hktest)
-        return assemble_bricks(design, fit), int(fit.used_reml.sum())
-
-    if n_jobs > 1 and len(chunks) > 1:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            for idx, (block, k) in zip(chunks, pool.map(work, chunks), strict=True):
-                out[idx] = block
-                n_reml += k
-                if on_chunk is not None:
-                    on_chunk(1)
-    else:
-        for idx in chunks:
-            block, k = work(idx)
-            out[idx] = block
-            n_reml += k
-            if on_chunk is not None:
-                on_chunk(1)
-
-    if missing_data:
-        if zero_counts is None:
-            zero_counts = np.stack([(b == 0).sum(axis=0) for b in betas])
-        zero_counts = np.asarray(zero_counts).reshape(n_sets, -1)
-        if zero_counts.shape[1] != n_vox:
-            raise ValueError("zero counts do not match the number of voxels")
-        dof = voxel_dof(design, zero_counts, correct_dof=correct_dof)
-        for i in design.t_brick_indices():
-            out[:, i] = remap_t(out[:, i], dof, design.full_dof)
-    out[np.isnan(out)] = 0.0
-    codes, params = design.stat_aux()
-    return MemaResult(
-        out.astype(dtype),
-        design.labels(),
-        codes,
-        params,
-        design.full_dof,
-        n_analyzed=int(voxels.size),
-        n_reml=n_reml,
+        candidates = np.flatnonzero(np.abs(mask) > ZERO_TOL)
+    if missing_data and zero_counts is None:
+        zero_counts = np.stack([(b == 0).sum(axis=0) for b in betas])
+    return mema_blocks(
+        design,
+        array_fetch(betas, tstats, candidates),
+        candidates,
+        n_vox,
+        missing_data=missing_data,
+        zero_counts=zero_counts,
+        n_nonzero=n_nonzero,
+        hktest=hktest,
+        correct_dof=correct_dof,
+        chunk_size=chunk_size or chunk_voxels(design.n_rows),
+        n_jobs=n_jobs,
+        on_chunk=on_chunk,
+        on_start=on_start,
+        dtype=dtype,
     )

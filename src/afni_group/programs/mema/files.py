@@ -22,24 +22,29 @@ import numpy as np
 
 from afni_group import afni_io
 from afni_group.afni_io import naming
-from afni_group.errors import (
-    AfniGroupError,
-    InputDataError,
-    MissingInputError,
-    OutputError,
-    UsageError,
-)
-from afni_group.programs.mema.core import (
-    MemaDesign,
-    MemaResult,
-    center_covariates,
-    mema,
-)
+from afni_group.errors import InputDataError, MissingInputError, OutputError, UsageError
+from afni_group.programs.mema.budget import DEFAULT_MEM_LIMIT
+from afni_group.programs.mema.core import MemaResult, mema_blocks
+from afni_group.programs.mema.design import MemaDesign, center_covariates
+from afni_group.programs.mema.inputs import Geometry
+from afni_group.programs.mema.source import Inputs, InputSource, StoreOverrides, load_inputs
 from afni_group.progress import Progress
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ["MemaSet", "run_mema", "read_covariate_file"]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The fit's options of :func:`run_mema` (see there)."""
+
+    missing_data: int | list[str] | None
+    n_nonzero: int
+    hktest: bool
+    correct_dof: bool
+    n_jobs: int
+    progress: bool
 
 
 @dataclass(frozen=True)
@@ -152,124 +157,6 @@ def _equivalent_args(
 
 
 # ----------------------------------------------------------------------------------------------
-# reading inputs
-# ----------------------------------------------------------------------------------------------
-
-
-def _open_dataset(path_text: str, subject: str, what: str, spec: str) -> afni_io.AfniDataset:
-    try:
-        return afni_io.read_dataset(path_text)
-    except FileNotFoundError:
-        raise MissingInputError(
-            f"subject {subject} {what}: dataset {path_text} not found"
-        ) from None
-    except AfniGroupError as err:
-        raise type(err)(f"subject {subject} {what} '{spec}': {err}") from None
-
-
-def _select_one_brick(
-    dset: afni_io.AfniDataset, selector: str | None, spec: str, subject: str, what: str
-) -> afni_io.AfniDataset:
-    try:
-        one = dset if selector is None else dset.select(f"[{selector}]")
-    except AfniGroupError as err:
-        raise type(err)(f"subject {subject} {what} '{spec}': {err}") from None
-    if one.nvals != 1:
-        raise InputDataError(
-            f"subject {subject} {what} '{spec}' selects {one.nvals} sub-bricks; 3dMEMA needs "
-            f"exactly one (add a selector such as [label]); labels are: {', '.join(dset.labels)}"
-        )
-    return one
-
-
-def _brick_values(dset: afni_io.AfniDataset, spec: str, subject: str, what: str) -> np.ndarray:
-    values = np.asarray(dset.data[..., 0], dtype=np.float32).reshape(-1)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise InputDataError(
-            f"subject {subject} {what} '{spec}' has {int(bad.sum())} NaN/Inf voxel(s); "
-            "3dMEMA cannot handle them: fix or zero those voxels first"
-        )
-    return values
-
-
-def _read_sets(
-    sets: Sequence[MemaSet],
-) -> tuple[list[np.ndarray], list[np.ndarray], afni_io.AfniDataset]:
-    """Per-set (n_subjects, n_voxels) float32 betas and t's, plus the first beta (geometry).
-
-    Each file is read once and all the sub-bricks the sets select from it are taken together
-    (the tutorial takes 4 bricks from every subject's stats dataset).
-    """
-    # (set index, row, 0 = beta / 1 = t, spec, subject) grouped by file, in first-use order
-    wanted: dict[str, list[tuple[int, int, int, str, str]]] = {}
-    for k, s in enumerate(sets):
-        for row, (sid, b_spec, t_spec) in enumerate(
-            zip(s.subjects, s.beta_specs, s.tstat_specs, strict=True)
-        ):
-            for kind, spec in ((0, b_spec), (1, t_spec)):
-                path_text, _ = afni_io.split_selector(spec)
-                wanted.setdefault(path_text, []).append((k, row, kind, spec, sid))
-    first_path = afni_io.split_selector(sets[0].beta_specs[0])[0]
-    first_sid = sets[0].subjects[0]
-    # per set: [betas, t's] each (n_subjects, n_voxels) float32, filled file by file
-    arrays: list[np.ndarray] = []
-    first: afni_io.AfniDataset | None = None
-    for path_text in [first_path, *(p for p in wanted if p != first_path)]:
-        uses = wanted[path_text]
-        dset = _open_dataset(
-            path_text, uses[0][4], "beta" if uses[0][2] == 0 else "t-statistic", uses[0][3]
-        )
-        if first is None:
-            first = dset
-            n_vox = int(np.prod(first.shape))
-            arrays = [np.empty((2, len(s.subjects), n_vox), np.float32) for s in sets]
-        elif dset.shape != first.shape:
-            k, _, kind, spec, sid = uses[0]
-            what = "beta" if kind == 0 else "t-statistic"
-            raise InputDataError(
-                f"Dimension mismatch: subject {sid} {what} '{spec}' has grid {dset.shape} but "
-                f"the first beta ({first_sid}) has {first.shape}; resample all inputs to one grid"
-            )
-        elif not afni_io.same_grid(dset, first):
-            # 3dMEMA compares dimensions only; say so rather than stop.
-            LOG.warning(
-                "*+ WARNING: 3dMEMA: %s (subject %s) has the same dimensions but a different "
-                "grid (origin/voxel size/orientation) than the first beta; using the first "
-                "beta's grid as 3dMEMA does",
-                path_text,
-                uses[0][4],
-            )
-        for k, row, kind, spec, sid in uses:
-            what = "beta" if kind == 0 else "t-statistic"
-            one = _select_one_brick(dset, afni_io.split_selector(spec)[1], spec, sid, what)
-            arrays[k][kind, row] = _brick_values(one, spec, sid, what)
-        del dset
-    assert first is not None
-    first = _select_one_brick(
-        first,
-        afni_io.split_selector(sets[0].beta_specs[0])[1],
-        sets[0].beta_specs[0],
-        first_sid,
-        "beta",
-    )
-    return [a[0] for a in arrays], [a[1] for a in arrays], first
-
-
-def _read_volume(spec: str | os.PathLike, shape: tuple[int, ...], what: str) -> np.ndarray:
-    try:
-        dset = afni_io.read_dataset(spec)
-    except FileNotFoundError:
-        raise MissingInputError(f"{what} dataset {spec} not found") from None
-    if dset.shape != tuple(shape):
-        raise InputDataError(
-            f"{what} {spec} has grid {dset.shape} but the inputs have {tuple(shape)} "
-            "(3dMEMA: dimensions don't match the input files!)"
-        )
-    return np.asarray(dset.data[..., 0], dtype=np.float64).reshape(-1)
-
-
-# ----------------------------------------------------------------------------------------------
 # covariates
 # ----------------------------------------------------------------------------------------------
 
@@ -354,6 +241,129 @@ def _resolve_design(sets: Sequence[MemaSet], design: str) -> str:
     return design
 
 
+def _group_names(
+    sets: Sequence[MemaSet], kind: str, group_names: Sequence[str] | None
+) -> tuple[str, ...]:
+    """Test names of the labels: ``-groups`` names (or the set labels), else the set labels."""
+    if kind == "groups":
+        names = tuple(group_names) if group_names is not None else (sets[0].label, sets[1].label)
+        if len(names) != 2:
+            raise UsageError(f"-groups needs two names for two sets, got {list(names)}")
+        return names
+    return tuple(s.label for s in sets)
+
+
+def _check_missing_data(
+    missing_data: int | Sequence[str | Path] | None, n_sets: int
+) -> int | list[str] | None:
+    """``-missing_data``: None, 0 (count zero betas) or one file per set (as text)."""
+    if isinstance(missing_data, bool):
+        raise UsageError("missing_data must be 0 or a list of files, not a bool")
+    if isinstance(missing_data, int):
+        if missing_data != 0:
+            raise UsageError(
+                f"-missing_data {missing_data}: only 0 (count zero betas) or one file per set "
+                "is supported"
+            )
+        return 0
+    if missing_data is None:
+        return None
+    files = [str(f) for f in missing_data]
+    if len(files) != n_sets:
+        raise UsageError(f"-missing_data needs one file per set ({n_sets}), got {len(files)}")
+    return files
+
+
+def _check_prefix(prefix: str | Path, overwrite: bool) -> str:
+    """Refuse an existing output before reading anything, like 3dMEMA (view not known yet)."""
+    prefix_text = os.fspath(prefix)
+    existing = naming.existing_dataset_file(
+        prefix_text if naming.is_nifti(prefix_text) else prefix_text + "+orig", any_view=True
+    )
+    if existing is not None and not overwrite:
+        shown = prefix_text if naming.is_nifti(prefix_text) else naming.strip_view(prefix_text)
+        raise OutputError(f"File {shown} exists! Try a different name (or remove it).")
+    parent = Path(prefix_text).parent
+    if not parent.is_dir():
+        raise OutputError(f"-prefix {prefix_text}: folder {parent} does not exist")
+    return prefix_text
+
+
+def _model(
+    sets: Sequence[MemaSet],
+    kind: str,
+    names: tuple[str, ...],
+    covariates: dict[str, dict[str, float]] | None,
+    center: str | Sequence[float],
+) -> MemaDesign:
+    cov_matrix, cov_names = None, ()
+    if covariates:
+        rows = (
+            [*sets[0].subjects, *sets[1].subjects] if kind == "groups" else list(sets[0].subjects)
+        )
+        cov_matrix, cov_names = _covariate_matrix(covariates, rows, center)
+    try:
+        model = MemaDesign(
+            kind,
+            tuple(len(s.subjects) for s in sets),
+            names,
+            covariates=cov_matrix,
+            covariate_names=cov_names,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    n_params = model.matrix().shape[1]
+    if model.n_rows <= n_params:
+        raise UsageError(
+            f"Too few subjects for options selected: {model.n_rows} model rows for "
+            f"{n_params} parameters"
+        )
+    return model
+
+
+def _fit(model: MemaDesign, inputs: Inputs, options: FitOptions) -> MemaResult:
+    """Fit every candidate voxel block by block, with a progress line."""
+    bar: list[Progress] = []
+    try:
+        return mema_blocks(
+            model,
+            inputs.fetch,
+            inputs.candidates,
+            inputs.geometry.n_vox,
+            missing_data=options.missing_data is not None,
+            zero_counts=inputs.zero_counts,
+            n_nonzero=options.n_nonzero,
+            hktest=options.hktest,
+            correct_dof=options.correct_dof,
+            chunk_size=inputs.chunk,
+            n_jobs=options.n_jobs,
+            on_start=lambda n: bar.append(
+                Progress("3dMEMA", n, "chunks", enabled=options.progress)
+            ),
+            on_chunk=lambda k: bar[0].update(k),
+        )
+    except ValueError as err:
+        raise InputDataError(f"3dMEMA: {err}") from None
+    finally:
+        if bar:
+            bar[0].close()
+
+
+def _write(result: MemaResult, geometry: Geometry, prefix_text: str, history_text: str) -> Path:
+    dset = afni_io.AfniDataset(
+        data=result.bricks.reshape(*geometry.shape, len(result.labels)),
+        affine=geometry.affine,
+        labels=result.labels,
+        stat_codes=result.stat_codes,
+        stat_params=result.stat_params,
+        space=geometry.space,
+        view=geometry.view,
+        history="",
+    )
+    out_path = output_path(prefix_text, geometry.view)
+    return Path(afni_io.write_dataset(dset, out_path, history=history_text, style="mema"))
+
+
 def run_mema(
     sets: list[MemaSet],
     prefix: str | Path,
@@ -371,7 +381,12 @@ def run_mema(
     progress: bool = True,
     history: str | None = None,
     overwrite: bool = False,
-    chunk_size: int = 16384,
+    mem_limit: int | None = None,
+    work_dir: str | Path | None = None,
+    resume: bool = False,
+    chunk_size: int | None = None,
+    use_store: bool | None = None,
+    batch_columns: int | None = None,
 ) -> Path:
     """Run 3dMEMA natively and write its output dataset.
 
@@ -409,6 +424,17 @@ def run_mema(
         …``); default: the 3dMEMA command line equivalent to this call.
     overwrite : bool
         3dMEMA refuses to overwrite; True replaces an existing output.
+    mem_limit : int, optional
+        Memory target in bytes (default :data:`.budget.DEFAULT_MEM_LIMIT`): inputs larger than
+        half of it go through an on-disk store (:mod:`.store`), read back block by block.
+    work_dir : path, optional
+        Folder of that store, kept when the step fails and reused with ``resume``; default: a
+        temporary folder beside the output, always removed.
+    resume : bool
+        Reuse a store left in ``work_dir`` by an interrupted run of the same inputs.
+    chunk_size, use_store, batch_columns
+        Override the voxels per block, the memory/store choice and the bricks per store batch
+        (tests, benchmarks); results do not depend on them.
 
     Returns
     -------
@@ -418,130 +444,38 @@ def run_mema(
     start = time.time()
     sets = list(sets)
     kind = _resolve_design(sets, design)
-    if kind == "groups":
-        names = tuple(group_names) if group_names is not None else (sets[0].label, sets[1].label)
-        if len(names) != 2:
-            raise UsageError(f"-groups needs two names for two sets, got {list(names)}")
-    elif kind == "conditions":
-        names = (sets[0].label, sets[1].label)
-    else:
-        names = (sets[0].label,)
-    if isinstance(missing_data, bool):
-        raise UsageError("missing_data must be 0 or a list of files, not a bool")
-    if isinstance(missing_data, int) and missing_data != 0:
-        raise UsageError(
-            f"-missing_data {missing_data}: only 0 (count zero betas) or one file per set is "
-            "supported"
-        )
-    if missing_data is not None and not isinstance(missing_data, int):
-        missing_data = [str(f) for f in missing_data]
-        if len(missing_data) != len(sets):
-            raise UsageError(
-                f"-missing_data needs one file per set ({len(sets)}), got {len(missing_data)}"
-            )
+    names = _group_names(sets, kind, group_names)
+    missing = _check_missing_data(missing_data, len(sets))
     if n_jobs < 1:
         raise UsageError(f"-jobs must be at least 1, got {n_jobs}")
-
-    # Refuse an existing output before reading anything, like 3dMEMA (view not known yet).
-    prefix_text = os.fspath(prefix)
-    existing = naming.existing_dataset_file(
-        prefix_text if naming.is_nifti(prefix_text) else prefix_text + "+orig", any_view=True
+    prefix_text = _check_prefix(prefix, overwrite)
+    model = _model(sets, kind, names, covariates, covariates_center)
+    options = FitOptions(missing, n_nonzero, hktest, correct_dof, n_jobs, progress)
+    source = InputSource(
+        sets,
+        None if mask is None else str(mask),
+        missing,
+        mem_limit or DEFAULT_MEM_LIMIT,
+        n_nonzero,
+        Path(work_dir) if work_dir is not None else None,
+        resume,
+        StoreOverrides(chunk_size, use_store, batch_columns),
     )
-    if existing is not None and not overwrite:
-        shown = prefix_text if naming.is_nifti(prefix_text) else naming.strip_view(prefix_text)
-        raise OutputError(f"File {shown} exists! Try a different name (or remove it).")
     parent = Path(prefix_text).parent
-    if not parent.is_dir():
-        raise OutputError(f"-prefix {prefix_text}: folder {parent} does not exist")
-
-    cov_matrix, cov_names = None, ()
-    if covariates:
-        rows = (
-            [*sets[0].subjects, *sets[1].subjects] if kind == "groups" else list(sets[0].subjects)
-        )
-        cov_matrix, cov_names = _covariate_matrix(covariates, rows, covariates_center)
-    try:
-        model = MemaDesign(
-            kind,
-            tuple(len(s.subjects) for s in sets),
-            names,
-            covariates=cov_matrix,
-            covariate_names=cov_names,
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    if model.n_rows <= model.matrix().shape[1]:
-        raise UsageError(
-            f"Too few subjects for options selected: {model.n_rows} model rows for "
-            f"{model.matrix().shape[1]} parameters"
-        )
-
-    betas, tstats, first = _read_sets(sets)
-    grid = first.shape
-    n_vox = int(np.prod(grid))
-    mask_values = _read_volume(mask, grid, "-mask") if mask is not None else None
-    zero_counts = None
-    if isinstance(missing_data, list):
-        zero_counts = np.stack(
-            [_read_volume(f, grid, "-missing_data").round().astype(np.int64) for f in missing_data]
-        )
-
-    bar: list[Progress] = []
-
-    def on_start(n_chunks: int) -> None:
-        bar.append(Progress("3dMEMA", n_chunks, "chunks", enabled=progress))
-
-    try:
-        result: MemaResult = mema(
-            betas,
-            tstats,
-            model,
-            missing_data=missing_data is not None,
-            zero_counts=zero_counts,
-            n_nonzero=n_nonzero,
-            hktest=hktest,
-            mask=mask_values,
-            correct_dof=correct_dof,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            on_start=on_start,
-            on_chunk=lambda k: bar[0].update(k),
-        )
-    except ValueError as err:
-        raise InputDataError(f"3dMEMA: {err}") from None
-    finally:
-        if bar:
-            bar[0].close()
-    del betas, tstats
-
-    out_path = output_path(prefix_text, first.view)
-    data = result.bricks.reshape(*grid, len(result.labels))
-    dset = afni_io.AfniDataset(
-        data=data,
-        affine=first.affine,
-        labels=result.labels,
-        stat_codes=result.stat_codes,
-        stat_params=result.stat_params,
-        space=first.space,
-        view=first.view,
-        history="",
-    )
-    if history is None:
-        args = _equivalent_args(
-            sets,
-            prefix_text,
-            kind,
-            names,
-            missing_data,
-            hktest,
-            None if mask is None else str(mask),
-            covariates,
-            correct_dof,
-            n_jobs,
-        )
-        history_text = mema_history(command_text(args), start)
-    else:
-        history_text = mema_history(history, start)
-    written = afni_io.write_dataset(dset, out_path, history=history_text, style="mema")
-    assert n_vox == result.bricks.shape[0]
-    return Path(written)
+    with load_inputs(source, model, n_jobs=n_jobs, progress=progress, temp_parent=parent) as inputs:
+        result = _fit(model, inputs, options)
+        if history is None:
+            args = _equivalent_args(
+                sets,
+                prefix_text,
+                kind,
+                names,
+                missing,
+                hktest,
+                source.mask,
+                covariates,
+                correct_dof,
+                n_jobs,
+            )
+            history = command_text(args)
+        return _write(result, inputs.geometry, prefix_text, mema_history(history, start))

@@ -39,8 +39,6 @@ LOG = logging.getLogger(__name__)
 ORIGIN_TOL_MM = 0.01
 #: voxel sizes differing by more than this (mm) are different grids
 DELTA_TOL_MM = 0.001
-#: 3dClustSim raises fewer iterations to this (AFNI does the same)
-MIN_CLUSTSIM_ITER = 2000
 #: more iterations than this add nothing to a 3dClustSim table and take hours
 MAX_CLUSTSIM_ITER = 1_000_000
 #: at most this share of the available memory may hold the per-iteration cluster maxima
@@ -329,11 +327,14 @@ def effective_clustsim_iter(requested: int, memory: int | None = None) -> int:
             f"--clustsim-iter {requested} needs {need / 2**30:.1f} GiB for the cluster maxima but "
             f"only {memory / 2**30:.1f} GiB of memory is available; use fewer iterations"
         )
-    if requested < MIN_CLUSTSIM_ITER:
+    # 3dClustSim raises fewer iterations to its minimum (AFNI does the same)
+    from afni_group.programs.clustsim.simulate import MIN_ITERATIONS
+
+    if requested < MIN_ITERATIONS:
         LOG.warning(
-            "--clustsim-iter %d raised to %d (3dClustSim's minimum)", requested, MIN_CLUSTSIM_ITER
+            "--clustsim-iter %d raised to %d (3dClustSim's minimum)", requested, MIN_ITERATIONS
         )
-        return MIN_CLUSTSIM_ITER
+        return MIN_ITERATIONS
     return requested
 
 

@@ -199,6 +199,7 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
             args.covariates,
             list(dict.fromkeys(s.label for s in subjects)),
         )
+    check_program_options(args)
     if not 0 < args.mask_frac:
         raise UsageError("--mask-frac must be > 0 (a fraction <= 1 or a count > 1)")
 
@@ -221,11 +222,39 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         covariates=covariates,
         n_cpus=args.n_cpus,
         mem_limit=parse_mem_limit(args.mem_limit),
+        program=args.program,
+        clustsim_route=args.clustsim,
         via_gen_group_command=args.via_gen_group_command,
         selection_notes=notes,
         inventory=found,
         layout=", ".join(dict.fromkeys(s.layout for s in found if s.layout)),
     )
+
+
+#: options that only 3dMEMA has, and their default values
+_MEMA_ONLY = {
+    "--missing-data": ("missing_data", 0),
+    "--no-hktest": ("no_hktest", False),
+    "--mema-correct-dof": ("mema_correct_dof", False),
+}
+
+
+def check_program_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations the chosen ``--program`` and ``--clustsim`` cannot run."""
+    if args.clustsim == "randomise" and args.program != "3dttest++":
+        raise UsageError(
+            "--clustsim randomise needs --program 3dttest++ (the randomised residuals come from "
+            "3dttest++'s t-tests; 3dMEMA has no -Clustsim); or use --clustsim acf"
+        )
+    if args.program == "3dMEMA":
+        return
+    # wired through the engines in the next commits (issue 22); until then refuse cleanly
+    raise UsageError("--program 3dttest++ is not available in this build yet")
+    for option, (dest, default) in _MEMA_ONLY.items():
+        if getattr(args, dest) != default:
+            raise UsageError(
+                f"{option} is a 3dMEMA option; leave it out with --program {args.program}"
+            )
 
 
 def _first_iterations(requested: int | str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from afni_group import __version__
 from afni_group.errors import EXIT_USAGE, UsageError
-from afni_group.plan import DESIGNS
+from afni_group.plan import CLUSTSIM_ROUTES, DESIGNS, PROGRAMS
 from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
 
 #: BIDS-App analysis levels afni-group implements.
@@ -167,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks")
 
     a = p.add_argument_group("analysis (defaults are the tutorial's)")
+    a.add_argument(
+        "--program",
+        choices=PROGRAMS,
+        default="3dMEMA",
+        help="the group model: 3dMEMA (default, the tutorial's: mixed effects, weighs subjects "
+        "by their t statistics) or 3dttest++ (t-tests of the effect estimates)",
+    )
+    a.add_argument(
+        "--clustsim",
+        choices=CLUSTSIM_ROUTES,
+        default="acf",
+        help="how the cluster-size threshold is simulated: acf (default, the tutorial's: "
+        "3dClustSim from the subjects' mean ACF) or randomise (3dttest++ -Clustsim on "
+        "sign-randomised residuals, AFNI's recommendation after Cox et al. 2017; needs "
+        "--program 3dttest++ and at least 14 datasets)",
+    )
     a.add_argument(
         "--set",
         dest="sets",

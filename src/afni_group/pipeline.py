@@ -27,7 +27,7 @@ from afni_group import (
 )
 from afni_group.errors import UsageError
 from afni_group.options import RunOptions
-from afni_group.plan import MASK_COUNT_FILE, MASK_FILE, MEMA_FILE, AnalysisPlan
+from afni_group.plan import MASK_COUNT_FILE, MASK_FILE, AnalysisPlan
 from afni_group.steps import StepLog
 
 LOG = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ def params_document(
             "name": analysis.name,
             "dir": analysis.dirname,
             "design": analysis.design,
+            "program": plan.program,
+            "stats_file": plan.stats_file,
             "correct_dof": plan.correct_dof,
             "sets": [{"label": s.label, "beta": s.beta, "tstat": s.tstat} for s in analysis.sets],
             **plan.members_summary(analysis),
@@ -95,6 +97,7 @@ def params_document(
                 "iterations": plan.clustsim_iter,
                 "seed": plan.seed,
                 "table": plan.clustsim_table,
+                "route": plan.clustsim_route,
             },
             "cluster_size_threshold": None,
             "results": [],
@@ -112,7 +115,7 @@ def params_document(
                 entry["mask"]["count_file"] = MASK_COUNT_FILE
                 entry["mask"]["n_masks"] = len(plan.mask_inputs)
             for result in entry["results"]:
-                result["dof"] = designs.t_dof(adir / MEMA_FILE, result["tbrick"])
+                result["dof"] = designs.t_dof(adir / plan.stats_file, result["tbrick"])
                 result["clusters"] = cluster_table.params_summary(adir / result["clusters_tsv"])
         analyses.append(entry)
     document = {
@@ -120,6 +123,8 @@ def params_document(
         "command_line": command_line,
         "engine": plan.engine,
         "engine_reason": plan.engine_reason,
+        "program": plan.program,
+        "clustsim_route": plan.clustsim_route,
         "status": "planned" if results is None else "complete",
         "options": options.recorded,
         "versions": outputs.software_versions(afni=plan.engine == "afni"),

@@ -16,7 +16,16 @@ from afni_group.programs.mema.budget import DEFAULT_MEM_LIMIT
 
 DESIGNS = ("one", "groups", "conditions")
 
+#: the group models (``--program``): 3dMEMA (the tutorial's) or 3dttest++
+PROGRAMS = ("3dMEMA", "3dttest++")
+#: how the cluster-size threshold is simulated (``--clustsim``): 3dClustSim from the mean ACF
+#: (the tutorial's) or 3dttest++ -Clustsim on sign-randomised residuals (Cox et al. 2017)
+CLUSTSIM_ROUTES = ("acf", "randomise")
+#: 3dttest++ refuses -Clustsim with fewer datasets than this (all sets together)
+RANDOMISE_MIN_DATASETS = 14
+
 MEMA_FILE = "mema_results.nii.gz"
+TTEST_FILE = "ttest_results.nii.gz"
 MASK_FILE = "mask.nii.gz"
 #: how many subject masks cover each voxel (3dmask_tool -count -frac 0), for the report
 MASK_COUNT_FILE = "mask_count.nii.gz"
@@ -24,18 +33,27 @@ CLUSTSIM_PREFIX = "ClustSim"
 MEMA_SCRIPT = "do_group_level_mema.tcsh"
 
 
-def clustsim_outputs() -> list[str]:
-    """Every file ``3dClustSim -both -prefix ClustSim`` writes: 9 tables x (.1D, .niml), the
-    encoded mask and the 3drefit fragment."""
+def clustsim_table_prefix(route: str = "acf") -> str:
+    """The prefix of the ClustSim tables: ``ClustSim`` (3dClustSim -prefix ClustSim) or
+    ``ClustSim.CSimA`` (3dttest++ -prefix_clustsim ClustSim -Clustsim)."""
+    return CLUSTSIM_PREFIX if route == "acf" else f"{CLUSTSIM_PREFIX}.CSimA"
+
+
+def clustsim_outputs(route: str = "acf") -> list[str]:
+    """Every ClustSim table file of a route: 9 tables x (.1D, .niml), plus for ``acf`` the
+    encoded mask and the 3drefit fragment ``3dClustSim -both -prefix ClustSim`` writes."""
     # imported here: the plan (and the command line) must not load numpy to be built
     from afni_group.programs.clustsim.formats import clustsim_table_name
 
+    prefix = clustsim_table_prefix(route)
     tables = [
-        clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, ext)
+        clustsim_table_name(prefix, nn, sided, ext)
         for nn in NEIGHBOURHOODS
         for sided in SIDEDNESS
         for ext in ("1D", "niml")
     ]
+    if route != "acf":
+        return tables
     return [*tables, f"{CLUSTSIM_PREFIX}.mask", "3dClustSim.cmd"]
 
 
@@ -187,6 +205,10 @@ class AnalysisPlan:
     n_cpus: int = 1
     #: native 3dMEMA's memory target in bytes (``--mem-limit``)
     mem_limit: int = DEFAULT_MEM_LIMIT
+    #: the group model (``--program``, one of PROGRAMS)
+    program: str = "3dMEMA"
+    #: the cluster-size threshold's simulation (``--clustsim``, one of CLUSTSIM_ROUTES)
+    clustsim_route: str = "acf"
     engine: str = "native"
     engine_reason: str = ""
     via_gen_group_command: bool = False
@@ -204,11 +226,32 @@ class AnalysisPlan:
         return self.output_dir / analysis.dirname
 
     @property
+    def stats_file(self) -> str:
+        """The group model's bucket in each analysis folder (3dMEMA's or 3dttest++'s)."""
+        return MEMA_FILE if self.program == "3dMEMA" else TTEST_FILE
+
+    @property
+    def ttest_toz(self) -> bool:
+        """3dttest++ writes z instead of t: ``-Clustsim`` turns on ``-toz``."""
+        return self.program == "3dttest++" and self.clustsim_route == "randomise"
+
+    def stat_bricks(self, label: str) -> tuple[str, str]:
+        """``(statistic, effect)`` sub-brick labels of a tested label in :attr:`stats_file`.
+
+        3dMEMA: ``label:t`` and ``label:b``. 3dttest++: ``label_Tstat`` (``label_Zscr`` with
+        ``-toz``) and ``label_mean``; two-set designs give it the second set as ``-setA`` so its
+        difference is labelled ``B-A`` like 3dMEMA's (:meth:`Analysis.tested_labels`).
+        """
+        if self.program == "3dMEMA":
+            return f"{label}:t", f"{label}:b"
+        return f"{label}_{'Zscr' if self.ttest_toz else 'Tstat'}", f"{label}_mean"
+
+    @property
     def clustsim_table(self) -> str:
         from afni_group.programs.clustsim.formats import clustsim_table_name
 
         t = self.thresholds
-        return clustsim_table_name(CLUSTSIM_PREFIX, t.nn, t.sided, "1D")
+        return clustsim_table_name(clustsim_table_prefix(self.clustsim_route), t.nn, t.sided, "1D")
 
     def cluster_prefix(self) -> str:
         return f"clust_{self.thresholds.sided}"
@@ -268,6 +311,8 @@ class AnalysisPlan:
             "output_dir": str(self.output_dir),
             "engine": self.engine,
             "engine_reason": self.engine_reason,
+            "program": self.program,
+            "clustsim_route": self.clustsim_route,
             "subjects": self.subject_labels,
             "dropped": [{"subject": s, "reason": r} for s, r in self.dropped],
             "analyses": [
@@ -323,9 +368,10 @@ class AnalysisPlan:
                 + (f" (n={len(self.set_units(a, k))})" if a.members else "")
                 for k, s in enumerate(a.sets)
             )
-            lines.append(f"  {a.dirname}: 3dMEMA design={a.design}: {sets}")
+            lines.append(f"  {a.dirname}: {self.program} design={a.design}: {sets}")
+        simulation = "3dClustSim -both" if self.clustsim_route == "acf" else "3dttest++ -Clustsim"
         lines.append(
-            f"  mask -frac {self.mask_frac}; 3dClustSim -both -iter {self.clustsim_iter}"
+            f"  mask -frac {self.mask_frac}; {simulation} -iter {self.clustsim_iter}"
             f"{' (auto: more until the threshold is stable)' if self.clustsim_auto else ''}"
             f"{'' if self.seed is None else f' -seed {self.seed}'}; "
             f"NN{t.nn} {t.sided} p={t.pthr} alpha={t.alpha}; missing_data={self.missing_data}"

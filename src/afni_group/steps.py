@@ -1,8 +1,8 @@
 """Step bookkeeping: fingerprints for ``--resume`` and completion records.
 
 A step is done when its record in ``OUTPUT_DIR/.afni-group/state.json`` has the same fingerprint
-(its parameters plus the size and modification time of its input files) and all its outputs
-exist. Records are written only after a step's outputs are in place, so an interrupted step is
+(its parameters, the size and modification time of its input files, and the afni-group version
+that computed it) and all its outputs exist. Records are written only after a step's outputs are in place, so an interrupted step is
 always redone.
 """
 
@@ -16,19 +16,23 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from afni_group import __version__
 from afni_group.outputs import STATE_DIR, write_json
 
 LOG = logging.getLogger(__name__)
 
 
 def fingerprint(params: dict, inputs: Iterable[Path]) -> str:
-    """Hash of the step's parameters and the identity (path, size, mtime) of its inputs."""
+    """Hash of the step's parameters, the identity (path, size, mtime) of its inputs and the
+    afni-group version (a result made by another version is redone, not trusted)."""
     items = []
     for path in inputs:
         path = Path(path)
         st = path.stat() if path.exists() else None
         items.append([str(path), st.st_size if st else None, st.st_mtime_ns if st else None])
-    blob = json.dumps({"params": params, "inputs": items}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"params": params, "inputs": items, "version": __version__}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -56,10 +56,20 @@ BIDSIGNORE = (  # folders without a trailing "/": the validator matches the fold
 #: Names of the BIDS view in OUTPUT_DIR (removed by --overwrite with the other results).
 VIEW_GLOB = "space-*"
 EFFECT_UNITS = "percent signal change"
-_EFFECT_UNITS_NOTE = (
-    "3dMEMA's effect is in the units of the subjects' betas: percent of the voxel's mean "
-    "signal when afni_proc.py's scale block ran (its default)."
-)
+
+
+def _effect_units_note(program: str) -> str:
+    return (
+        f"{program}'s effect is in the units of the subjects' betas: percent of the voxel's mean "
+        "signal when afni_proc.py's scale block ran (its default)."
+    )
+
+
+#: the group model of each --program, as the sidecars name it
+MODELS = {
+    "3dMEMA": "3dMEMA (mixed-effects meta-analysis of the subjects' betas and t statistics)",
+    "3dttest++": "3dttest++ (t-test of the subjects' betas)",
+}
 _NEIGHBOURS = {1: "faces", 2: "faces and edges", 3: "faces, edges and corners"}
 _XFORM_CODES = {"MNI": 4, "Talairach": 3}  # NIfTI sform/qform: MNI_152, TALAIRACH; else ALIGNED
 
@@ -191,7 +201,11 @@ class _Writer:
 
     def thresholds(self, entry: dict, result: dict, stat: str, threshold: float | None) -> dict:
         cs, mc = entry["clustsim"], entry.get("cluster_size_mc")
+        route = {}
+        if cs.get("route") == "randomise":  # 3dttest++ -Clustsim: no ACF, its own seeds
+            route = {"ClustSimRoute": "3dttest++ -Clustsim", "ClustSimSeeds": cs.get("seeds")}
         return {
+            **route,
             "Sidedness": cs["sided"],
             "VoxelwiseP": cs["pthr"],
             "VoxelwiseThreshold": threshold,
@@ -209,8 +223,16 @@ class _Writer:
         }
 
     def contrast(self, entry, result, label, mask_name, bucket) -> dict:
-        """The maps and tables of one tested set; returns their names."""
+        """The maps and tables of one tested set; returns their names.
+
+        3dMEMA (and 3dttest++ without ``-toz``) write t: ``stat-t`` with its df, and
+        ``stat-z`` converted from it; 3dttest++ ``-Clustsim`` writes z (``-toz``): ``stat-z``
+        straight from its ``_Zscr`` brick, and no ``stat-t``.
+        """
         rel = entry["dir"]
+        program = entry.get("program") or "3dMEMA"
+        source = f"{rel}/{entry.get('stats_file') or MEMA_FILE}"
+        stat = result.get("stat") or "t"
         dof = result.get("dof")
         t_index, b_index = bucket.index_of(result["tbrick"]), bucket.index_of(result["bbrick"])
         t = bucket.brick(t_index).astype(np.float32)
@@ -228,24 +250,42 @@ class _Writer:
             bucket.brick(b_index).astype(np.float32),
             bucket.affine,
             {
-                "Description": f"3dMEMA group effect (beta) of {result['set']}",
+                "Description": f"{program} group effect (beta) of {result['set']}",
                 "Statistic": "effect",
                 "Units": EFFECT_UNITS,
-                "UnitsNote": _EFFECT_UNITS_NOTE,
+                "UnitsNote": _effect_units_note(program),
                 **base,
-                "Thresholds": self.thresholds(entry, result, "t", threshold),
-                **self.common(f"{rel}/{MEMA_FILE}", result["bbrick"]),
+                "Thresholds": self.thresholds(entry, result, stat, threshold),
+                **self.common(source, result["bbrick"]),
             },
             intent=("estimate", (), "effect"),
         )
+        if stat == "z":
+            files["z"] = self.nifti(
+                self.name(f"contrast-{label}", "stat-z", suffix="statmap"),
+                t,
+                bucket.affine,
+                {
+                    "Description": f"{program} group z score of {result['set']} (-toz: the "
+                    "t statistic converted to z with the same tail probability)",
+                    "Statistic": "z",
+                    "Units": "z",
+                    **base,
+                    "Thresholds": self.thresholds(entry, result, "z", threshold),
+                    **self.common(source, result["tbrick"]),
+                },
+                intent=("z score", (), "z"),
+            )
+            files.update(self.cluster_files(entry, result, label, base, None, "z"))
+            return files
         t_sidecar = {
-            "Description": f"3dMEMA group t statistic of {result['set']}",
+            "Description": f"{program} group t statistic of {result['set']}",
             "Statistic": "t",
             "DegreesOfFreedom": dof,
             "Units": "t",
             **base,
             "Thresholds": self.thresholds(entry, result, "t", threshold),
-            **self.common(f"{rel}/{MEMA_FILE}", result["tbrick"]),
+            **self.common(source, result["tbrick"]),
         }
         t_intent = ("t test", (dof,), "t") if dof else None
         files["t"] = self.nifti(
@@ -263,7 +303,7 @@ class _Writer:
                 z,
                 bucket.affine,
                 {
-                    "Description": f"z score of the 3dMEMA t statistic of {result['set']}",
+                    "Description": f"z score of the {program} t statistic of {result['set']}",
                     "Statistic": "z",
                     "Units": "z",
                     "ConvertedFrom": (
@@ -272,20 +312,21 @@ class _Writer:
                     ),
                     **base,
                     "Thresholds": self.thresholds(entry, result, "z", z_threshold),
-                    **self.common(f"{rel}/{MEMA_FILE}", result["tbrick"]),
+                    **self.common(source, result["tbrick"]),
                 },
                 intent=("z score", (), "z"),
             )
         files.update(self.cluster_files(entry, result, label, base, dof))
         return files
 
-    def cluster_files(self, entry, result, label, base, dof) -> dict:
+    def cluster_files(self, entry, result, label, base, dof, stat: str = "t") -> dict:
         from afni_group import afni_io
 
         adir, rel, files = self.out / entry["dir"], entry["dir"], {}
+        program = entry.get("program") or "3dMEMA"
         inference = {
             **base,
-            "Thresholds": self.thresholds(entry, result, "t", result.get("voxel_threshold")),
+            "Thresholds": self.thresholds(entry, result, stat, result.get("voxel_threshold")),
         }
         for key, desc in (("map", "clusters"), ("ee", "clusters")):
             name = result.get(key)
@@ -310,18 +351,18 @@ class _Writer:
                     dset.brick(0).astype(np.float32),
                     dset.affine,
                     {
-                        "Description": f"3dMEMA effect of {result['set']} inside the surviving "
-                        "clusters (0 elsewhere)",
+                        "Description": f"{program} effect of {result['set']} inside the "
+                        "surviving clusters (0 elsewhere)",
                         "Statistic": "effect",
                         "Units": EFFECT_UNITS,
-                        "UnitsNote": _EFFECT_UNITS_NOTE,
+                        "UnitsNote": _effect_units_note(program),
                         **inference,
                         **self.common(f"{rel}/{name}"),
                     },
                 )
         tsv = adir / result["clusters_tsv"] if result.get("clusters_tsv") else None
         if tsv is not None and tsv.is_file():
-            columns = bids_columns.clusters_columns(EFFECT_UNITS, "t", dof, self.space)
+            columns = bids_columns.clusters_columns(EFFECT_UNITS, stat, dof, self.space)
             self.json(tsv.with_suffix(".json"), columns)  # beside AFNI's name too
             name = self.name(f"contrast-{label}", suffix="clusters")
             self.written.append(atomic.copy_file(tsv, self.out / f"{name}.tsv"))
@@ -337,7 +378,7 @@ def _contrast_info(entry: dict, result: dict, label: str) -> dict:
         "Set": result["set"],
         "Analysis": entry["name"],
         "Design": entry.get("design"),
-        "Model": "3dMEMA (mixed-effects meta-analysis of the subjects' betas and t statistics)",
+        "Model": MODELS.get(entry.get("program") or "3dMEMA"),
     }
     if result["set"] in sets:
         info["Beta"] = sets[result["set"]]["beta"]
@@ -416,7 +457,7 @@ def write_bids_view(plan: AnalysisPlan, params: dict) -> dict:
     index["mask"] = writer.mask(analyses[0])
     labels = contrast_labels(plan)
     for entry in analyses:
-        bucket = afni_io.read_dataset(out / entry["dir"] / MEMA_FILE)
+        bucket = afni_io.read_dataset(out / entry["dir"] / (entry.get("stats_file") or MEMA_FILE))
         for result in entry.get("results") or []:
             label = labels.get((entry["name"], result["set"])) or clean_label(result["set"])
             files = writer.contrast(entry, result, label, index["mask"], bucket)

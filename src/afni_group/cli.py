@@ -178,11 +178,14 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         column, *levels = args.group_column
         labels = list(dict.fromkeys(s.label for s in subjects))
         groups = designs.read_groups(bids_dir / "participants.tsv", column, levels, labels)
+    name = args.analysis_name
+    if args.program == "3dttest++" and name == build_parser().get_default("analysis_name"):
+        name = "ttest"  # not analysis-mema for a 3dttest++ model
     analyses, left_out = designs.plan_analyses(
         sets,
         bool(args.sets),
         args.design,
-        args.analysis_name,
+        name,
         subjects,
         sessions,
         groups,
@@ -246,10 +249,13 @@ def check_program_options(args: argparse.Namespace) -> None:
             "--clustsim randomise needs --program 3dttest++ (the randomised residuals come from "
             "3dttest++'s t-tests; 3dMEMA has no -Clustsim); or use --clustsim acf"
         )
+    if args.clustsim == "randomise" and args.clustsim_iter == CLUSTSIM_AUTO:
+        raise UsageError(
+            "--clustsim-iter auto works with --clustsim acf only; give --clustsim randomise a "
+            "number of iterations (default 10000)"
+        )
     if args.program == "3dMEMA":
         return
-    # wired through the engines in the next commits (issue 22); until then refuse cleanly
-    raise UsageError("--program 3dttest++ is not available in this build yet")
     for option, (dest, default) in _MEMA_ONLY.items():
         if getattr(args, dest) != default:
             raise UsageError(

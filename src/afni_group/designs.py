@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from afni_group.errors import InputDataError, MissingInputError, UsageError
-from afni_group.plan import Analysis, AnalysisPlan, SetSpec, SubjectFiles, safe_name
+from afni_group.plan import (
+    RANDOMISE_MIN_DATASETS,
+    Analysis,
+    AnalysisPlan,
+    SetSpec,
+    SubjectFiles,
+    safe_name,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -345,6 +352,41 @@ def same_subjects_findings(plan: AnalysisPlan) -> list[dict]:
     return findings
 
 
+def check_ttest_plan(plan: AnalysisPlan) -> None:
+    """What ``--program 3dttest++`` (and ``--clustsim randomise``) needs of the plan's sets.
+
+    Raises
+    ------
+    UsageError
+        A set label longer than 3dttest++ keeps in its brick labels, or, for
+        ``--clustsim randomise``, fewer datasets than ``3dttest++ -Clustsim`` accepts (14 in
+        all, 4 per set: AFNI refuses them too).
+    """
+    if plan.program != "3dttest++":
+        return
+    from afni_group.programs.ttest.clustsim import MIN_PER_SET
+    from afni_group.programs.ttest.formats import SET_NAME_MAX
+
+    for analysis in plan.analyses:
+        for spec in analysis.sets:
+            if len(spec.label) > SET_NAME_MAX:
+                raise UsageError(
+                    f"set label '{spec.label}' ({analysis.dirname}) is longer than the "
+                    f"{SET_NAME_MAX} characters 3dttest++ keeps in its brick labels; name the "
+                    f"set with --set LABEL BETA TSTAT, LABEL at most {SET_NAME_MAX} characters"
+                )
+        if plan.clustsim_route != "randomise":
+            continue
+        counts = [len(plan.set_units(analysis, k)) for k in range(len(analysis.sets))]
+        if sum(counts) < RANDOMISE_MIN_DATASETS or min(counts) < MIN_PER_SET:
+            sizes = " + ".join(str(n) for n in counts)
+            raise UsageError(
+                f"--clustsim randomise: {analysis.dirname} has {sizes} dataset(s); 3dttest++ "
+                f"-Clustsim needs at least {RANDOMISE_MIN_DATASETS} in all and {MIN_PER_SET} "
+                "per set; use --clustsim acf"
+            )
+
+
 def design_qc(plan: AnalysisPlan) -> list[dict]:
     """The design findings of ``plan`` for ``input_qc``, each logged as a WARNING line."""
     findings = same_subjects_findings(plan)
@@ -371,9 +413,9 @@ def qc_sets(plan: AnalysisPlan) -> list[SetSpec]:
     return specs
 
 
-def threshold_line(label: str, threshold: str, dof: float | None) -> str:
-    """The console line of a voxelwise threshold, naming its t statistic's df."""
-    df = f" (t, df = {dof:g})" if dof else ""
+def threshold_line(label: str, threshold: str, dof: float | None, stat: str = "t") -> str:
+    """The console line of a voxelwise threshold, naming its t statistic's df (or ``z``)."""
+    df = f" (t, df = {dof:g})" if dof else (" (z)" if stat == "z" else "")
     return f"++ Stat threshold {label}: {threshold}{df}"
 
 

@@ -109,12 +109,17 @@ def params_document(
             auto = entry.pop("clustsim_auto", None)
             if auto:  # the batches 'auto' ran (the total is plan.clustsim_iter by now)
                 entry["clustsim"]["auto"] = auto
+            # 3dttest++ -Clustsim: the iterations its tables rest on (jobs x ceil(iter / jobs)),
+            # its jobs and the seeds it used (drawn from the clock without --seed)
+            entry["clustsim"].update(entry.pop("clustsim_randomise", None) or {})
             adir = plan.analysis_dir(analysis)
             entry["mask"]["n_voxels"] = _mask_voxels(adir / MASK_FILE)
             if (adir / MASK_COUNT_FILE).exists():
                 entry["mask"]["count_file"] = MASK_COUNT_FILE
                 entry["mask"]["n_masks"] = len(plan.mask_inputs)
             for result in entry["results"]:
+                if plan.program != "3dMEMA":  # 3dttest++ -Clustsim writes z (-toz): no dof
+                    result["stat"] = "z" if plan.ttest_toz else "t"
                 result["dof"] = designs.t_dof(adir / plan.stats_file, result["tbrick"])
                 result["clusters"] = cluster_table.params_summary(adir / result["clusters_tsv"])
         analyses.append(entry)

@@ -306,8 +306,10 @@ def available_memory() -> int | None:
         return None
 
 
-def effective_clustsim_iter(requested: int, memory: int | None = None) -> int:
-    """The iteration count 3dClustSim will use: at least 2000, at most a bound that fits memory.
+def effective_clustsim_iter(requested: int, memory: int | None = None, route: str = "acf") -> int:
+    """The iteration count the ClustSim tables will rest on: at least the minimum of the route's
+    program (3dClustSim's 2000; 3dttest++ -Clustsim's 1000 with ``route="randomise"``), at most
+    a bound that fits memory.
 
     Raises
     ------
@@ -327,12 +329,19 @@ def effective_clustsim_iter(requested: int, memory: int | None = None) -> int:
             f"--clustsim-iter {requested} needs {need / 2**30:.1f} GiB for the cluster maxima but "
             f"only {memory / 2**30:.1f} GiB of memory is available; use fewer iterations"
         )
-    # 3dClustSim raises fewer iterations to its minimum (AFNI does the same)
-    from afni_group.programs.clustsim.simulate import MIN_ITERATIONS
+    # 3dClustSim raises fewer iterations to its minimum (AFNI does the same); 3dttest++ would
+    # silently use 10080 below its 1000 (AFNI_TTEST_NUMCSIM), so raise to its minimum instead
+    if route == "randomise":
+        from afni_group.programs.ttest.clustsim import MIN_ITERATIONS
 
+        program = "3dttest++ -Clustsim"
+    else:
+        from afni_group.programs.clustsim.simulate import MIN_ITERATIONS
+
+        program = "3dClustSim"
     if requested < MIN_ITERATIONS:
         LOG.warning(
-            "--clustsim-iter %d raised to %d (3dClustSim's minimum)", requested, MIN_ITERATIONS
+            "--clustsim-iter %d raised to %d (%s's minimum)", requested, MIN_ITERATIONS, program
         )
         return MIN_ITERATIONS
     return requested
@@ -490,8 +499,9 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     """
     t = plan.thresholds
     check_thresholds(t.pthr, t.alpha)
+    designs.check_ttest_plan(plan)
     requested = plan.clustsim_iter
-    plan.clustsim_iter = effective_clustsim_iter(requested, available_memory())
+    plan.clustsim_iter = effective_clustsim_iter(requested, available_memory(), plan.clustsim_route)
 
     acf = {}
     for subject in plan.subjects:

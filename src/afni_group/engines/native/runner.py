@@ -3,6 +3,11 @@
 Same steps, order and file names as the tutorial script (and the afni engine): 3dMEMA per
 analysis, then the group mask, the mean ACF and 3dClustSim once (they depend only on the
 subjects), then per set the cluster-size lookup, p2dsetstat and 3dClusterize.
+
+``--program 3dttest++`` reads the group mask, so the mask (with ``--clustsim acf`` also the ACF
+and 3dClustSim) comes first; with ``--clustsim randomise`` each analysis's 3dttest++
+``-Clustsim`` writes its own tables (they rest on that model's residuals) and there is no ACF
+step (:mod:`.ttest`).
 """
 
 from __future__ import annotations
@@ -119,19 +124,10 @@ def run_shared_steps(
     from afni_group.programs.acf.files import mean_acf
     from afni_group.programs.acf.formats import format_acf
     from afni_group.programs.clustsim import files as clustsim
-    from afni_group.programs.mask_tool import files as mask_tool
 
     units = plan.subjects if units is None else units
-    mask_inputs = [s.mask for s in units if s.mask is not None]
     blur_files = [s.blur_est for s in units if s.blur_est is not None]
-    mask = outdir / MASK_FILE
-    log.run(
-        f"{step_prefix}3dmask_tool",
-        {"frac": plan.mask_frac},
-        mask_inputs,
-        [mask],
-        lambda: str(mask_tool.make_group_mask(mask_inputs, mask, frac=plan.mask_frac)),
-    )
+    mask = run_mask_step(plan, outdir, log, units, step_prefix)
     mean = log.run(
         f"{step_prefix}ACF",
         {},
@@ -179,6 +175,24 @@ def run_shared_steps(
         }
     # record what 3dClustSim was given (awk's %.6g text), as the afni engine does
     return list(acf_values), done
+
+
+def run_mask_step(
+    plan: AnalysisPlan, outdir: Path, log: StepLog, units: list[SubjectFiles], step_prefix: str
+) -> Path:
+    """The group mask of ``units`` (3dmask_tool -frac) in ``outdir``; returns its path."""
+    from afni_group.programs.mask_tool import files as mask_tool
+
+    mask_inputs = [s.mask for s in units if s.mask is not None]
+    mask = outdir / MASK_FILE
+    log.run(
+        f"{step_prefix}3dmask_tool",
+        {"frac": plan.mask_frac},
+        mask_inputs,
+        [mask],
+        lambda: str(mask_tool.make_group_mask(mask_inputs, mask, frac=plan.mask_frac)),
+    )
+    return mask
 
 
 def stability_goal(plan: AnalysisPlan):
@@ -242,11 +256,11 @@ def run_cluster_steps(
     )
     LOG.info("++ Cluster volume threshold: %s", clust_nvox)
     table = read_clustsim_table(table_path)  # for every cluster's corrected p
-    mema_path = outdir / MEMA_FILE
+    mema_path = outdir / plan.stats_file  # 3dMEMA's or 3dttest++'s bucket
     results = []
     for set_label in analysis.tested_labels():
         files = plan.cluster_files(set_label)
-        tbrick, bbrick = f"{set_label}:t", f"{set_label}:b"
+        tbrick, bbrick = plan.stat_bricks(set_label)
         threshold = log.run(
             f"{analysis.dirname}/p2dsetstat/{set_label}",
             {"pthr": t.pthr, "sided": t.sided},
@@ -257,7 +271,9 @@ def run_cluster_steps(
             ),
         )
         text = printed_threshold_text(threshold)
-        LOG.info("%s", designs.threshold_line(set_label, text, designs.t_dof(mema_path, tbrick)))
+        dof = designs.t_dof(mema_path, tbrick)
+        stat = "z" if plan.ttest_toz else "t"
+        LOG.info("%s", designs.threshold_line(set_label, text, dof, stat))
 
         def clusterize_set(files=files, tbrick=tbrick, bbrick=bbrick, threshold=threshold):
             for name in ("map", "ee"):
@@ -312,24 +328,34 @@ def run_cluster_steps(
 
 def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
     """Run every step of the plan; returns the per-analysis results for params.json."""
+    from afni_group.engines.native.ttest import run_ttest_step
     from afni_group.programs.clustsim import files as clustsim
 
     dirs = [plan.analysis_dir(a) for a in plan.analyses]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
-    for analysis, outdir in zip(plan.analyses, dirs, strict=True):
-        run_mema_step(plan, analysis, outdir, log)
-    # mask, ACF and 3dClustSim once per set of subjects (per session, ...), copied to the rest
+    mema = plan.program == "3dMEMA"
+    if mema:  # the tutorial's order: the model first, then mask, ACF and 3dClustSim
+        for analysis, outdir in zip(plan.analyses, dirs, strict=True):
+            run_mema_step(plan, analysis, outdir, log)
+    # mask, ACF and 3dClustSim once per set of subjects (per session, ...), copied to the rest;
+    # --clustsim randomise: the mask only (its tables come from each analysis's 3dttest++)
     t = plan.thresholds
-    shared: dict[tuple[str, ...], tuple[Path, list[float], dict, dict]] = {}
+    acf = plan.clustsim_route == "acf"
+    copied = [MASK_FILE, *CLUSTSIM_FILES] if acf else [MASK_FILE]
+    shared: dict[tuple[str, ...], tuple[Path, list[float] | None, dict, dict | None]] = {}
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
         key = plan.shared_key(analysis)
         if key in shared:
-            for name in [MASK_FILE, *CLUSTSIM_FILES]:
+            for name in copied:
                 atomic_copy(shared[key][0] / name, outdir / name)
             continue
         prefix = f"{outdir.name}/" if shared else ""
         units = plan.analysis_units(analysis)
+        if not acf:
+            run_mask_step(plan, outdir, log, units, prefix)
+            shared[key] = (outdir, None, {}, None)
+            continue
         acf_mean, simulated = run_shared_steps(plan, outdir, log, units, prefix)
         # the analyses of these subjects read the same table cell: its error (and any warning) once
         uncertainty = clustsim.threshold_mc(
@@ -338,8 +364,18 @@ def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
         shared[key] = (outdir, acf_mean, simulated, uncertainty)
     results = []
     for analysis, outdir in zip(plan.analyses, dirs, strict=True):
-        clust_nvox, set_results = run_cluster_steps(plan, analysis, outdir, log)
         _, acf_mean, simulated, uncertainty = shared[plan.shared_key(analysis)]
+        randomised = None
+        if not mema:  # 3dttest++ reads the group mask (and -Clustsim: writes its own tables)
+            done = run_ttest_step(plan, analysis, outdir, log)
+            if not acf:
+                randomised = {
+                    "jobs": plan.n_cpus,
+                    "iterations": done.get("iterations"),
+                    "seeds": done.get("seeds"),
+                }
+                uncertainty = done.get("cluster_size_mc")
+        clust_nvox, set_results = run_cluster_steps(plan, analysis, outdir, log)
         result = {
             "acf": acf_mean,
             "cluster_size_threshold": clust_nvox,
@@ -348,5 +384,7 @@ def run_native(plan: AnalysisPlan, log: StepLog) -> list[dict]:
         }
         if "auto" in simulated:
             result["clustsim_auto"] = simulated["auto"]
+        if randomised is not None:
+            result["clustsim_randomise"] = randomised
         results.append(result)
     return results

@@ -336,8 +336,9 @@ def parse_clustsim_header(header: list[str]) -> ClustSimHeader:
         elif token == "-fwhmxyz":
             attrs.btype = "acf"
             attrs.bvals = [float(following[0])] * 3
-        elif token == "-insdat":
+        elif token == "-insdat":  # 3dttest++ -Clustsim's tables: no blur model
             attrs.btype = "NONE"
+            attrs.bvals = []
             if attrs.mask is None and following:
                 attrs.mask = following[0]
         elif token == "-mask" and following:

@@ -47,17 +47,22 @@ def iterations_to_settle(size: float, se: float, iterations: int) -> int:
     return int(min(math.ceil(need / 1000.0) * 1000, MAX_SETTLE_ITERATIONS))
 
 
-def unstable_message(uncertainty: dict) -> str:
+def unstable_message(
+    uncertainty: dict, program: str = "3dClustSim", auto_possible: bool = True
+) -> str:
     """The warning for an unstable threshold, from ``ThresholdUncertainty.as_dict()`` (plus
-    ``iterations_to_settle`` when known), as the console and the report say it."""
+    ``iterations_to_settle`` when known), as the console and the report say it.
+
+    ``program`` names the simulation (``3dttest++ -Clustsim`` for ``--clustsim randomise``, where
+    ``auto_possible`` is False: ``--clustsim-iter auto`` is 3dClustSim's only)."""
     lo, hi = uncertainty["ci95"]
     settle = uncertainty.get("iterations_to_settle")
     if not settle:
-        hint = "more 3dClustSim iterations (--clustsim-iter) would settle it"
+        hint = f"more {program} iterations (--clustsim-iter) would settle it"
     else:
-        auto = " or auto" if settle <= AUTO_MAX_ITERATIONS else ""
+        auto = " or auto" if auto_possible and settle <= AUTO_MAX_ITERATIONS else ""
         hint = (
-            f"about {settle} 3dClustSim iterations would settle it (--clustsim-iter {settle}{auto})"
+            f"about {settle} {program} iterations would settle it (--clustsim-iter {settle}{auto})"
         )
     return (
         f"cluster-size threshold {uncertainty['threshold']} voxels (table cell "

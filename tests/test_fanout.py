@@ -131,6 +131,11 @@ def test_what_the_final_task_says_about_each_task(study):
     assert says() is None
     assert says(array=None) is None  # run by hand: any array job's result of these options
     assert fanout.analysis_key(plan, chx, "afni") != key
+    # the model and the ClustSim route are options of what a task computes
+    plan.program = "3dttest++"
+    ttest = fanout.analysis_key(plan, chx, "native")
+    plan.clustsim_route = "randomise"
+    assert len({key, ttest, fanout.analysis_key(plan, chx, "native")}) == 3
 
 
 def test_a_task_clears_or_refuses_only_its_own_analysis(capsys, study, monkeypatch):

@@ -83,6 +83,8 @@ def analysis_key(plan: AnalysisPlan, analysis: Analysis, engine: str) -> str:
                     plan.seed, plan.hktest, plan.correct_dof, plan.covariates,
                     plan.via_gen_group_command, engine],
     }  # fmt: skip
+    if (plan.program, plan.clustsim_route) != ("3dMEMA", "acf"):  # the tutorial's keys unchanged
+        what["model"] = [plan.program, plan.clustsim_route]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -177,3 +177,23 @@ def test_refusals(capsys, tiny_bids, tmp_path, extra, needle):
     assert not (tmp_path / "out").exists()
     if needle == "needs at least 14":
         assert "4 dataset(s)" in err and "--clustsim acf" in err
+
+
+def test_covariates_table_and_argv(tiny_bids, tmp_path):
+    """--covariates: a -covariates table keyed by the LONG-form dataset labels (sub-X)."""
+    from afni_group.engines.native import ttest
+
+    args = cli.build_parser().parse_args(
+        [str(tiny_bids), str(tmp_path / "out"), "group", "--program", "3dttest++",
+         "--covariates", "age", "--set", *CHX, "--set", *PRESS, "--design", "conditions"]
+    )  # fmt: skip
+    plan = cli.build_plan(args)
+    (analysis,) = plan.analyses
+    assert analysis.dirname == "analysis-ttest"  # not analysis-mema
+    text = ttest.covariates_text(plan, analysis)
+    assert text.splitlines()[:3] == ["subj\tage", "sub-01\t21.0", "sub-02\t22.0"]
+    sets, argv = ttest.ttest_argv(plan, analysis)
+    assert [s.name for s in sets] == ["keypress", "chx"]  # the second set is -setA
+    assert argv[:3] == ["-setA", "keypress", "sub-01"] and "-paired" in argv
+    assert argv[argv.index("-covariates") + 1] == "covariates.txt"
+    assert "-Clustsim" not in argv and argv[-2:] == ["-prefix", "ttest_results.nii.gz"]

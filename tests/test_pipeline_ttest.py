@@ -197,3 +197,13 @@ def test_covariates_table_and_argv(tiny_bids, tmp_path):
     assert argv[:3] == ["-setA", "keypress", "sub-01"] and "-paired" in argv
     assert argv[argv.index("-covariates") + 1] == "covariates.txt"
     assert "-Clustsim" not in argv and argv[-2:] == ["-prefix", "ttest_results.nii.gz"]
+
+
+def test_resume_skips_the_randomisation(randomise_run, demo14, capsys):
+    """Every file the 3dttest++ step names exists, so --resume does not redo -Clustsim."""
+    table = randomise_run / "analysis-ttest" / "ClustSim.CSimA.NN1_bisided.1D"
+    before = table.stat().st_mtime_ns
+    run(demo14, randomise_run, "--clustsim", "randomise", "--clustsim-iter", "1000", "--seed",
+        "5", "--set", *CHX, "--resume")  # fmt: skip
+    assert "analysis-ttest/3dttest++: unchanged, skipped (--resume)" in capsys.readouterr().err
+    assert table.stat().st_mtime_ns == before

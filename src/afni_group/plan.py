@@ -40,20 +40,23 @@ def clustsim_table_prefix(route: str = "acf") -> str:
 
 
 def clustsim_outputs(route: str = "acf") -> list[str]:
-    """Every ClustSim table file of a route: 9 tables x (.1D, .niml), plus for ``acf`` the
-    encoded mask and the 3drefit fragment ``3dClustSim -both -prefix ClustSim`` writes."""
+    """Every ClustSim table file of a route: for ``acf`` 9 tables x (.1D, .niml), the encoded
+    mask and the 3drefit fragment ``3dClustSim -both -prefix ClustSim`` writes; for
+    ``randomise`` the 9 ``.1D`` tables and the fragment (3dttest++ deletes the ``.niml`` files
+    once it has attached them to its output)."""
     # imported here: the plan (and the command line) must not load numpy to be built
     from afni_group.programs.clustsim.formats import clustsim_table_name
 
     prefix = clustsim_table_prefix(route)
+    extensions = ("1D", "niml") if route == "acf" else ("1D",)
     tables = [
         clustsim_table_name(prefix, nn, sided, ext)
         for nn in NEIGHBOURHOODS
         for sided in SIDEDNESS
-        for ext in ("1D", "niml")
+        for ext in extensions
     ]
     if route != "acf":
-        return tables
+        return [*tables, f"{prefix}.cmd"]
     return [*tables, f"{CLUSTSIM_PREFIX}.mask", "3dClustSim.cmd"]
 
 

@@ -377,7 +377,8 @@ class AnalysisPlan:
             f"  mask -frac {self.mask_frac}; {simulation} -iter {self.clustsim_iter}"
             f"{' (auto: more until the threshold is stable)' if self.clustsim_auto else ''}"
             f"{'' if self.seed is None else f' -seed {self.seed}'}; "
-            f"NN{t.nn} {t.sided} p={t.pthr} alpha={t.alpha}; missing_data={self.missing_data}"
+            f"NN{t.nn} {t.sided} p={t.pthr} alpha={t.alpha}"
+            + (f"; missing_data={self.missing_data}" if self.program == "3dMEMA" else "")
         )
         return "\n".join(lines)
 

@@ -44,9 +44,7 @@ def check_ttest(plan: AnalysisPlan) -> None:
 def ordered_sets(plan: AnalysisPlan, analysis: Analysis) -> list[tuple[str, str, list]]:
     """``(label, beta, units)`` in 3dttest++'s order: ``-setA`` first (the second set of a
     two-set design), then ``-setB``."""
-    sets = [
-        (s.label, s.beta, plan.set_units(analysis, k)) for k, s in enumerate(analysis.sets)
-    ]
+    sets = [(s.label, s.beta, plan.set_units(analysis, k)) for k, s in enumerate(analysis.sets)]
     return sets[::-1]
 
 

@@ -312,7 +312,11 @@ def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:
         "summary": _analysis_summary(analysis, plan.program),
         "sets": analysis.sets,
         **model_commands(plan, analysis),
-        "covariates": covariate_rows(plan, analysis),
+        "covariates": (
+            covariate_rows(plan, analysis)
+            if plan.program == "3dMEMA"
+            else ttest.covariate_rows(plan, analysis)
+        ),
         "covariates_file": COVARIATES_FILE,
         "tested": tested_sets(plan, analysis),
     }

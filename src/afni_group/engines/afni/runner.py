@@ -330,11 +330,13 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
                 "ee": files["ee"] if found else None,
             }
         )
-    return {
-        "acf": acf,
-        "cluster_size_threshold": clust_nvox,
-        "results": results,
-    }
+    result = {"acf": acf, "cluster_size_threshold": clust_nvox, "results": results}
+    if plan.clustsim_route == "randomise":
+        # 3dttest++ -Clustsim: its jobs and the simulations the tables rest on (the script
+        # reran 3dClustSim when AFNI's own read fewer)
+        iterations = int(_required(values, "clustsim_iterations", where))
+        result["clustsim_randomise"] = {"jobs": plan.n_cpus, "iterations": iterations}
+    return result
 
 
 def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path) -> list[dict]:

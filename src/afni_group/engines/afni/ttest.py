@@ -4,8 +4,9 @@ writes it.
 gen_group_command.py writes ``3dttest++ -prefix P -AminusB -setA LABEL SID "dset[beta]" ...
 -setB LABEL ... OPTIONS`` (LONG-form sets, subject IDs as dataset labels; ``-AminusB`` always
 with two sets; the ``-options`` words last, verbatim). The direct command below has those words
-in that order, with explicit ``sub-XX`` IDs as the 3dMEMA command has; with
-``--via-gen-group-command`` the script calls gen_group_command.py itself (:func:`ggc_command`).
+in that order, with explicit IDs (``sub-X``, ``sub-X_ses-Y`` for one session's results, as
+the native engine labels them); with ``--via-gen-group-command`` the script calls
+gen_group_command.py itself (:func:`ggc_command`).
 
 Two-set designs give the **second** set as ``-setA`` and the first as ``-setB``, so 3dttest++'s
 difference ``A-B`` is labelled ``second-first`` like 3dMEMA's ``B-A``
@@ -82,9 +83,25 @@ def ttest_command(plan: AnalysisPlan, analysis: Analysis, covariates_file: str) 
         lines.append(f"    {option} {shell_word(label)}")
         for subj in units:
             dataset = proc_path(subj.stats, plan.afni_dir, f"[{beta}]")
-            lines.append(f"        {shell_word(subj.subject_id)} {dataset}")
+            lines.append(f"        {shell_word(subj.unit_id)} {dataset}")
     lines.extend(f"    {opt}" for opt in ttest_options(plan, analysis, covariates_file))
     return lines
+
+
+def covariate_rows(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
+    """The ``-covariates`` table: a ``subj`` header, then one row per dataset label of the
+    analysis (``sub-X``, or ``sub-X_ses-Y`` for one session's results), as the native engine
+    writes it."""
+    from afni_group.engines.afni.render import number
+
+    if not plan.covariates:
+        return []
+    columns = sorted(plan.covariates)
+    rows = ["\t".join(["subj", *columns])]
+    for unit in plan.analysis_units(analysis):
+        values = [number(plan.covariates[c][unit.label]) for c in columns]
+        rows.append("\t".join([unit.unit_id, *values]))
+    return rows
 
 
 def ggc_command(plan: AnalysisPlan, analysis: Analysis, covariates_file: str) -> list[str]:

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING
 
 from afni_group import designs
 from afni_group.engines.afni.render import STEP_MARKER, VALUES_FILE
-from afni_group.errors import EXIT_CANT_CREATE, StepError, UsageError
+from afni_group.errors import EXIT_CANT_CREATE, StepError
 from afni_group.plan import MASK_FILE, Analysis, AnalysisPlan
 from afni_group.programs.clusterize.formats import cluster_table_row, parse_clusterize_report
 
@@ -363,9 +363,6 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
     StepError
         A step failed: its name, the last error line and the log file.
     """
-    available, reason = afni_available(plan.via_gen_group_command, plan.program)
-    if not available:
-        raise UsageError(f"--engine afni: {reason}; install AFNI or use --engine native")
     staging_dir = Path(staging_dir)
     if staging_dir.exists():
         shutil.rmtree(staging_dir)

@@ -296,11 +296,13 @@ def required_files(analysis_dir: Path, settings: Settings | None = None) -> list
     """Files both runs must have in one analysis folder (model output, tables, reports)."""
     settings = settings or Settings()
     prefix = clustsim_table_prefix(settings.route)
+    # 3dttest++ -Clustsim deletes the .niml twins (they are attached to its output)
+    exts = ("1D", "niml") if settings.route == "acf" else ("1D",)
     tables = [
         clustsim_table_name(prefix, nn, sided, ext)
         for nn in NEIGHBOURHOODS
         for sided in SIDEDNESS
-        for ext in ("1D", "niml")
+        for ext in exts
     ]
     reports = sorted(p.name for p in analysis_dir.glob("clust_*_report_*.txt"))
     return [settings.stats_file, *tables, *reports]

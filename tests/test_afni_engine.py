@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import types
 from pathlib import Path
 
 import numpy as np
@@ -623,17 +624,16 @@ def test_afni_engine_end_to_end_matches_native(tmp_path):
 def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
     """AFNI's own tutorial outputs: the table is written when the core reproduces AFNI's report
     rows, and not written (warning) when the threshold does not reproduce them."""
-    import types
-
-    from afni_group.engines.afni import runner
     from afni_group.programs.clusterize import files as cz
 
     group = PIPELINE / "GROUP_LEVEL"
-    names = ("mema_results.nii.gz", "mask.nii.gz", "clust_bisided_report_chx.txt")
-    for name in (*names, "ClustSim.NN1_bisided.1D"):
+    for name in ("mema_results.nii.gz", "mask.nii.gz", "clust_bisided_report_chx.txt",
+                 "ClustSim.NN1_bisided.1D"):  # fmt: skip
         shutil.copy(group / name, tmp_path / name)
     plan = types.SimpleNamespace(
         thresholds=types.SimpleNamespace(sided="bisided", nn=1, pthr=0.001),
+        stats_file="mema_results.nii.gz",
+        stat_bricks=lambda s: (f"{s}:t", f"{s}:b"),
         clustsim_table="ClustSim.NN1_bisided.1D",
         cluster_files=lambda label: {
             "report": f"clust_bisided_report_{label}.txt",

@@ -1,9 +1,12 @@
 """Engine parity: compare the outputs of a native and an afni run of the same analysis.
 
-Both engines run one plan, so their outputs must agree: 3dMEMA bricks to a relative tolerance,
-the group mask and the mean ACF exactly, the 3dClustSim tables within Monte-Carlo error (the
-engines draw different random numbers), and the cluster reports and cluster tables row for row
-whenever both runs used the same cluster-size threshold (or no cluster lies between the two).
+Both engines run one plan, so their outputs must agree: the group model's bricks (3dMEMA's or
+3dttest++'s, with labels and statistic parameters) to a relative tolerance, the group mask and
+the mean ACF exactly, the ClustSim tables within Monte-Carlo error (the engines draw different
+random numbers; with ``--clustsim randomise``, the same ``--seed`` and ``--n-cpus`` the two
+3dttest++ -Clustsim runs draw the same signs, so their tables are reported identical when they
+are), and the cluster reports and cluster tables row for row whenever both runs used the same
+cluster-size threshold (or no cluster lies between the two).
 
 Command line (prints one line per check, exit 0 when nothing differs, 1 when a check fails,
 64 usage error, 66 an output folder or a file both runs need is missing)::
@@ -17,48 +20,40 @@ import argparse
 import csv
 import json
 import math
-import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from afni_group.errors import EXIT_FAILURE, EXIT_NO_INPUT, EXIT_OK, EXIT_USAGE
-from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE
+
+# the checks and the ClustSim table comparisons live in parity_tables (re-exported here)
+from afni_group.parity_tables import (  # noqa: F401
+    DEFAULT_Z_MAX,
+    FAIL,
+    INFO,
+    MAX_FRACTION_OVER_3,
+    PASS,
+    SKIP,
+    Check,
+    alpha_interval,
+    clustsim_z,
+    compare_acf,
+    compare_clustsim,
+    iterations_of,
+)
+from afni_group.plan import CLUSTSIM_PREFIX, MASK_FILE, MEMA_FILE, clustsim_table_prefix
 from afni_group.programs.checks import NEIGHBOURHOODS, SIDEDNESS
 from afni_group.programs.clusterize.formats import ClusterReport, parse_clusterize_report
-from afni_group.programs.clustsim.core import ClustSimTable
-from afni_group.programs.clustsim.formats import (
-    clustsim_table_name,
-    parse_clustsim_1d,
-    parse_niml_attributes,
-    read_text_table,
-)
-
-PASS, FAIL, SKIP, INFO = "PASS", "FAIL", "SKIP", "INFO"
+from afni_group.programs.clustsim.formats import clustsim_table_name
 
 #: 3dMEMA bricks: largest allowed |native - afni| / max(|native|, |afni|) per voxel.
 DEFAULT_RTOL = 1e-4
 #: 3dMEMA bricks: values below this fraction of a brick's largest |value| count as this size.
 MEMA_FLOOR = 1e-3
-#: ClustSim cells: largest allowed |z| of the exceedance-probability difference.
-DEFAULT_Z_MAX = 5.0
-#: ClustSim cells: largest allowed fraction of cells with |z| > 3 (0.27 % expected by chance).
-MAX_FRACTION_OVER_3 = 0.01
-
-
-@dataclass
-class Check:
-    """One comparison: a name, PASS/FAIL/SKIP/INFO, one line of detail and the figures."""
-
-    name: str
-    status: str
-    detail: str
-    values: dict = field(default_factory=dict)
-
-    def line(self) -> str:
-        return f"{self.status} {self.name}: {self.detail}"
+#: 3dttest++ bricks: float32 arithmetic in AFNI's order in both engines, so a few float32 ulps
+TTEST_RTOL = 1e-6
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,155 +141,6 @@ def compare_mask(native: Path, afni: Path, name: str) -> Check:
     if differing:
         return Check(name, FAIL, f"{differing} voxels differ", values)
     return Check(name, PASS, f"identical ({values['voxels_native']} voxels)", values)
-
-
-# ----------------------------------------------------------------------------------------------
-# ACF and 3dClustSim
-# ----------------------------------------------------------------------------------------------
-
-
-def clustsim_command(table_1d: Path) -> str:
-    """The 3dClustSim command line a .1D table records in its first line."""
-    return read_text_table(table_1d).header[0].lstrip("#").strip()
-
-
-def acf_of(command: str) -> list[str] | None:
-    """The three ``-acf`` numbers of a 3dClustSim command line, as written."""
-    match = re.search(r"-acf\s+(\S+)\s+(\S+)\s+(\S+)", command)
-    return list(match.groups()) if match else None
-
-
-def compare_acf(native: Path, afni: Path, name: str) -> Check:
-    """Mean ACF handed to 3dClustSim: the same three numbers, digit for digit."""
-    cmd_a, cmd_b = clustsim_command(native), clustsim_command(afni)
-    acf_a, acf_b = acf_of(cmd_a), acf_of(cmd_b)
-    values = {"native": acf_a, "afni": acf_b, "same_command": cmd_a == cmd_b}
-    if acf_a is None or acf_a != acf_b:
-        return Check(name, FAIL, f"ACF differs: {acf_a} vs {acf_b}", values)
-    same = "identical 3dClustSim command" if cmd_a == cmd_b else "3dClustSim commands differ"
-    return Check(name, PASS, f"identical: {' '.join(acf_a)} ({same})", values)
-
-
-def read_table(path: Path) -> ClustSimTable:
-    """A 3dClustSim .1D table as printed (pthr rows, alpha columns, sizes)."""
-    try:
-        return parse_clustsim_1d(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path}: not a 3dClustSim table ({err})") from err
-
-
-def iterations_of(niml: Path, default: int = 10000) -> int:
-    """Number of simulated volumes behind a table (the ``iter`` of its .niml twin)."""
-    if niml.is_file():
-        iterations = parse_niml_attributes(niml.read_text()).get("iter", "")
-        if iterations.isdigit():
-            return int(iterations)
-    return default
-
-
-def alpha_interval(value: float, alphas: np.ndarray, sizes: np.ndarray) -> tuple[float, float]:
-    """The alpha range at which one table row reaches cluster size ``value``.
-
-    Sizes grow as alpha falls. Between columns, log(alpha) is interpolated linearly in
-    log(size); a value equal to several columns (flat row) maps to their whole range; beyond
-    the table the two outermost distinct columns are extrapolated.
-    """
-    order = np.argsort(-alphas)  # alpha descending = size ascending
-    al, sz = alphas[order], sizes[order]
-    equal = np.isclose(sz, value, rtol=0, atol=1e-9)
-    if equal.any():
-        return float(al[equal].min()), float(al[equal].max())
-    uniq_sz, idx = np.unique(sz, return_index=True)
-    uniq_al = al[idx]
-    if len(uniq_sz) < 2:
-        return (0.0, 1.0)  # a constant row says nothing about other sizes
-    ls, la = np.log(np.maximum(uniq_sz, 1e-9)), np.log(uniq_al)
-    lv = math.log(max(value, 1e-9))
-    if lv < ls[0]:
-        j = (0, 1)
-    elif lv > ls[-1]:
-        j = (-2, -1)
-    else:
-        a = float(np.exp(np.interp(lv, ls, la)))
-        return a, a
-    slope = (la[j[1]] - la[j[0]]) / (ls[j[1]] - ls[j[0]])
-    a = float(np.clip(np.exp(la[j[0]] + slope * (lv - ls[j[0]])), 1e-9, 1.0))
-    return a, a
-
-
-def _distance(alpha: float, interval: tuple[float, float]) -> float:
-    lo, hi = interval
-    return 0.0 if lo <= alpha <= hi else (lo - alpha if alpha < lo else hi - alpha)
-
-
-def clustsim_z(
-    alphas: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray, n_a: int, n_b: int
-) -> np.ndarray:
-    """z of each cell: how far apart two independent tables are in exceedance probability.
-
-    For cell (p, alpha), table A's size is placed on table B's row (and B's on A's) to read
-    the alpha at which the other table reaches it; the mean of the two alpha shifts, divided by
-    the binomial standard error sqrt(alpha (1 - alpha) (1/n_a + 1/n_b)), is the cell's z.
-    """
-    z = np.zeros(sizes_a.shape)
-    for i in range(sizes_a.shape[0]):
-        for j, alpha in enumerate(alphas):
-            d1 = _distance(alpha, alpha_interval(sizes_a[i, j], alphas, sizes_b[i]))
-            d2 = _distance(alpha, alpha_interval(sizes_b[i, j], alphas, sizes_a[i]))
-            se = math.sqrt(alpha * (1 - alpha) * (1 / n_a + 1 / n_b))
-            z[i, j] = (d1 - d2) / 2 / se
-    return z
-
-
-def compare_clustsim(
-    native_dir: Path, afni_dir: Path, name: str, z_max: float = DEFAULT_Z_MAX
-) -> Check:
-    """All 9 tables: same rows and columns, cells within Monte-Carlo error.
-
-    FAIL when a cell's |z| exceeds ``z_max`` or more than 1 % of the cells exceed 3 (a shift
-    shared by many cells: a bias rather than noise). The values also hold each table's signed
-    mean relative difference (native - afni) / afni, in percent.
-    """
-    worst: dict[str, float] = {}
-    shift: dict[str, float] = {}
-    over3 = cells = 0
-    for nn in NEIGHBOURHOODS:
-        for sided in SIDEDNESS:
-            one_d = clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, "1D")
-            niml = clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, "niml")
-            stem = one_d.removesuffix(".1D")
-            ta = read_table(native_dir / one_d)
-            tb = read_table(afni_dir / one_d)
-            pa, aa, sa = ta.pthr, ta.athr, ta.sizes
-            pb, ab, sb = tb.pthr, tb.athr, tb.sizes
-            if not (np.array_equal(pa, pb) and np.array_equal(aa, ab)):
-                return Check(name, FAIL, f"{one_d}: different pthr rows or alpha columns")
-            n_a = iterations_of(native_dir / niml)
-            n_b = iterations_of(afni_dir / niml)
-            z = np.abs(clustsim_z(aa, sa, sb, n_a, n_b))
-            worst[stem] = round(float(z.max()), 3)
-            shift[stem] = round(float(np.mean(sa[sb > 0] / sb[sb > 0] - 1) * 100), 2)
-            over3 += int(np.count_nonzero(z > 3))
-            cells += z.size
-    top = max(worst, key=worst.get)
-    values = {
-        "max_abs_z": worst,
-        "mean_rel_diff_percent": shift,
-        "cells": cells,
-        "cells_over_3": over3,
-        "z_max": z_max,
-        "max_fraction_over_3": MAX_FRACTION_OVER_3,
-    }
-    ok = worst[top] <= z_max and over3 <= MAX_FRACTION_OVER_3 * cells
-    mean_shift = float(np.mean(list(shift.values())))
-    return Check(
-        name,
-        PASS if ok else FAIL,
-        f"{len(worst)} tables, {cells} cells: max |z| {worst[top]:.2f} ({top}), "
-        f"{over3} cells over 3 (limits {z_max:g}, {MAX_FRACTION_OVER_3:.0%}); "
-        f"native - afni {mean_shift:+.1f} % on average",
-        values,
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -422,40 +268,82 @@ def compare_threshold(native_dir: Path, afni_dir: Path, name: str) -> Check:
 # ----------------------------------------------------------------------------------------------
 
 
-def required_files(analysis_dir: Path) -> list[str]:
-    """Files both runs must have in one analysis folder (3dMEMA, mask, tables, reports)."""
+@dataclass
+class Settings:
+    """What a run's params.json says about the analyses to compare (the defaults: 3dMEMA)."""
+
+    program: str = "3dMEMA"
+    route: str = "acf"
+    stats_file: str = MEMA_FILE
+    iterations: int = 10000
+
+    @classmethod
+    def of(cls, out: Path) -> Settings:
+        try:
+            doc = json.loads((Path(out) / "params.json").read_text())
+        except (OSError, ValueError):
+            return cls()
+        first = (doc.get("analyses") or [{}])[0]
+        return cls(
+            doc.get("program") or "3dMEMA",
+            doc.get("clustsim_route") or "acf",
+            first.get("stats_file") or MEMA_FILE,
+            int((first.get("clustsim") or {}).get("iterations") or 10000),
+        )
+
+
+def required_files(analysis_dir: Path, settings: Settings | None = None) -> list[str]:
+    """Files both runs must have in one analysis folder (model output, tables, reports)."""
+    settings = settings or Settings()
+    prefix = clustsim_table_prefix(settings.route)
+    # 3dttest++ -Clustsim deletes the .niml twins (they are attached to its output)
+    exts = ("1D", "niml") if settings.route == "acf" else ("1D",)
     tables = [
-        clustsim_table_name(CLUSTSIM_PREFIX, nn, sided, ext)
+        clustsim_table_name(prefix, nn, sided, ext)
         for nn in NEIGHBOURHOODS
         for sided in SIDEDNESS
-        for ext in ("1D", "niml")
+        for ext in exts
     ]
     reports = sorted(p.name for p in analysis_dir.glob("clust_*_report_*.txt"))
-    return [MEMA_FILE, *tables, *reports]
+    return [settings.stats_file, *tables, *reports]
 
 
 def compare_analysis(
-    native: Path, afni: Path, rtol: float = DEFAULT_RTOL, z_max: float = DEFAULT_Z_MAX
+    native: Path,
+    afni: Path,
+    rtol: float = DEFAULT_RTOL,
+    z_max: float = DEFAULT_Z_MAX,
+    settings: Settings | None = None,
 ) -> list[Check]:
     """Every check for one ``analysis-*`` folder present in both runs."""
+    settings = settings or Settings()
     tag = native.name
     checks = []
+    needed = required_files(native, settings) + required_files(afni, settings)
     missing = [
         f"{who}/{f}"
         for who, d in (("native", native), ("afni", afni))
-        for f in required_files(native) + required_files(afni)
+        for f in needed
         if not (d / f).is_file()
     ]
     if missing:
         checks.append(Check(f"{tag}/files", FAIL, "missing: " + ", ".join(sorted(set(missing)))))
         return checks
-    checks.append(Check(f"{tag}/files", PASS, f"{len(required_files(native))} files in both runs"))
-    checks.append(compare_mema(native / MEMA_FILE, afni / MEMA_FILE, f"{tag}/3dMEMA", rtol))
+    checks.append(Check(f"{tag}/files", PASS, f"{len(set(needed))} files in both runs"))
+    stats = settings.stats_file
+    if settings.program != "3dMEMA":
+        rtol = min(rtol, TTEST_RTOL)
+    checks.append(compare_mema(native / stats, afni / stats, f"{tag}/{settings.program}", rtol))
     if (native / MASK_FILE).is_file() and (afni / MASK_FILE).is_file():
         checks.append(compare_mask(native / MASK_FILE, afni / MASK_FILE, f"{tag}/mask"))
-    table = clustsim_table_name(CLUSTSIM_PREFIX, 1, "1sided", "1D")
-    checks.append(compare_acf(native / table, afni / table, f"{tag}/ACF"))
-    checks.append(compare_clustsim(native, afni, f"{tag}/3dClustSim", z_max))
+    prefix = clustsim_table_prefix(settings.route)
+    if settings.route == "acf":
+        table = clustsim_table_name(CLUSTSIM_PREFIX, 1, "1sided", "1D")
+        checks.append(compare_acf(native / table, afni / table, f"{tag}/ACF"))
+    simulation = "3dClustSim" if settings.route == "acf" else "3dttest++-Clustsim"
+    checks.append(
+        compare_clustsim(native, afni, f"{tag}/{simulation}", z_max, prefix, settings.iterations)
+    )
     checks.append(compare_threshold(native, afni, f"{tag}/cluster-size-threshold"))
     for report in sorted(p.name for p in native.glob("clust_*_report_*.txt")):
         label = report.split("_report_", 1)[1].removesuffix(".txt")
@@ -479,8 +367,14 @@ def compare_runs(
                 f"analysis folders differ: {sorted(names_n)} vs {sorted(names_a)}",
             )
         )
+    settings = Settings.of(native_out)
+    if (settings.program, settings.route) != (
+        Settings.of(afni_out).program,
+        Settings.of(afni_out).route,
+    ):
+        checks.append(Check("program", FAIL, "the runs used different --program or --clustsim"))
     for name in sorted(names_n & names_a):
-        checks.extend(compare_analysis(native_out / name, afni_out / name, rtol, z_max))
+        checks.extend(compare_analysis(native_out / name, afni_out / name, rtol, z_max, settings))
     for out, engine in ((native_out, "native"), (afni_out, "afni")):
         checks.append(_engine_check(out, engine))
     return checks

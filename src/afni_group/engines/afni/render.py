@@ -2,9 +2,13 @@
 
 The script follows the tutorial's ``group_analysis.sh`` step by step (3dMEMA, 3dmask_tool, the
 ACF average, 3dClustSim, 1d_tool.py, p2dsetstat, 3dClusterize) and is saved with the results so
-a user can rerun it by hand. File names come from the plan only, so both engines write the same
-outputs. The template is ``templates/group_analysis.sh.j2``; this module prepares its context
-(every path and label already shell-quoted) so the template stays declarative.
+a user can rerun it by hand. With ``--program 3dttest++`` the group mask comes first (3dttest++
+runs with ``-mask``), then 3dttest++ as gen_group_command.py writes it
+(:mod:`afni_group.engines.afni.ttest`), then either the ACF route or, with ``--clustsim
+randomise``, 3dttest++'s own ``-Clustsim`` tables. File names come from the plan only, so both
+engines write the same outputs. The templates are ``templates/group_analysis.sh.j2`` and the
+steps it shares between the models, ``templates/group_analysis_steps.j2``; this module prepares
+their context (every path and label already shell-quoted) so the templates stay declarative.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import jinja2
 
 from afni_group import __version__
+from afni_group.engines.afni import ttest
 from afni_group.errors import UsageError
 from afni_group.plan import (
     CLUSTSIM_PREFIX,
@@ -24,6 +29,7 @@ from afni_group.plan import (
     MEMA_SCRIPT,
     Analysis,
     AnalysisPlan,
+    clustsim_table_prefix,
 )
 
 TEMPLATE = "group_analysis.sh.j2"
@@ -105,8 +111,10 @@ def check_supported(plan: AnalysisPlan) -> None:
         )
     if not plan.analyses:
         raise UsageError("the plan has no analysis to run")
+    if plan.program == "3dttest++":
+        ttest.check_ttest(plan)
     if plan.via_gen_group_command:
-        for a in plan.analyses:
+        for a in plan.analyses if plan.program == "3dMEMA" else ():
             if a.design == "conditions":
                 raise UsageError(
                     "--via-gen-group-command cannot write a paired (--design conditions) "
@@ -208,18 +216,23 @@ def covariate_rows(plan: AnalysisPlan, analysis: Analysis | None = None) -> list
     return rows
 
 
+def stats_variable(plan: AnalysisPlan) -> str:
+    """The script's variable holding the group model's output name."""
+    return "omema" if plan.program == "3dMEMA" else "ottest"
+
+
 def tested_sets(plan: AnalysisPlan, analysis: Analysis) -> list[dict]:
-    """Per clustered set: its label, 3dMEMA brick labels and the plan's output names."""
+    """Per clustered set: its label, stat and effect brick labels and the plan's output names."""
     tested = []
     for label in analysis.tested_labels():
         files = plan.cluster_files(label)
-        tbrick, bbrick = f"{label}:t", f"{label}:b"
+        tbrick, bbrick = plan.stat_bricks(label)
         tested.append(
             {
                 "label": label,
                 "tbrick": tbrick,
                 "bbrick": bbrick,
-                "tbrick_spec": '"${omema}' + _escape(f"[{tbrick}]") + '"',
+                "tbrick_spec": f'"${{{stats_variable(plan)}}}' + _escape(f"[{tbrick}]") + '"',
                 "map": files["map"],
                 "ee": files["ee"],
                 "report": files["report"],
@@ -228,14 +241,14 @@ def tested_sets(plan: AnalysisPlan, analysis: Analysis) -> list[dict]:
     return tested
 
 
-def _analysis_summary(analysis: Analysis) -> str:
+def _analysis_summary(analysis: Analysis, program: str = "3dMEMA") -> str:
     sets = " and ".join(f"set {s.label}" for s in analysis.sets)
     return {
-        "one": f"one-sample 3dMEMA of {sets}",
-        "groups": f"two-group (unpaired) 3dMEMA of {sets} "
+        "one": f"one-sample {program} of {sets}",
+        "groups": f"two-group (unpaired) {program} of {sets} "
         f"(difference {analysis.difference_label()})",
-        "conditions": f"paired 3dMEMA of {sets} (difference {analysis.difference_label()})",
-    }.get(analysis.design, f"3dMEMA of {sets}")
+        "conditions": f"paired {program} of {sets} (difference {analysis.difference_label()})",
+    }.get(analysis.design, f"{program} of {sets}")
 
 
 def _input_arrays(plan: AnalysisPlan, analysis: Analysis | None) -> dict:
@@ -275,6 +288,20 @@ def shared_steps(plan: AnalysisPlan, analysis: Analysis) -> dict:
     }
 
 
+def model_commands(plan: AnalysisPlan, analysis: Analysis) -> dict:
+    """The group model's command lines: direct, and gen_group_command.py's call."""
+    via = plan.via_gen_group_command
+    if plan.program == "3dMEMA":
+        return {
+            "mema_command": mema_command(plan, analysis),
+            "ggc_command": ggc_command(plan, analysis) if via else [],
+        }
+    return {
+        "ttest_command": ttest.ttest_command(plan, analysis, COVARIATES_FILE),
+        "ggc_command": ttest.ggc_command(plan, analysis, COVARIATES_FILE) if via else [],
+    }
+
+
 def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:
     """Template values of one analysis."""
     return {
@@ -282,11 +309,14 @@ def analysis_context(plan: AnalysisPlan, analysis: Analysis) -> dict:
         "name": analysis.name,
         "dirname": analysis.dirname,
         "adir": '"${outdir}/' + _escape(analysis.dirname) + '"',
-        "summary": _analysis_summary(analysis),
+        "summary": _analysis_summary(analysis, plan.program),
         "sets": analysis.sets,
-        "mema_command": mema_command(plan, analysis),
-        "ggc_command": ggc_command(plan, analysis) if plan.via_gen_group_command else [],
-        "covariates": covariate_rows(plan, analysis),
+        **model_commands(plan, analysis),
+        "covariates": (
+            covariate_rows(plan, analysis)
+            if plan.program == "3dMEMA"
+            else ttest.covariate_rows(plan, analysis)
+        ),
         "covariates_file": COVARIATES_FILE,
         "tested": tested_sets(plan, analysis),
     }
@@ -315,10 +345,23 @@ def render_context(plan: AnalysisPlan, command_line: str | None = None) -> dict:
         # inside "${AFNI_GROUP_OUTDIR:-...}": escape what double quotes would expand
         "output_dir": _escape(str(plan.output_dir)).replace("}", "\\}"),
         **_input_arrays(plan, None),
+        "program": plan.program,
+        "clustsim_route": plan.clustsim_route,
+        "randomise": plan.clustsim_route == "randomise",
         "mema_file": MEMA_FILE,
         "mema_script": MEMA_SCRIPT,
+        "stats_file": plan.stats_file,
+        "stats_var": stats_variable(plan),
+        "ttest_script": ttest.TTEST_SCRIPT,
         "mask_file": MASK_FILE,
         "clustsim_prefix": CLUSTSIM_PREFIX,
+        "table_prefix": clustsim_table_prefix(plan.clustsim_route),
+        # the table 1d_tool.py reads, in the script's variables
+        "csim_table": (
+            "${csim_prefix}.${csim_NN}_${csim_sided}.1D"
+            if plan.clustsim_route == "acf"
+            else "${csim_table_prefix}.${csim_NN}_${csim_sided}.1D"
+        ),
         "n_cpus": max(int(plan.n_cpus or 1), 1),
         "via_gen_group_command": plan.via_gen_group_command,
         "mask_frac": number(plan.mask_frac),

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING
 from afni_group import designs
 from afni_group.engines.afni.render import STEP_MARKER, VALUES_FILE
 from afni_group.errors import EXIT_CANT_CREATE, StepError
-from afni_group.plan import MASK_FILE, MEMA_FILE, Analysis, AnalysisPlan
+from afni_group.plan import MASK_FILE, Analysis, AnalysisPlan
 from afni_group.programs.clusterize.formats import cluster_table_row, parse_clusterize_report
 
 if TYPE_CHECKING:
@@ -44,6 +44,17 @@ AFNI_PROGRAMS = (
     "3dClusterize",
     "Rscript",
 )
+#: Programs ``--program 3dttest++`` calls instead of 3dMEMA and Rscript (3dttest++ -Clustsim
+#: runs 3dClustSim and 3drefit itself; the script reruns them when AFNI's read too few).
+TTEST_PROGRAMS = (
+    "3dttest++",
+    "3dmask_tool",
+    "3dClustSim",
+    "3drefit",
+    "1d_tool.py",
+    "p2dsetstat",
+    "3dClusterize",
+)
 #: Needed in addition for ``--via-gen-group-command``.
 GGC_PROGRAMS = ("gen_group_command.py", "tcsh")
 
@@ -54,20 +65,32 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TAIL_LINES = 200
 
 
-def afni_available(via_gen_group_command: bool = False) -> tuple[bool, str]:
+def afni_available(
+    via_gen_group_command: bool = False, program: str = "3dMEMA"
+) -> tuple[bool, str]:
     """Whether every program the afni engine runs is on PATH, and why (not).
+
+    Parameters
+    ----------
+    via_gen_group_command : bool
+        gen_group_command.py and tcsh are needed too.
+    program : str
+        The group model (``--program``): 3dMEMA needs R, 3dttest++ needs 3dttest++ and 3drefit.
 
     Returns
     -------
     (bool, str)
-        ``True`` and where 3dMEMA was found, or ``False`` and the missing programs.
+        ``True`` and where the model's program was found, or ``False`` and the missing programs.
     """
-    programs = AFNI_PROGRAMS + (GGC_PROGRAMS if via_gen_group_command else ())
+    mema = program == "3dMEMA"
+    programs = (AFNI_PROGRAMS if mema else TTEST_PROGRAMS) + (
+        GGC_PROGRAMS if via_gen_group_command else ()
+    )
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         return False, f"not on PATH: {', '.join(missing)}"
-    where = Path(shutil.which("3dMEMA") or "3dMEMA").parent
-    return True, f"AFNI programs and Rscript found on PATH ({where})"
+    where = Path(shutil.which(program) or program).parent
+    return True, f"AFNI programs{' and Rscript' if mema else ''} found on PATH ({where})"
 
 
 def clean_line(line: str) -> str:
@@ -224,7 +247,7 @@ def write_clusters_tsv(
     """Write ``clust_<sided>_clusters_<set>.tsv`` for AFNI's results (the clusters.tsv hook).
 
     The table needs each cluster's voxels, which AFNI's report does not list: the native
-    clusterizer's array core is run on AFNI's ``mema_results.nii.gz`` with AFNI's thresholds,
+    clusterizer's array core is run on AFNI's group model output with AFNI's thresholds,
     and its cluster rows must equal those of AFNI's report before its table is written, so the
     tsv describes exactly the clusters AFNI reported. ``table`` is AFNI's ClustSim table
     (:func:`load_clustsim_table`, read once per analysis) for the corrected p.
@@ -242,13 +265,14 @@ def write_clusters_tsv(
     files = plan.cluster_files(set_label)
     value = float(threshold)
     thresholds = value if t.sided == "1sided" else (-value, value)
+    tbrick, bbrick = plan.stat_bricks(set_label)
     try:
-        maps = afni_io.read_dataset(adir / MEMA_FILE)
+        maps = afni_io.read_dataset(adir / plan.stats_file)
         mask = afni_io.read_dataset(adir / MASK_FILE).brick(0) != 0
-        t_brick = maps.brick(maps.index_of(f"{set_label}:t"))
+        t_brick = maps.brick(maps.index_of(tbrick))
         found = clusterize(
             t_brick,
-            maps.brick(maps.index_of(f"{set_label}:b")),
+            maps.brick(maps.index_of(bbrick)),
             maps.affine,
             thresholds=thresholds,
             sided=t.sided,
@@ -276,11 +300,13 @@ def write_clusters_tsv(
 def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values: dict) -> dict:
     """The per-analysis result of the afni engine, shaped like the native engine's.
 
-    Keys: ``acf``, ``cluster_size_threshold`` and ``results`` (one dict per set, as in
-    params.json).
+    Keys: ``acf`` (None with ``--clustsim randomise``, which has no ACF),
+    ``cluster_size_threshold`` and ``results`` (one dict per set, as in params.json).
     """
     where = adir / VALUES_FILE
-    acf = [float(v) for v in _required(values, "acf", where).split()]
+    acf = None
+    if plan.clustsim_route == "acf":
+        acf = [float(v) for v in _required(values, "acf", where).split()]
     clust_nvox = int(_required(values, "clust_thrvol", where))
     results = []
     for label in analysis.tested_labels():
@@ -290,11 +316,12 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
         if not report.is_file():
             raise StepError(f"the AFNI script finished but wrote no {report}")
         found = parse_clusterize_report(report.read_text(errors="replace")).n_clusters
+        tbrick, bbrick = plan.stat_bricks(label)
         results.append(
             {
                 "set": label,
-                "tbrick": f"{label}:t",
-                "bbrick": f"{label}:b",
+                "tbrick": tbrick,
+                "bbrick": bbrick,
                 "voxel_threshold": float(threshold_text),
                 "n_clusters": found,
                 "report": files["report"],
@@ -303,11 +330,13 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
                 "ee": files["ee"] if found else None,
             }
         )
-    return {
-        "acf": acf,
-        "cluster_size_threshold": clust_nvox,
-        "results": results,
-    }
+    result = {"acf": acf, "cluster_size_threshold": clust_nvox, "results": results}
+    if plan.clustsim_route == "randomise":
+        # 3dttest++ -Clustsim: its jobs and the simulations the tables rest on (the script
+        # reran 3dClustSim when AFNI's own read fewer)
+        iterations = int(_required(values, "clustsim_iterations", where))
+        result["clustsim_randomise"] = {"jobs": plan.n_cpus, "iterations": iterations}
+    return result
 
 
 def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path) -> list[dict]:
@@ -363,7 +392,7 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
         table = load_clustsim_table(adir / plan.clustsim_table)
         for entry in result["results"]:
             text = values[f"voxstat_thr_{entry['set']}"]
-            dof = designs.t_dof(adir / MEMA_FILE, entry["tbrick"])
+            dof = designs.t_dof(adir / plan.stats_file, entry["tbrick"])
             LOG.info("%s", designs.threshold_line(f"{analysis.dirname} {entry['set']}", text, dof))
             write_clusters_tsv(
                 plan,

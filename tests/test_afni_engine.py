@@ -633,7 +633,7 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
     plan = types.SimpleNamespace(
         thresholds=types.SimpleNamespace(sided="bisided", nn=1, pthr=0.001),
         stats_file="mema_results.nii.gz",
-        stat_bricks=lambda s: (f"{s}:t", f"{s}:b"),
+        stat_bricks=lambda s, analysis: (f"{s}:t", f"{s}:b"),
         clustsim_table="ClustSim.NN1_bisided.1D",
         cluster_files=lambda label: {
             "report": f"clust_bisided_report_{label}.txt",
@@ -641,7 +641,7 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
         },
     )
     table = runner.load_clustsim_table(tmp_path / "ClustSim.NN1_bisided.1D")
-    assert runner.write_clusters_tsv(plan, tmp_path, "chx", "4.586894", 4, table)
+    assert runner.write_clusters_tsv(plan, None, tmp_path, "chx", "4.586894", 4, table)
     written = (tmp_path / "clust_bisided_clusters_chx.tsv").read_text()
     expected = cz.run_clusterize(
         tmp_path / "mema_results.nii.gz",
@@ -664,5 +664,5 @@ def test_clusters_tsv_for_afni_results_uses_the_clusterize_core(tmp_path):
     assert float(extra[0]["max_t"]) == pytest.approx(t[expected.cluster_map == 1].max(), abs=1e-4)
     assert all(row["p_fwe"] not in ("", "n/a") for row in extra)
     (tmp_path / "clust_bisided_clusters_chx.tsv").unlink()
-    assert not runner.write_clusters_tsv(plan, tmp_path, "chx", "3.5", 4, table)
+    assert not runner.write_clusters_tsv(plan, None, tmp_path, "chx", "3.5", 4, table)
     assert not (tmp_path / "clust_bisided_clusters_chx.tsv").exists()

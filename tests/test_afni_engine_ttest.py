@@ -163,11 +163,16 @@ def test_covariates_table_uses_the_dataset_labels():
     assert command_words(text, "3dttest++")[-2:] == ["-covariates", "covariates.txt"]
 
 
-def test_ttest_refusals():
+def test_long_set_labels_select_the_bricks_3dttest_names():
+    """3dttest++ keeps 12 characters of a set name: the later steps select those labels."""
     plan = ttest_plan("one", "acf")
     plan.analyses[0].sets = [SetSpec("a_very_long_label", CHX.beta, CHX.tstat)]
-    with pytest.raises(UsageError, match="cuts set labels to 12"):
-        render.render_script(plan)
+    text = render.render_script(plan)
+    assert "a_very_long_label" in command_words(text, "3dttest++")
+    assert '-inset "${ottest}[a_very_long__Tstat]"' in text  # "a_very_long_label"[:12] + _Tstat
+
+
+def test_ttest_refusals():
     plan = ttest_plan("one", "acf", via_gen_group_command=True, covariates={"age": {}})
     with pytest.raises(UsageError, match="--covariates"):
         render.render_script(plan)

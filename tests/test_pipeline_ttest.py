@@ -135,6 +135,27 @@ def test_acf_route_groups_difference_is_b_minus_a(demo14, tmp_path):
     assert list(out.glob("space-*_contrast-*_stat-t_statmap.nii.gz"))
 
 
+def test_auto_detected_long_labels_use_3dttest_cut_names(tiny_bids, tmp_path, capsys):
+    """The auto-detected 'left_vs_right_chx' is cut to 3dttest++'s 12 characters in the bricks
+    the later steps select; the files keep the full label."""
+    out = tmp_path / "out"
+    run(tiny_bids, out, "--clustsim-iter", "1000", "--seed", "2")
+    params = json.loads((out / "params.json").read_text())
+    entry = next(a for a in params["analyses"] if a["results"][0]["set"] == "left_vs_right_chx")
+    (result,) = entry["results"]
+    assert (result["tbrick"], result["bbrick"]) == ("left_vs_righ_Tstat", "left_vs_righ_mean")
+    assert (out / entry["dir"] / result["clusters_tsv"]).name.endswith("_left_vs_right_chx.tsv")
+    bucket = afni_io.read_dataset(out / entry["dir"] / "ttest_results.nii.gz")
+    assert list(bucket.labels) == ["left_vs_righ_mean", "left_vs_righ_Tstat"]
+    # two sets that 3dttest++ would give the same name are refused before anything runs
+    argv = [str(tiny_bids), str(tmp_path / "o2"), "group", "--program", "3dttest++",
+            "--set", "left_vs_right_a", *CHX[1:], "--set", "left_vs_right_b", *PRESS[1:]]  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(argv) == errors.EXIT_USAGE
+    assert "same in their first 12 characters" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+
+
 def test_conditions_paired_difference(demo14, tmp_path):
     """Paired: ``keypress-chx`` is the mean of keypress - chx, df n - 1."""
     out = tmp_path / "out"
@@ -161,7 +182,6 @@ def test_conditions_paired_difference(demo14, tmp_path):
         (["--no-hktest"], "--no-hktest is a 3dMEMA option"),
         (["--missing-data", "1"], "--missing-data is a 3dMEMA option"),
         (["--mema-correct-dof"], "--mema-correct-dof is a 3dMEMA option"),
-        ([], "longer than the 12 characters"),  # the auto-detected 'left_vs_right_chx'
     ],
 )
 def test_refusals(capsys, tiny_bids, tmp_path, extra, needle):

@@ -28,6 +28,7 @@ from pathlib import Path
 from afni_group.errors import InputDataError, MissingInputError, UsageError
 from afni_group.plan import (
     RANDOMISE_MIN_DATASETS,
+    TTEST_SET_NAME_MAX,
     Analysis,
     AnalysisPlan,
     SetSpec,
@@ -358,23 +359,22 @@ def check_ttest_plan(plan: AnalysisPlan) -> None:
     Raises
     ------
     UsageError
-        A set label longer than 3dttest++ keeps in its brick labels, or, for
+        Two set labels 3dttest++ would cut to the same name, or, for
         ``--clustsim randomise``, fewer datasets than ``3dttest++ -Clustsim`` accepts (14 in
         all, 4 per set: AFNI refuses them too).
     """
     if plan.program != "3dttest++":
         return
     from afni_group.programs.ttest.clustsim import MIN_PER_SET
-    from afni_group.programs.ttest.formats import SET_NAME_MAX
 
     for analysis in plan.analyses:
-        for spec in analysis.sets:
-            if len(spec.label) > SET_NAME_MAX:
-                raise UsageError(
-                    f"set label '{spec.label}' ({analysis.dirname}) is longer than the "
-                    f"{SET_NAME_MAX} characters 3dttest++ keeps in its brick labels; name the "
-                    f"set with --set LABEL BETA TSTAT, LABEL at most {SET_NAME_MAX} characters"
-                )
+        names = {s.label[:TTEST_SET_NAME_MAX] for s in analysis.sets}
+        if len(names) < len(analysis.sets):
+            raise UsageError(
+                f"{analysis.dirname}: set labels {' and '.join(analysis.set_labels())} are the "
+                f"same in their first {TTEST_SET_NAME_MAX} characters, all 3dttest++ keeps of "
+                "a set name; name the sets with --set LABEL BETA TSTAT"
+            )
         if plan.clustsim_route != "randomise":
             continue
         counts = [len(plan.set_units(analysis, k)) for k in range(len(analysis.sets))]

@@ -51,7 +51,7 @@ def choose_engine(plan: AnalysisPlan, requested: str) -> tuple[str, str]:
         return "native", f"auto: {option} is only available in the native engine"
     from afni_group.engines.afni.runner import afni_available
 
-    available, reason = afni_available(plan.via_gen_group_command)
+    available, reason = afni_available(plan.via_gen_group_command, plan.program)
     if requested == "afni":
         if not available:
             raise UsageError(f"--engine afni: {reason}; install AFNI and R or use --engine native")

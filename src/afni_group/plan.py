@@ -23,6 +23,8 @@ PROGRAMS = ("3dMEMA", "3dttest++")
 CLUSTSIM_ROUTES = ("acf", "randomise")
 #: 3dttest++ refuses -Clustsim with fewer datasets than this (all sets together)
 RANDOMISE_MIN_DATASETS = 14
+#: 3dttest++ keeps this many characters of a set name (``%.12s``) in its brick labels
+TTEST_SET_NAME_MAX = 12
 
 MEMA_FILE = "mema_results.nii.gz"
 TTEST_FILE = "ttest_results.nii.gz"
@@ -238,16 +240,19 @@ class AnalysisPlan:
         """3dttest++ writes z instead of t: ``-Clustsim`` turns on ``-toz``."""
         return self.program == "3dttest++" and self.clustsim_route == "randomise"
 
-    def stat_bricks(self, label: str) -> tuple[str, str]:
+    def stat_bricks(self, label: str, analysis: Analysis) -> tuple[str, str]:
         """``(statistic, effect)`` sub-brick labels of a tested label in :attr:`stats_file`.
 
-        3dMEMA: ``label:t`` and ``label:b``. 3dttest++: ``label_Tstat`` (``label_Zscr`` with
-        ``-toz``) and ``label_mean``; two-set designs give it the second set as ``-setA`` so its
-        difference is labelled ``B-A`` like 3dMEMA's (:meth:`Analysis.tested_labels`).
+        3dMEMA: ``label:t`` and ``label:b``. 3dttest++: ``NAME_Tstat`` (``NAME_Zscr`` with
+        ``-toz``) and ``NAME_mean``, where NAME is the label with each set name cut to the 12
+        characters 3dttest++ keeps (``left_vs_right_chx`` -> ``left_vs_righ``); two-set designs
+        give it the second set as ``-setA`` so its difference is ``B-A`` like 3dMEMA's
+        (:meth:`Analysis.tested_labels`).
         """
         if self.program == "3dMEMA":
             return f"{label}:t", f"{label}:b"
-        return f"{label}_{'Zscr' if self.ttest_toz else 'Tstat'}", f"{label}_mean"
+        name = ttest_brick_name(label, analysis)
+        return f"{name}_{'Zscr' if self.ttest_toz else 'Tstat'}", f"{name}_mean"
 
     @property
     def clustsim_table(self) -> str:
@@ -381,6 +386,14 @@ class AnalysisPlan:
             + (f"; missing_data={self.missing_data}" if self.program == "3dMEMA" else "")
         )
         return "\n".join(lines)
+
+
+def ttest_brick_name(label: str, analysis: Analysis) -> str:
+    """3dttest++'s name of a tested label: set names cut to :data:`TTEST_SET_NAME_MAX`."""
+    if label == analysis.difference_label():
+        second, first = (s.label[:TTEST_SET_NAME_MAX] for s in analysis.sets[::-1])
+        return f"{second}-{first}"
+    return label[:TTEST_SET_NAME_MAX]
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.+-]")

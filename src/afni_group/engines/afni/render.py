@@ -111,8 +111,6 @@ def check_supported(plan: AnalysisPlan) -> None:
         )
     if not plan.analyses:
         raise UsageError("the plan has no analysis to run")
-    if plan.program == "3dttest++":
-        ttest.check_ttest(plan)
     if plan.via_gen_group_command:
         for a in plan.analyses if plan.program == "3dMEMA" else ():
             if a.design == "conditions":
@@ -226,7 +224,7 @@ def tested_sets(plan: AnalysisPlan, analysis: Analysis) -> list[dict]:
     tested = []
     for label in analysis.tested_labels():
         files = plan.cluster_files(label)
-        tbrick, bbrick = plan.stat_bricks(label)
+        tbrick, bbrick = plan.stat_bricks(label, analysis)
         tested.append(
             {
                 "label": label,

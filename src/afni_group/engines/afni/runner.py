@@ -238,6 +238,7 @@ def load_clustsim_table(path: Path) -> ClustSimTable | None:
 
 def write_clusters_tsv(
     plan: AnalysisPlan,
+    analysis: Analysis,
     adir: Path,
     set_label: str,
     threshold: str,
@@ -265,7 +266,7 @@ def write_clusters_tsv(
     files = plan.cluster_files(set_label)
     value = float(threshold)
     thresholds = value if t.sided == "1sided" else (-value, value)
-    tbrick, bbrick = plan.stat_bricks(set_label)
+    tbrick, bbrick = plan.stat_bricks(set_label, analysis)
     try:
         maps = afni_io.read_dataset(adir / plan.stats_file)
         mask = afni_io.read_dataset(adir / MASK_FILE).brick(0) != 0
@@ -316,7 +317,7 @@ def analysis_results(plan: AnalysisPlan, analysis: Analysis, adir: Path, values:
         if not report.is_file():
             raise StepError(f"the AFNI script finished but wrote no {report}")
         found = parse_clusterize_report(report.read_text(errors="replace")).n_clusters
-        tbrick, bbrick = plan.stat_bricks(label)
+        tbrick, bbrick = plan.stat_bricks(label, analysis)
         results.append(
             {
                 "set": label,
@@ -396,6 +397,7 @@ def run_afni(plan: AnalysisPlan, script: Path, staging_dir: Path, logs_dir: Path
             LOG.info("%s", designs.threshold_line(f"{analysis.dirname} {entry['set']}", text, dof))
             write_clusters_tsv(
                 plan,
+                analysis,
                 adir,
                 entry["set"],
                 values[f"voxstat_thr_{entry['set']}"],

@@ -15,31 +15,10 @@ difference ``A-B`` is labelled ``second-first`` like 3dMEMA's ``B-A``
 
 from __future__ import annotations
 
-from afni_group.errors import UsageError
 from afni_group.plan import Analysis, AnalysisPlan
 
 #: gen_group_command.py's script in each analysis folder (``--via-gen-group-command``)
 TTEST_SCRIPT = "do_group_level_ttest.tcsh"
-#: 3dttest++ truncates set names to this many characters (spec 08 §1), which would change the
-#: brick labels the later steps select
-MAX_SET_LABEL = 12
-
-
-def check_ttest(plan: AnalysisPlan) -> None:
-    """Refuse set labels 3dttest++ would truncate (its brick labels would not be found).
-
-    Raises
-    ------
-    UsageError
-        A set label longer than 12 characters.
-    """
-    for analysis in plan.analyses:
-        for s in analysis.sets:
-            if len(s.label) > MAX_SET_LABEL:
-                raise UsageError(
-                    f"--set {s.label}: 3dttest++ cuts set labels to {MAX_SET_LABEL} characters; "
-                    "use a shorter label"
-                )
 
 
 def ordered_sets(plan: AnalysisPlan, analysis: Analysis) -> list[tuple[str, str, list]]:

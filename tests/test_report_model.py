@@ -227,3 +227,14 @@ def test_resolve_fills_the_model_from_the_top_or_the_defaults():
     )
     assert model.stat_name("B-A_Zscr") == "z" and model.stat_name("B-A_Tstat") == "t"
     assert model.stat_name("chx:t") == "t" and model.stat_name(None) == "t"
+
+
+def test_methods_name_the_sets_and_the_difference():
+    groups = _analysis_ctx("3dMEMA", "acf", "groups")
+    groups["sets"].append({"label": "B-A", "kind": "difference", "labels_given": False})
+    text = methods.methods_text({}, [groups], {"n_included": 20})
+    assert "group effects for A, B and their difference B-A from" in text
+    paired = _analysis_ctx("3dttest++", "randomise", "conditions")
+    paired["sets"] = [{"label": "B-A", "kind": "difference", "labels_given": False}]
+    text = methods.methods_text({}, [paired], {"n_included": 20})
+    assert "group effects for the difference B-A from" in text

@@ -153,6 +153,18 @@ def _threshold_sentences(a: dict) -> list[str]:
     return out
 
 
+def _tested(analysis: dict) -> str:
+    """What an analysis tested, in words: ``chx, keypress and their difference keypress-chx``."""
+    own = [s["label"] for s in analysis["sets"] if s.get("kind", "set") == "set"]
+    differences = [s["label"] for s in analysis["sets"] if s.get("kind") == "difference"]
+    words = " and ".join(own) if len(own) < 3 else ", ".join(own[:-1]) + f" and {own[-1]}"
+    if differences and own:
+        return f"{', '.join(own)} and their difference {differences[0]}"
+    if differences:  # paired: the model gives only the difference
+        return f"the difference {differences[0]}"
+    return words
+
+
 def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
     """A draft methods paragraph; plain text, the user edits it (references: :func:`references`).
 
@@ -177,7 +189,7 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
     ]
     by_model: dict[tuple[str, str], list[str]] = {}
     for a in analyses:
-        labels = " and ".join(s["label"] for s in a["sets"])
+        labels = _tested(a)
         key = (a.get("program") or "3dMEMA", a.get("design") or "group")
         by_model.setdefault(key, []).append(labels)
     for (program, design), set_lists in by_model.items():

@@ -75,6 +75,6 @@ def acf_pthr_advice(program: str, route: str, pthr: float | None) -> str | None:
     return (
         f"With the ACF route at p = {float(pthr):g}, Cox et al. (2017) found family-wise "
         "false-positive rates above the nominal level in many cases; AFNI recommends p \u2264 "
-        f"0.001 for it, or {alternative} (3dttest++ -Clustsim stayed near 5 % at every p "
-        "\u2264 0.01; it needs at least 14 datasets)."
+        f"0.001 for it, or {alternative} (<code>3dttest++ -Clustsim</code> stayed near 5 % at "
+        "every p \u2264 0.01; it needs at least 14 datasets)."
     )

@@ -260,7 +260,8 @@ def set_context(
                 f"the voxelwise threshold |{stat}| = {float(threshold):.3f}). Top: cut through "
                 f"the peak of cluster 1 (or the largest |{stat}|); bottom: axial slices, through "
                 f"the cluster peaks first. Colours span \u00b1{t_vmax:.3g}, the same in every "
-                f"{stat} figure and set of this analysis; the white marks on the colour bar are the threshold. "
+                f"{stat} figure and set of this analysis; the white marks on the colour bar are "
+                "the threshold. "
                 f"Neurological convention (left is left); mm ({ctx['coord_space']}, RAS+/LPI).",
             )
         )

@@ -105,7 +105,7 @@ def build_context(
         "n_sets_with_clusters": sum(1 for s in sets if s["n_clusters"]),
         "clustsim": first_cs,
         "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
-        "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
+        "k_summary": _k_summary(ks),
         "methods": methods_text(params, analyses, inventory),
         "references": references(params, analyses),
         "input_qc": input_qc_context(params),
@@ -114,6 +114,15 @@ def build_context(
         "atlas_names": ATLAS_NAMES,
         "fmt_p": fmt_p,
     }
+
+
+def _k_summary(ks: set) -> str:
+    """The cluster-size thresholds of the analyses for the summary card: ``17``, ``7–8``."""
+    known = sorted(k for k in ks if k is not None)
+    if not known:
+        return "n/a"
+    # the randomise route's tables are per analysis: the thresholds often differ by a voxel
+    return str(known[0]) if known[0] == known[-1] else f"{known[0]}–{known[-1]}"
 
 
 def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:

@@ -238,3 +238,17 @@ def test_methods_name_the_sets_and_the_difference():
     paired["sets"] = [{"label": "B-A", "kind": "difference", "labels_given": False}]
     text = methods.methods_text({}, [paired], {"n_included": 20})
     assert "group effects for the difference B-A from" in text
+
+
+def test_analyses_sharing_a_route_are_said_once_with_their_sizes():
+    """--group-column over several contrasts: one model and one threshold sentence, the cluster
+    sizes of the per-analysis tables as a range."""
+    analyses = []
+    for name, k in (("leftchx", 8), ("rightchx", 7), ("leftpress", 7)):
+        a = _analysis_ctx("3dttest++", "randomise", "groups")
+        a.update(name=name, k=k)
+        analyses.append(a)
+    text = methods.methods_text({}, analyses, {"n_included": 16})
+    assert "for A and B (in each of the analyses leftchx, rightchx, leftpress) from" in text
+    assert text.count("Cluster-size thresholds were obtained") == 1
+    assert "clusters of at least 7 to 8 voxels (per analysis) (NN1 connectivity)" in text

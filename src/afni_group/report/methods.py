@@ -116,8 +116,24 @@ def _model_sentence(program: str, design: str, set_lists: list[str], params: dic
     )
 
 
+#: where the cluster size goes in a threshold sentence, filled in by :func:`_fill_sizes`
+K_MARK = "\x00k\x00"
+
+
+def _fill_sizes(sentences: dict[str, list[int]]) -> list[str]:
+    """Threshold sentences with their cluster sizes: one size, or the range over the analyses
+    that share the sentence (the randomise route's tables are per analysis)."""
+    out = []
+    for sentence, ks in sentences.items():
+        lo, hi = min(ks), max(ks)
+        size = f"{lo} voxels" if lo == hi else f"{lo} to {hi} voxels (per analysis)"
+        out.append(sentence.replace(K_MARK, size))
+    return out
+
+
 def _threshold_sentences(a: dict) -> list[str]:
-    """How an analysis's cluster-size threshold was obtained: the ACF or the randomise route."""
+    """How an analysis's cluster-size threshold was obtained: the ACF or the randomise route
+    (the size is :data:`K_MARK`)."""
     cs = a["clustsim"]
     out = []
     if a.get("route", "acf") == "acf" and a.get("acf"):
@@ -129,7 +145,7 @@ def _threshold_sentences(a: dict) -> list[str]:
         return out
     result = (
         f"at a voxelwise threshold of p < {fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters "
-        f"of at least {a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
+        f"of at least {K_MARK} (NN{cs.get('nn')} connectivity) were significant at a "
         f"family-wise error rate of \u03b1 = {fmt_p(cs.get('alpha'))}."
     )
     if a.get("route") == "randomise":
@@ -157,12 +173,11 @@ def _tested(analysis: dict) -> str:
     """What an analysis tested, in words: ``chx, keypress and their difference keypress-chx``."""
     own = [s["label"] for s in analysis["sets"] if s.get("kind", "set") == "set"]
     differences = [s["label"] for s in analysis["sets"] if s.get("kind") == "difference"]
-    words = " and ".join(own) if len(own) < 3 else ", ".join(own[:-1]) + f" and {own[-1]}"
     if differences and own:
         return f"{', '.join(own)} and their difference {differences[0]}"
     if differences:  # paired: the model gives only the difference
         return f"the difference {differences[0]}"
-    return words
+    return " and ".join(own) if len(own) < 3 else ", ".join(own[:-1]) + f" and {own[-1]}"
 
 
 def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
@@ -187,15 +202,20 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         f"Group analysis of {inventory['n_included']} participants was performed with {tool}, "
         f"following the AFNI group-analysis workflow {_cite('afni')}."
     ]
-    by_model: dict[tuple[str, str], list[str]] = {}
+    by_model: dict[tuple[str, str], dict[str, list[str]]] = {}
     for a in analyses:
-        labels = _tested(a)
         key = (a.get("program") or "3dMEMA", a.get("design") or "group")
-        by_model.setdefault(key, []).append(labels)
-    for (program, design), set_lists in by_model.items():
+        by_model.setdefault(key, {}).setdefault(_tested(a), []).append(a.get("name") or "")
+    for (program, design), tested in by_model.items():
+        set_lists = [
+            # e.g. --group-column: the same groups for each contrast, one analysis each
+            f"{labels} (in each of the analyses {', '.join(names)})" if len(names) > 1 else labels
+            for labels, names in tested.items()
+        ]
         parts.append(_model_sentence(program, design, set_lists, params))
     if any(a.get("stat") == "z" for a in analyses):
         parts.append("The t statistics were converted to z scores (3dttest++ -toz).")
+    sizes: dict[str, list[int]] = {}
     for a in analyses:
         if a.get("mask"):
             frac = 100 * float(a["mask"]["frac"] or 1)
@@ -203,7 +223,12 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
                 f"Analyses were restricted to a group mask of {a['mask']['n_voxels']} voxels "
                 f"(voxels present in \u2265 {frac:g} % of participant masks)."
             )
-        parts += _threshold_sentences(a)
+        for sentence in _threshold_sentences(a):
+            if K_MARK in sentence:
+                sizes.setdefault(sentence, []).append(int(a["k"]))
+            else:
+                parts.append(sentence)
+    parts += _fill_sizes(sizes)
     if any(s.get("labels_given") for a in analyses for s in a["sets"]):
         parts.append(
             "Clusters were labelled at their peak and centre of mass, and by the regions "

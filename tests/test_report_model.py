@@ -252,3 +252,15 @@ def test_analyses_sharing_a_route_are_said_once_with_their_sizes():
     assert "for A and B (in each of the analyses leftchx, rightchx, leftpress) from" in text
     assert text.count("Cluster-size thresholds were obtained") == 1
     assert "clusters of at least 7 to 8 voxels (per analysis) (NN1 connectivity)" in text
+
+
+def test_input_qc_names_the_program_it_came_before():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("afni_group", "templates"))
+    template = env.get_template("report_input_qc.html.j2")
+    qc = {"group_mask_voxels": 10, "extreme_factor": 10.0, "sets": [], "warnings": []}
+    for program in ("3dttest++", None):
+        params = {"input_qc": qc, "program": program}
+        html = template.render(input_qc=context.input_qc_context(params))
+        assert f"Checked before {program or '3dMEMA'}:" in html

@@ -328,6 +328,7 @@ def input_qc_context(params: dict) -> dict:
     ]
     return {
         "present": bool(qc),
+        "program": params.get("program") or "3dMEMA",  # the group model the checks came before
         "group_mask_voxels": qc.get("group_mask_voxels"),
         "extreme_factor": qc.get("extreme_factor"),
         "warnings": qc.get("warnings") or [],

@@ -211,6 +211,26 @@ def test_acf_note_in_the_analysis_context(tmp_path):
     assert len(ctx["notes"]) == 1 and "--program 3dttest++ --clustsim randomise" in ctx["notes"][0]
 
 
+@pytest.mark.parametrize(
+    ("route", "program", "auto"),
+    [("randomise", "3dttest++ -Clustsim", ""), ("acf", "3dClustSim", " or auto")],
+)
+def test_unstable_threshold_warning_names_the_routes_program(tmp_path, route, program, auto):
+    out = tmp_path / "out"
+    (out / "analysis-mema").mkdir(parents=True)
+    shutil.copy(GROUP / "mask.nii.gz", out / "analysis-mema" / "mask.nii.gz")
+    analysis = _params()["analyses"][0]
+    analysis["clustsim"].update(route=route, table=None)
+    analysis["results"] = []
+    analysis["cluster_size_mc"] = {"size": 7.1, "mc_se": 0.2, "ci95": [6.7, 7.5], "threshold": 8,
+                                   "stable": False, "iterations_to_settle": 46000}  # fmt: skip
+    ctx = context._analysis_context(out, analysis, tmp_path)
+    assert (
+        f"about 46000 {program} iterations would settle it (--clustsim-iter 46000{auto})"
+        in (ctx["warnings"][0])
+    )
+
+
 def test_resolve_fills_the_model_from_the_top_or_the_defaults():
     old = model.resolve({}, [{"name": "a"}])[0]
     assert (old["program"], old["stats_file"], old["clustsim"]["route"]) == (
@@ -264,3 +284,44 @@ def test_input_qc_names_the_program_it_came_before():
         params = {"input_qc": qc, "program": program}
         html = template.render(input_qc=context.input_qc_context(params))
         assert f"Checked before {program or '3dMEMA'}:" in html
+
+
+@pytest.fixture(scope="module")
+def native_randomise(tmp_path_factory) -> Path:
+    """A real native ``--program 3dttest++ --clustsim randomise`` run, report included: two
+    groups of seven from the demo generator (small grid), patients' chx effect planted."""
+    from afni_group import cli
+    from afni_group.demo.writing import write_demo
+
+    root = tmp_path_factory.mktemp("native_rand")
+    write_demo(root / "bids", n_subjects=14, seed=0, grid="small", group_effect=1.0)
+    argv = [str(root / "bids"), str(root / "out"), "group", "--engine", "native",
+            "--program", "3dttest++", "--clustsim", "randomise", "--clustsim-iter", "1000",
+            "--seed", "5", "--n-cpus", "1", "--group-column", "group",
+            "--set", "chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat"]  # fmt: skip
+    assert cli.main(argv) == 0
+    return root / "out"
+
+
+def test_native_randomise_run_report(native_randomise):
+    params = json.loads((native_randomise / "params.json").read_text())
+    (analysis,) = params["analyses"]
+    labels = [r["set"] for r in analysis["results"]]
+    assert labels == ["control", "patient", "patient-control"]
+    text = _text((native_randomise / "report.html").read_text())
+    assert "Group model 3dttest++" in text and "randomise route" in text
+    for label in labels:
+        assert f"z brick {label}_Zscr, effect brick {label}_mean (z: no df)" in text
+    assert "Difference patient-control" in text
+    assert "Mean ACF" not in text and "not modelled: the randomise route needs no ACF" in text
+    route = "3dttest++ -Clustsim (sign-randomised residuals, no spatial model): 1000 iterations"
+    assert f"{route}, seed 5; table ClustSim.CSimA.NN1_bisided.1D" in text
+    k = analysis["cluster_size_threshold"]
+    methods_part = text.split("Draft methods text")[1]
+    assert "3dttest++ (ordinary least-squares t-test, two-sample unpaired, pooled variance)" in (
+        methods_part
+    )
+    assert "for control, patient and their difference patient-control from" in methods_part
+    assert "participants permuted across the two groups, gave 1000 null t-tests" in methods_part
+    assert f"clusters of at least {k} voxels (NN1 connectivity)" in methods_part
+    assert "Chen et al., 2012" not in methods_part and "Cox et al., 2017" in methods_part

@@ -147,7 +147,7 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         "route_text": model.route_text(cs["route"]),
         "stats_file": analysis["stats_file"],
         # t, or z for 3dttest++ -toz (the randomise route): the word in every label and caption
-        "stat": model.stat_name(next(iter(analysis.get("results") or []), {}).get("tbrick")),
+        "stat": model.result_stat(next(iter(analysis.get("results") or []), {})),
         "set_defs": analysis.get("sets") or [],
         "clustsim": cs,
         "sided_text": SIDED_TEXT.get(cs.get("sided"), cs.get("sided")),
@@ -165,7 +165,13 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     if ctx["k_mc"] and not ctx["k_mc"].get("stable", True):
         from afni_group.programs.clustsim.stability import unstable_message
 
-        text = unstable_message(ctx["k_mc"])  # the run's warning, with the iterations needed
+        # the run's warning, with the iterations needed and the program that needs them
+        randomise = ctx["route"] == "randomise"
+        text = unstable_message(
+            ctx["k_mc"],
+            "3dttest++ -Clustsim" if randomise else "3dClustSim",
+            auto_possible=not randomise,  # --clustsim-iter auto is 3dClustSim's only
+        )
         ctx["warnings"].append(f"The {text}.")
     mask_vol = None
     if mask_path.exists():

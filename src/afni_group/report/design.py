@@ -10,7 +10,7 @@ import numpy as np
 
 from afni_group.errors import AfniGroupError
 from afni_group.plan import MEMA_FILE
-from afni_group.report.model import stat_name
+from afni_group.report.model import result_stat
 from afni_group.report.pool import save_figure
 from afni_group.report.readers import Volume, load_volume
 
@@ -90,7 +90,7 @@ def design_context(analysis: dict) -> dict:
             " Ordinary least-squares t-test of the subjects' \u03b2 (3dttest++; the subjects' t "
             "statistics are not used)."
         )
-        if stat_name(results[0].get("tbrick")) == "z":
+        if result_stat(results[0]) == "z":
             ctx["text"] += (
                 " The t statistics are converted to z (<code>-toz</code>, which "
                 "<code>-Clustsim</code> turns on): z maps have no df, the threshold is a normal "

@@ -50,6 +50,11 @@ def stat_name(brick: str | None) -> str:
     return "z" if (brick or "").endswith(Z_SUFFIX) else "t"
 
 
+def result_stat(result: dict) -> str:
+    """The statistic of a result: params.json's ``stat`` where recorded, else from its brick."""
+    return result.get("stat") or stat_name(result.get("tbrick"))
+
+
 def route_text(route: str) -> str:
     """How the route simulates the cluster-size threshold, in a few words for the report."""
     if route == "randomise":

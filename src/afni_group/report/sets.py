@@ -11,7 +11,7 @@ from afni_group.errors import AfniGroupError
 from afni_group.programs.clusterize.formats import parse_clusterize_report
 from afni_group.programs.clustsim.core import ClustSimTable, corrected_alpha
 from afni_group.report.formatting import ATLAS_NAMES, fmt, fmt_p, slugify
-from afni_group.report.model import stat_name
+from afni_group.report.model import result_stat
 from afni_group.report.pool import save_figure
 from afni_group.report.readers import load_volume, read_clusters_tsv, to_number
 
@@ -130,7 +130,7 @@ def set_context(
 
     label = result.get("set", "?")
     stats_file = analysis.get("stats_file") or "mema_results.nii.gz"
-    stat = stat_name(result.get("tbrick"))
+    stat = result_stat(result)
     sided, nn = cs.get("sided") or "bisided", int(cs.get("nn") or 1)
     pthr = cs.get("pthr")
     threshold = result.get("voxel_threshold")

@@ -272,7 +272,7 @@ def test_summary_contents(html):
     assert "890 voxels" in text and "NN1" in text and "bi-sided" in text
     assert "FWHM ≈ 7.61 mm" in text  # 3dClustSim prints FWHM=7.61 for this ACF (spec 05)
     assert "AFNI_26.2.03" in text and "afni-group /data/bids /data/out group" in text
-    assert "±4.587" in text and "1 / 2" in text
+    assert "|t| ≥ 4.587" in text and "1 / 2" in text
     assert "MISSING" in text
 
 

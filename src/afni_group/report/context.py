@@ -17,9 +17,10 @@ import numpy as np
 from afni_group import __version__
 from afni_group.atlas import labels_apply as atlas_labels_apply
 from afni_group.errors import AfniGroupError
-from afni_group.plan import MASK_COUNT_FILE, MASK_FILE, MEMA_FILE
+from afni_group.plan import MASK_COUNT_FILE, MASK_FILE
 from afni_group.programs.acf.core import acf_fwhm
 from afni_group.programs.clustsim.formats import read_clustsim_table
+from afni_group.report import model
 from afni_group.report.design import design_context, heterogeneity_context, with_findings
 from afni_group.report.formatting import ATLAS_NAMES, SIDED_TEXT, fmt_p, slugify
 from afni_group.report.methods import (
@@ -32,7 +33,7 @@ from afni_group.report.pool import draw_analyses, save_figure
 from afni_group.report.readers import load_params, load_volume, read_tsv
 from afni_group.report.sets import set_context
 
-CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table", "auto")
+CLUSTSIM_KEYS = ("nn", "sided", "pthr", "alpha", "iterations", "seed", "table", "auto", "route")
 
 
 def build_context(
@@ -60,7 +61,11 @@ def build_context(
     params = load_params(out) if params is None else params
     inventory = _inventory_context(out, params)
     analyses = draw_analyses(
-        _analysis_context, out, with_findings(params), Path(figure_dir), n_jobs
+        _analysis_context,
+        out,
+        model.resolve(params, with_findings(params)),
+        Path(figure_dir),
+        n_jobs,
     )
     sets = [s for a in analyses for s in a["sets"]]
     options = params.get("options") or {}
@@ -100,7 +105,7 @@ def build_context(
         "n_sets_with_clusters": sum(1 for s in sets if s["n_clusters"]),
         "clustsim": first_cs,
         "sided_text": SIDED_TEXT.get(first_cs.get("sided"), first_cs.get("sided")),
-        "k_summary": ("n/a" if not ks else (str(ks.pop()) if len(ks) == 1 else "per analysis")),
+        "k_summary": _k_summary(ks),
         "methods": methods_text(params, analyses, inventory),
         "references": references(params, analyses),
         "input_qc": input_qc_context(params),
@@ -111,8 +116,22 @@ def build_context(
     }
 
 
+def _k_summary(ks: set) -> str:
+    """The cluster-size thresholds of the analyses for the summary card: ``17``, ``7–8``."""
+    known = sorted(k for k in ks if k is not None)
+    if not known:
+        return "n/a"
+    # the randomise route's tables are per analysis: the thresholds often differ by a voxel
+    return str(known[0]) if known[0] == known[-1] else f"{known[0]}–{known[-1]}"
+
+
 def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
-    """Context of one analysis: mask, smoothness, ClustSim settings and its sets."""
+    """Context of one analysis: model, mask, smoothness, ClustSim settings and its sets.
+
+    ``analysis`` is params.json's, with the model filled in
+    (:func:`afni_group.report.model.resolve`).
+    """
+    analysis = model.resolve({}, [analysis])[0]  # already resolved by build_context: unchanged
     adir = out / analysis.get("dir", f"analysis-{analysis.get('name', 'mema')}")
     cs = dict.fromkeys(CLUSTSIM_KEYS) | (analysis.get("clustsim") or {})
     mask_info = analysis.get("mask") or {}
@@ -123,6 +142,12 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         "anchor": f"analysis-{slugify(analysis.get('name', adir.name))}",
         "design": analysis.get("design"),
         "correct_dof": analysis.get("correct_dof"),
+        "program": analysis["program"],
+        "route": cs["route"],
+        "route_text": model.route_text(cs["route"]),
+        "stats_file": analysis["stats_file"],
+        # t, or z for 3dttest++ -toz (the randomise route): the word in every label and caption
+        "stat": model.result_stat(next(iter(analysis.get("results") or []), {})),
         "set_defs": analysis.get("sets") or [],
         "clustsim": cs,
         "sided_text": SIDED_TEXT.get(cs.get("sided"), cs.get("sided")),
@@ -131,12 +156,22 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
         "mask": None,
         "acf": None,
         "warnings": [],
+        "notes": [],
         "sets": [],
     }
+    advice = model.acf_pthr_advice(ctx["program"], ctx["route"], cs.get("pthr"))
+    if advice:
+        ctx["notes"].append(advice)
     if ctx["k_mc"] and not ctx["k_mc"].get("stable", True):
         from afni_group.programs.clustsim.stability import unstable_message
 
-        text = unstable_message(ctx["k_mc"])  # the run's warning, with the iterations needed
+        # the run's warning, with the iterations needed and the program that needs them
+        randomise = ctx["route"] == "randomise"
+        text = unstable_message(
+            ctx["k_mc"],
+            "3dttest++ -Clustsim" if randomise else "3dClustSim",
+            auto_possible=not randomise,  # --clustsim-iter auto is 3dClustSim's only
+        )
         ctx["warnings"].append(f"The {text}.")
     mask_vol = None
     if mask_path.exists():
@@ -167,7 +202,7 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     results = analysis.get("results") or []
     if not results:
         ctx["warnings"].append("no results recorded for this analysis (did a step fail?).")
-    scales = colour_scales(adir, results, mask_vol)
+    scales = colour_scales(adir / analysis["stats_file"], results, mask_vol)
     for result in results:
         ctx["sets"].append(
             set_context(adir, analysis, cs, result, table, mask_vol, figure_dir, scales)
@@ -177,20 +212,22 @@ def _analysis_context(out: Path, analysis: dict, figure_dir: Path) -> dict:
     return ctx
 
 
-def colour_scales(adir: Path, results: list[dict], mask_vol) -> dict:
+def colour_scales(stats: Path, results: list[dict], mask_vol) -> dict:
     """One symmetric colour limit per kind of map for every set of an analysis.
 
-    ``t``: the t map figures, glass brains and viewers (largest |t| in the mask over the sets,
-    at least 1.5 x the threshold: :func:`afni_group.report.figures.stat_colour_limit`);
+    ``stats`` is the analysis's bucket (3dMEMA's or 3dttest++'s). ``t``: the t (or z) map
+    figures, glass brains and viewers (largest |t| in the mask over the sets, at least 1.5 x the
+    threshold: :func:`afni_group.report.figures.stat_colour_limit`);
     ``effect``: the effect estimates in the clusters. None where no set has that map.
     """
     from afni_group.report import figures as rf
 
+    adir = stats.parent
     t_values, thresholds, effects = [], [], []
     for result in results:
-        if mask_vol is not None and result.get("tbrick") and (adir / MEMA_FILE).exists():
+        if mask_vol is not None and result.get("tbrick") and stats.exists():
             try:
-                t = load_volume(adir / MEMA_FILE, result["tbrick"]).data
+                t = load_volume(stats, result["tbrick"]).data
             except AfniGroupError:
                 continue  # the set's own context reports it
             t_values.append(np.nan_to_num(t)[mask_vol.data > 0])
@@ -297,6 +334,7 @@ def input_qc_context(params: dict) -> dict:
     ]
     return {
         "present": bool(qc),
+        "program": params.get("program") or "3dMEMA",  # the group model the checks came before
         "group_mask_voxels": qc.get("group_mask_voxels"),
         "extreme_factor": qc.get("extreme_factor"),
         "warnings": qc.get("warnings") or [],

@@ -1,5 +1,6 @@
 """The report's design part of an analysis: what the model means, the same-subjects callout, and
-the heterogeneity maps 3dMEMA writes (I2, tau, QE), each with one sentence on how to read it."""
+the heterogeneity maps 3dMEMA writes (I2, tau, QE), each with one sentence on how to read it
+(3dttest++ writes none)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from afni_group.errors import AfniGroupError
 from afni_group.plan import MEMA_FILE
+from afni_group.report.model import result_stat
 from afni_group.report.pool import save_figure
 from afni_group.report.readers import Volume, load_volume
 
@@ -55,8 +57,12 @@ def _sizes(analysis: dict) -> list[int | None]:
 
 
 def design_context(analysis: dict) -> dict:
-    """What the analysis' design means (one or two sentences), and the callout of a finding."""
+    """What the analysis' design means (one or two sentences), and the callout of a finding.
+
+    ``analysis`` is params.json's, its ``program`` filled in (the model's words and brick names).
+    """
     sets = [s["label"] for s in analysis.get("sets") or []]
+    program = analysis.get("program") or "3dMEMA"
     sizes = _sizes(analysis)
     design = analysis.get("design")
     ctx: dict = {"text": "", "callout": None, "session": analysis.get("session")}
@@ -70,7 +76,7 @@ def design_context(analysis: dict) -> dict:
         ctx["text"] = (
             f"Two independent groups (unpaired): {sets[0]}{n[0]} and {sets[1]}{n[1]}, each "
             f"group's mean and their difference {sets[1]}\u2212{sets[0]} "
-            f"(<code>{sets[1]}-{sets[0]}</code>, as 3dMEMA names it); df = n1 + n2 \u2212 2."
+            f"(<code>{sets[1]}-{sets[0]}</code>, as {program} names it); df = n1 + n2 \u2212 2."
         )
     elif design == "conditions" and len(sets) == 2:
         ctx["text"] = (
@@ -78,6 +84,18 @@ def design_context(analysis: dict) -> dict:
             "against 0; df = n \u2212 1. The paired model gives only this difference: for each "
             "condition's own map run it with <code>--design one</code>."
         )
+    results = analysis.get("results") or [{}]
+    if ctx["text"] and program == "3dttest++":
+        ctx["text"] += (
+            " Ordinary least-squares t-test of the subjects' \u03b2 (3dttest++; the subjects' t "
+            "statistics are not used)."
+        )
+        if result_stat(results[0]) == "z":
+            ctx["text"] += (
+                " The t statistics are converted to z (<code>-toz</code>, which "
+                "<code>-Clustsim</code> turns on): z maps have no df, the threshold is a normal "
+                "quantile."
+            )
     for finding in analysis.get("findings") or []:
         if finding.get("check") == "same_subjects_in_groups":
             ctx["callout"] = (
@@ -129,10 +147,10 @@ def heterogeneity_context(
     from afni_group.report import figures as rf
     from afni_group.report.formatting import slugify
 
-    mema = adir / MEMA_FILE
+    mema = adir / (analysis.get("stats_file") or MEMA_FILE)
     ctx: dict = {"figure": None, "items": [], "warning": None}
-    if not mema.exists() or mask_vol is None:
-        return ctx
+    if analysis.get("program", "3dMEMA") != "3dMEMA" or not mema.exists() or mask_vol is None:
+        return ctx  # 3dttest++ writes no heterogeneity maps
     vols = []
     for label, cmap, sentence in HETEROGENEITY:
         try:
@@ -156,7 +174,7 @@ def heterogeneity_context(
         figure_dir,
         f"{name}_heterogeneity",
         alt=f"Axial slices of 3dMEMA's {', '.join(v[0] for v in vols)} maps inside the group mask.",
-        caption=f"{', '.join(v[0] for v in vols)} of {MEMA_FILE} inside the group mask, on axial "
+        caption=f"{', '.join(v[0] for v in vols)} of {mema.name} inside the group mask, on axial "
         "slices (neurological convention, left is left). Colour scales from 0 "
         "to the 99th percentile in the mask; I\u00b2 from 0 to 1.",
     )

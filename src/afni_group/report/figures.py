@@ -243,12 +243,12 @@ def label_colorbar(display, label: str, threshold: float | None = None) -> None:
         cbar.set_ticklabels([f"{v:.3g}" for v in (-vmax, -threshold, 0.0, threshold, vmax)])
 
 
-def _legend(fig: Figure, anchor: tuple[float, float], surviving: bool) -> None:
+def _legend(fig: Figure, anchor: tuple[float, float], surviving: bool, stat: str = "t") -> None:
     handles = [
         Patch(
             facecolor=(*STAT_CMAP(0.9)[:3], 0.35),
             edgecolor="none",
-            label="faint: not significant (fades with |t|)",
+            label=f"faint: not significant (fades with |{stat}|)",
         ),
     ]
     if surviving:  # no legend entry for what the figure does not show
@@ -282,6 +282,7 @@ def plot_stat_maps(
     stat_label: str = "t",
     n_axial: int = 8,
     vmax: float | None = None,
+    statistic: str = "t",
 ) -> Figure:
     """The t map over the MNI template: orthogonal views at the main peak and an axial row.
 
@@ -302,12 +303,14 @@ def plot_stat_maps(
     mni : bool
         True: nilearn's MNI152 template underneath. False (TLRC/ORIG data): the group mask.
     stat_label : str
-        Colour-bar label.
+        The text beside the figure: the statistic, its df and threshold.
     n_axial : int
         Number of axial slices in the bottom row.
     vmax : float, optional
         Symmetric colour limit, shared by every t figure of the analysis
         (:func:`stat_colour_limit`; default: this map's own).
+    statistic : str
+        ``t``, or ``z`` (3dttest++ ``-toz``): the colour bar's title and the legend's word.
 
     Returns
     -------
@@ -353,7 +356,7 @@ def plot_stat_maps(
         colorbar=True,
         **common,
     )
-    label_colorbar(ortho, "t", threshold)
+    label_colorbar(ortho, statistic, threshold)
     row = plotting.plot_stat_map(
         t_img,
         display_mode="z",
@@ -367,7 +370,7 @@ def plot_stat_maps(
         outline = nifti_image(mask, surviving.astype(np.float32))
         for display in (ortho, row):
             display.add_contours(outline, levels=[0.5], colors="white", linewidths=1.0)
-    _legend(fig, (0.67, 0.97), bool(surviving.any()))
+    _legend(fig, (0.67, 0.97), bool(surviving.any()), statistic)
     underlay = "MNI152 template (nilearn)" if mni else "group mask (data not in MNI space)"
     fig.text(
         0.68,
@@ -395,6 +398,7 @@ def plot_cluster_maps(
     t_vmax: float | None = None,
     ee_vmax: float | None = None,
     threshold: float | None = None,
+    statistic: str = "t",
 ) -> Figure:
     """Glass brain of the surviving clusters (t) and their effect estimate on axial slices.
 
@@ -421,6 +425,8 @@ def plot_cluster_maps(
         shared by the analysis's sets (default: these clusters' own).
     threshold : float, optional
         Voxelwise |t| threshold, marked on the glass brain's colour bar.
+    statistic : str
+        ``t`` or ``z``: the glass brain colour bar's title.
 
     Returns
     -------
@@ -454,7 +460,7 @@ def plot_cluster_maps(
             black_bg=True,
             resampling_interpolation="nearest",
         )
-        label_colorbar(glass, "t", threshold)
+        label_colorbar(glass, statistic, threshold)
         _number_clusters(glass, cluster_info)
     background = mni_template() if mni else nifti_image(mask, (mask.data > 0).astype(np.float32))
     vmax = symmetric_limit(ee_vals) if ee_vmax is None else float(ee_vmax)

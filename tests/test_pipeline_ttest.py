@@ -227,3 +227,23 @@ def test_resume_skips_the_randomisation(randomise_run, demo14, capsys):
         "5", "--set", *CHX, "--resume")  # fmt: skip
     assert "analysis-ttest/3dttest++: unchanged, skipped (--resume)" in capsys.readouterr().err
     assert table.stat().st_mtime_ns == before
+
+
+def test_randomise_route_needs_no_blur_est(tmp_path):
+    """3dttest++ -Clustsim models no ACF: a subject without blur_est is complete for it."""
+    from afni_group import discover
+    from afni_group.errors import MissingInputError
+    from afni_group.plan import SubjectFiles
+
+    def unit(label: str, blur: bool) -> SubjectFiles:
+        results = tmp_path / f"sub-{label}.results"
+        return SubjectFiles(label, results, results / "stats+tlrc.HEAD", results / "mask+tlrc.HEAD",
+                            results / "blur_est.1D" if blur else None)  # fmt: skip
+
+    units = [unit("01", True), unit("02", False), unit("03", True)]
+    complete, dropped = discover.check_complete(units, False, needs_blur_est=False)
+    assert [u.label for u in complete] == ["01", "02", "03"] and not dropped
+    with pytest.raises(MissingInputError, match=r"sub-02: blur_est\.sub-02\.1D"):
+        discover.check_complete(units, False)
+    complete, dropped = discover.check_complete(units, True)
+    assert [u.label for u in complete] == ["01", "03"] and dropped[0][0] == "02"

@@ -158,7 +158,9 @@ def build_plan(args: argparse.Namespace) -> AnalysisPlan:
         validate=not args.skip_bids_validation,
         session_labels=args.session_label,
     )
-    subjects, dropped = discover.check_complete(found, args.drop_incomplete)
+    subjects, dropped = discover.check_complete(
+        found, args.drop_incomplete, needs_blur_est=args.clustsim == "acf"
+    )
     sessions = list(dict.fromkeys(s.session for s in found))
 
     notes: list[str] = []

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from afni_group import layouts
@@ -265,23 +265,28 @@ def missing_file(subject: SubjectFiles, kind: str) -> Path:
 
 
 def check_complete(
-    subjects: list[SubjectFiles], drop_incomplete: bool
+    subjects: list[SubjectFiles], drop_incomplete: bool, needs_blur_est: bool = True
 ) -> tuple[list[SubjectFiles], list[tuple[str, str]]]:
     """Split subjects into complete ones and dropped ones, or fail naming the incomplete ones.
 
     The error is one line whatever the number of subjects: a few IDs and the first subject's
-    missing files; every subject's are logged (debug level).
+    missing files; every subject's are logged (debug level). ``needs_blur_est`` False (the
+    randomise route, which models no ACF) does not count a missing ``blur_est`` file.
     """
-    complete = [s for s in subjects if not s.missing]
-    incomplete = [s for s in subjects if s.missing]
+
+    def lacking(s: SubjectFiles) -> list[str]:
+        return [k for k in s.missing if needs_blur_est or k != "blur_est"]
+
+    complete = [s for s in subjects if not lacking(s)]
+    incomplete = [s for s in subjects if lacking(s)]
     dropped = [
-        (s.unit_label, "missing " + ", ".join(str(missing_file(s, k)) for k in s.missing))
+        (s.unit_label, "missing " + ", ".join(str(missing_file(s, k)) for k in lacking(s)))
         for s in incomplete
     ]
     if incomplete and not drop_incomplete:
         for lab, why in dropped:
             LOG.debug("sub-%s: %s", lab, why)
-        raise MissingInputError(_incomplete_message(incomplete))
+        raise MissingInputError(_incomplete_message(incomplete, lacking))
     for lab, why in dropped:
         LOG.warning("dropping sub-%s: %s", lab, why)
     if len(complete) < 2:
@@ -293,7 +298,9 @@ def check_complete(
     return complete, dropped
 
 
-def _incomplete_message(incomplete: list[SubjectFiles]) -> str:
+def _incomplete_message(
+    incomplete: list[SubjectFiles], lacking: Callable[[SubjectFiles], list[str]]
+) -> str:
     """One line naming the missing files, of as many subjects as fit in 300 characters.
 
     The folder of the first one comes last and is what gets cut when the line is too long.
@@ -304,7 +311,7 @@ def _incomplete_message(incomplete: list[SubjectFiles]) -> str:
     budget = layouts.MAX_MESSAGE - len(head) - len(advice) - 40
     parts: list[str] = []
     for k, s in enumerate(incomplete):
-        part = f"sub-{s.unit_label}: " + ", ".join(missing_file(s, x).name for x in s.missing)
+        part = f"sub-{s.unit_label}: " + ", ".join(missing_file(s, x).name for x in lacking(s))
         if parts and len("; ".join([*parts, part])) > budget:
             parts.append(f"and {len(incomplete) - k} more (-v -v lists them)")
             break

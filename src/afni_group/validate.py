@@ -504,7 +504,7 @@ def preflight(plan: AnalysisPlan, accept_grid_mismatch: bool = False) -> dict:
     plan.clustsim_iter = effective_clustsim_iter(requested, available_memory(), plan.clustsim_route)
 
     acf = {}
-    for subject in plan.subjects:
+    for subject in plan.subjects if plan.clustsim_route == "acf" else ():  # randomise: no ACF
         acf[subject.unit_label] = [list(r) for r in check_blur_est(subject.blur_est)]
 
     # every grid is compared with the first subject's stats grid

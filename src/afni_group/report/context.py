@@ -336,6 +336,8 @@ def input_qc_context(params: dict) -> dict:
         "present": bool(qc),
         "program": params.get("program") or "3dMEMA",  # the group model the checks came before
         "group_mask_voxels": qc.get("group_mask_voxels"),
+        # the randomise route reads no blur_est (no ACF): the checks did not either
+        "blur_est_checked": bool(qc.get("acf")) or "acf" not in qc,
         "extreme_factor": qc.get("extreme_factor"),
         "warnings": qc.get("warnings") or [],
         "grid_mismatches": qc.get("grid_mismatches") or [],

@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# afni-group: AFNI-style group fMRI analysis (3dMEMA, 3dClustSim, 3dClusterize) as a BIDS-App.
+# afni-group: AFNI-style group fMRI analysis (3dMEMA or 3dttest++, 3dClustSim, 3dClusterize) as a
+# BIDS-App.
 #
 #   docker build -t afnigroup/afni-group:0.1.0 .
 #   docker run --rm --read-only --tmpfs /tmp -u "$(id -u):$(id -g)" \
@@ -95,12 +96,14 @@ RUN python3 -m venv /opt/venv \
     && python -c "import afni_group; print(afni_group.__version__)" > /version
 
 # Fail the build, not a user's job: every program the afni engine runs (its own list, with
-# gen_group_command.py and tcsh) is on PATH; every AFNI binary loads all its libraries;
-# R loads snow, data.table and AFNI's R_io.so; the AFNI scripts answer.
+# gen_group_command.py and tcsh) is on PATH, and what those call (3dttest++ -Clustsim runs
+# 3dClustSim and 3drefit); every AFNI binary loads all its libraries; R loads snow,
+# data.table and AFNI's R_io.so; the AFNI programs answer; the BIDS validator's deno runs.
 RUN python -c "from afni_group.engines.afni.runner import afni_available; \
 ok, why = afni_available(True); print(why); raise SystemExit(0 if ok else 1)" \
     && for prog in 3dMEMA 3dMEMA.R AFNIio.R lib_dataTable.R R_io.so @global_parse 3dinfo 3dcalc \
-        3dbucket 3drefit 3dcopy 3dTcat 3dAttribute 3dNotes nifti_tool 3dAFNItoNIFTI; do \
+        3dbucket 3drefit 3dcopy 3dTcat 3dAttribute 3dNotes nifti_tool 3dAFNItoNIFTI 3dttest++ \
+        3dmask_tool p2dsetstat; do \
         test -e "/opt/afni/$prog" || { echo "missing AFNI file: $prog" >&2; exit 1; }; \
     done \
     && for f in /opt/afni/*; do \
@@ -110,10 +113,17 @@ ok, why = afni_available(True); print(why); raise SystemExit(0 if ok else 1)" \
     done \
     && Rscript -e 'library(snow); library(data.table); dyn.load("/opt/afni/R_io.so")' \
     && 3dMEMA -help > /dev/null \
+    && 3dttest++ -help > /dev/null \
     && 3dClustSim -help > /dev/null \
+    && 3drefit -help > /dev/null \
+    && 3dmask_tool -help > /dev/null \
+    && p2dsetstat -help > /dev/null \
     && 3dClusterize -help > /dev/null \
     && 1d_tool.py -ver \
     && gen_group_command.py -ver \
+    && python -c "import subprocess; from afni_group.bids_validator import validator_command; \
+c = validator_command(); assert c and len(c) > 1, 'no deno and bids-validator-deno bundle'; \
+subprocess.run([c[0], '--version'], check=True)" \
     && afni-group --version
 
 # The image's name in the outputs' provenance (dataset_description.json GeneratedBy.Container);
@@ -123,7 +133,7 @@ ARG IMAGE_NAME=afni-group:0.1.0
 ENV AFNI_GROUP_CONTAINER=${IMAGE_NAME}
 
 LABEL org.opencontainers.image.title="afni-group" \
-      org.opencontainers.image.description="AFNI-style group fMRI analysis (3dMEMA, 3dClustSim, 3dClusterize) of afni_proc.py results, as a BIDS-App" \
+      org.opencontainers.image.description="AFNI-style group fMRI analysis (3dMEMA or 3dttest++, 3dClustSim, 3dClusterize) of afni_proc.py results, as a BIDS-App" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="ubuntu:24.04"

@@ -207,7 +207,7 @@ def test_check_image(tmp_path):
     """tests/image/check_image.sh against a built image (AFNI_GROUP_IMAGE=TAG); by hand only.
 
     Build it first: ``BASE_IMAGE=... AFNI_GITDIR=... tests/image/build_local.sh TAG``. Takes
-    about 10-20 minutes on 2 cores (both engines on the 3 mm demo).
+    about 10-20 minutes on 2 cores (both engines on the 3 mm demo, then the 3dttest++ route).
     """
     podman = shutil.which("podman")
     tag = os.environ.get("AFNI_GROUP_IMAGE")
@@ -223,8 +223,13 @@ def test_check_image(tmp_path):
         env={**os.environ, "CHECK_DIR": str(tmp_path)},
     )
     lines = proc.stdout.splitlines()
-    for name in ("--bids-exec-spec", "run/native", "run/afni", "parity", "missing-BRIK/afni"):
+    names = ["--bids-exec-spec", "singularity-%test", "missing-BRIK/native", "missing-BRIK/afni"]
+    for route in ("mema", "ttest"):  # each route: both engines, the validator, parity
+        names += [f"{route}/run/native", f"{route}/run/afni", f"{route}/parity"]
+        names += [f"{route}/bids-validator/native", f"{route}/bids-validator/afni"]
+    for name in names:
         assert any(line.startswith(f"PASS {name}:") for line in lines), (name, proc.stdout)
+    assert not [line for line in lines if line.startswith("FAIL ")], proc.stdout[-3000:]
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 

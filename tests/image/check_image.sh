@@ -5,16 +5,22 @@
 # fails. Every container runs with no network, a read-only root (--read-only --tmpfs /tmp), as
 # uid 1000 (not root, not the image's user), with BIDS_DIR mounted read-only:
 #   --version, --help, --bids-exec-spec (= bids_app_spec.json), AFNI inside (version, commit);
-#   the demo dataset (afni-group-demo --grid 3mm, made inside the image) analysed by both engines:
-#     exit 0, every expected output and report.html, nothing written outside /out and /tmp
-#     (podman diff), BIDS_DIR unchanged;
-#   engine parity: python -m afni_group.parity on the two output folders (one line per check,
-#     written as parity.json);
+#   two routes, each run by both engines on a demo dataset made inside the image
+#   (afni-group-demo): exit 0, every expected output and report.html, the BIDS validator
+#   (bids-validator-deno on deno) ran, nothing written outside /out and /tmp (podman diff),
+#   BIDS_DIR unchanged; then engine parity (python -m afni_group.parity on the two output
+#   folders, one line per check, written as parity.json):
+#     mema:  the tutorial's route (3dMEMA, 3dClustSim from the mean ACF) on --grid 3mm, 12
+#            subjects, two sets;
+#     ttest: --program 3dttest++ --clustsim randomise (3dttest++ -Clustsim: sign-randomised
+#            residuals, 3dClustSim -insdat, 3drefit) on --grid small, 14 subjects (AFNI's
+#            minimum for -Clustsim), the chx set;
 #   Singularity.def's %test commands inside the image;
 #   a missing BRIK: exit 66 and a one-line error naming the dataset, no results, each engine.
 #
 # Environment: PODMAN (default podman; CONTAINERS_CONF is honoured), CLUSTSIM_ITER (default
-# 1000: 3dClustSim -iter for both runs), CHECK_DIR (where data and outputs go; default a new
+# 1000: --clustsim-iter of every run; afni-group raises it to 3dClustSim's minimum on the acf
+# route), ROUTES (default "mema ttest"), CHECK_DIR (where data and outputs go; default a new
 # folder under /var/tmp, kept, printed at the end), NCPUS (default 2).
 set -uo pipefail
 
@@ -23,21 +29,33 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PODMAN=${PODMAN:-podman}
 ITER=${CLUSTSIM_ITER:-1000}
 NCPUS=${NCPUS:-2}
+ROUTES=${ROUTES:-mema ttest}
 DIR=${CHECK_DIR:-$(mktemp -d /var/tmp/afni-group-check.XXXXXX)}
 mkdir -p "$DIR"
 NFAIL=0
 
-# the demo's two sets (as the tutorial: a groups design of two contrasts)
-SETS=(--set chx 'left_vs_right_chx#0_Coef' 'left_vs_right_chx#0_Tstat'
-      --set keypress 'left_vs_right_press#0_Coef' 'left_vs_right_press#0_Tstat')
-# what the demo run must write (the keypress effect is weak: no cluster, so no map for it)
-EXPECTED_TOP="dataset_description.json inventory.tsv params.json group_analysis.sh report.html"
-EXPECTED_ANALYSIS="mema_results.nii.gz mask.nii.gz 3dClustSim.cmd ClustSim.mask
+# the demo's sets (as the tutorial: a groups design of two contrasts)
+CHX=(--set chx 'left_vs_right_chx#0_Coef' 'left_vs_right_chx#0_Tstat')
+SETS=("${CHX[@]}" --set keypress 'left_vs_right_press#0_Coef' 'left_vs_right_press#0_Tstat')
+# per route: the demo's options, afni-group's options, the analysis folder and what it must hold
+# (the top level must hold EXPECTED_TOP; the keypress effect is weak: no cluster, so no map)
+declare -A DEMO_ARGS RUN_ARGS ANALYSIS EXPECTED
+DEMO_ARGS[mema]="--grid 3mm"
+RUN_ARGS[mema]="${SETS[*]@Q}"
+ANALYSIS[mema]=analysis-mema
+EXPECTED[mema]="mema_results.nii.gz mask.nii.gz 3dClustSim.cmd ClustSim.mask
  clust_bisided_report_chx.txt clust_bisided_report_keypress.txt
  clust_bisided_map_chx.nii.gz clust_bisided_EE_chx.nii.gz"
+DEMO_ARGS[ttest]="--grid small --subjects 14 --group-effect 1"
+RUN_ARGS[ttest]="--program 3dttest++ --clustsim randomise ${CHX[*]@Q}"
+ANALYSIS[ttest]=analysis-ttest
+EXPECTED[ttest]="ttest_results.nii.gz mask.nii.gz ClustSim.CSimA.cmd
+ clust_bisided_report_chx.txt clust_bisided_map_chx.nii.gz clust_bisided_EE_chx.nii.gz"
+EXPECTED_TOP="dataset_description.json inventory.tsv params.json group_analysis.sh report.html"
 for nn in 1 2 3; do
     for sided in 1sided 2sided bisided; do
-        EXPECTED_ANALYSIS="$EXPECTED_ANALYSIS ClustSim.NN${nn}_${sided}.1D ClustSim.NN${nn}_${sided}.niml"
+        EXPECTED[mema]="${EXPECTED[mema]} ClustSim.NN${nn}_${sided}.1D ClustSim.NN${nn}_${sided}.niml"
+        EXPECTED[ttest]="${EXPECTED[ttest]} ClustSim.CSimA.NN${nn}_${sided}.1D"
     done
 done
 
@@ -87,64 +105,83 @@ inside='echo "$(head -1 /opt/afni/AFNI_version.txt) commit $(cat /opt/afni/AFNI_
 if afni=$(ctr --entrypoint bash "$TAG" -c "$inside" 2>&1); then pass afni-inside "$(oneline "$afni" 300)"
 else fail afni-inside "$(oneline "$afni")"; fi
 
-# ---- the demo, both engines --------------------------------------------------------------------
-wdir "$DIR/data"
-if ! out=$(ctr -v "$DIR/data:/w" --entrypoint afni-group-demo "$TAG" /w/bids --grid 3mm 2>&1); then
-    fail demo-data "afni-group-demo failed: $(oneline "$out")"
-    echo "check_image: $NFAIL failure(s); outputs in $DIR"
-    exit 1
-fi
-pass demo-data "afni-group-demo --grid 3mm inside the image: $(find "$DIR/data/bids" -type f | wc -l) files"
-bids_sum=$(tree_sum "$DIR/data/bids")
-
-declare -A SECONDS_OF
-for engine in native afni; do
-    out_dir=$DIR/out-$engine
+# ---- each route: the demo, both engines, parity ----------------------------------------------
+# run_engine ROUTE ENGINE: one analysis as users run it; PASS/FAIL lines for the run and the
+# BIDS validator (offline, read-only, uid 1000)
+run_engine() {
+    local route=$1 engine=$2 name rc t0 written missing nfiles f valid
+    local bids=$DIR/data/bids-$route out_dir=$DIR/out-$route-$engine adir=${ANALYSIS[$route]}
+    local -a args
+    eval "args=(${RUN_ARGS[$route]})"
     rm -rf "$out_dir" && wdir "$out_dir"
-    name=afni-group-check-$engine-$$
+    name=afni-group-check-$route-$engine-$$
     t0=$(date +%s)
     "$PODMAN" run --name "$name" --network=none --read-only --tmpfs /tmp -u 1000:1000 \
-        -v "$DIR/data/bids:/data:ro" -v "$out_dir:/out" "$TAG" /data /out group \
-        --engine "$engine" "${SETS[@]}" --seed 1 --clustsim-iter "$ITER" --n-cpus "$NCPUS" \
-        > "$DIR/run-$engine.log" 2>&1
+        -v "$bids:/data:ro" -v "$out_dir:/out" "$TAG" /data /out group \
+        --engine "$engine" "${args[@]}" --seed 1 --clustsim-iter "$ITER" --n-cpus "$NCPUS" \
+        > "$DIR/run-$route-$engine.log" 2>&1
     rc=$?
-    SECONDS_OF[$engine]=$(($(date +%s) - t0))
+    SECONDS_OF[$route/$engine]=$(($(date +%s) - t0))
     # podman itself adds /etc/hosts, /etc/resolv.conf ... ("C /etc") and the mount points
     # /data and /out: anything else would be a write to the image
     written=$("$PODMAN" diff "$name" 2> /dev/null | grep -Ev '^(C /etc|A /data|A /out)$' | tr '\n' ' ')
     "$PODMAN" rm "$name" > /dev/null 2>&1
     missing=""
     for f in $EXPECTED_TOP; do [ -s "$out_dir/$f" ] || missing="$missing $f"; done
-    for f in $EXPECTED_ANALYSIS; do
-        [ -s "$out_dir/analysis-mema/$f" ] || missing="$missing analysis-mema/$f"
-    done
+    for f in ${EXPECTED[$route]}; do [ -s "$out_dir/$adir/$f" ] || missing="$missing $adir/$f"; done
     nfiles=$(find "$out_dir" -type f | wc -l)
     if [ "$rc" != 0 ]; then
-        fail "run/$engine" "exit $rc after ${SECONDS_OF[$engine]} s: $(tail -n 1 "$DIR/run-$engine.log")"
+        fail "$route/run/$engine" "exit $rc after ${SECONDS_OF[$route/$engine]} s: $(tail -n 1 "$DIR/run-$route-$engine.log")"
     elif [ -n "$missing" ]; then
-        fail "run/$engine" "exit 0 but missing:$missing"
+        fail "$route/run/$engine" "exit 0 but missing:$missing"
     elif [ -n "$written" ]; then
-        fail "run/$engine" "wrote outside /out and /tmp: $written"
+        fail "$route/run/$engine" "wrote outside /out and /tmp: $written"
     else
-        pass "run/$engine" "exit 0 in ${SECONDS_OF[$engine]} s (read-only, uid 1000, --clustsim-iter $ITER), $nfiles files incl. report.html, nothing written outside /out and /tmp"
+        pass "$route/run/$engine" "exit 0 in ${SECONDS_OF[$route/$engine]} s (read-only, uid 1000, --clustsim-iter $ITER), $nfiles files incl. report.html, nothing written outside /out and /tmp"
     fi
-done
-if [ "$(tree_sum "$DIR/data/bids")" = "$bids_sum" ]; then pass bids-unchanged "BIDS_DIR identical after both runs"
-else fail bids-unchanged "BIDS_DIR changed"; fi
+    # params.json's bids_validation: the validator (a deno program) must have run, offline
+    valid=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["bids_validation"]
+print(("ran: %s, %d error(s), %d warning(s)" % (v["validator"], v["n_errors"], v["n_warnings"]))
+      if v.get("ran") else "did not run: %s" % v.get("reason"))' "$out_dir/params.json" 2>&1)
+    if [[ $valid == ran:* ]]; then pass "$route/bids-validator/$engine" "$valid"
+    else fail "$route/bids-validator/$engine" "$(oneline "$valid")"; fi
+}
 
-# ---- engine parity -----------------------------------------------------------------------------
-if [ -s "$DIR/out-native/params.json" ] && [ -s "$DIR/out-afni/params.json" ]; then
-    wdir "$DIR/parity"
-    ctr -v "$DIR/out-native:/native:ro" -v "$DIR/out-afni:/afni:ro" -v "$DIR/parity:/parity" \
+# parity_check ROUTE: python -m afni_group.parity inside the image on the two engines' outputs
+parity_check() {
+    local route=$1 rc
+    local nat=$DIR/out-$route-native afn=$DIR/out-$route-afni
+    if ! [ -s "$nat/params.json" ] || ! [ -s "$afn/params.json" ]; then
+        fail "$route/parity" "needs both runs' outputs"
+        return
+    fi
+    wdir "$DIR/parity-$route"
+    ctr -v "$nat:/native:ro" -v "$afn:/afni:ro" -v "$DIR/parity-$route:/parity" \
         --entrypoint python "$TAG" -m afni_group.parity /native /afni --json /parity/parity.json \
-        > "$DIR/parity.log" 2>&1
+        > "$DIR/parity-$route.log" 2>&1
     rc=$?
-    sed -n 's/^\(PASS\|FAIL\|SKIP\|INFO\) \(.*\)$/\1 parity\/\2/p' "$DIR/parity.log"
-    if [ "$rc" = 0 ]; then pass parity "$(tail -n 1 "$DIR/parity.log"); $DIR/parity/parity.json"
-    else fail parity "$(tail -n 1 "$DIR/parity.log") (exit $rc); $DIR/parity/parity.json"; fi
-else
-    fail parity "needs both runs' outputs"
-fi
+    sed -n "s/^\(PASS\|FAIL\|SKIP\|INFO\) \(.*\)$/\1 $route\/parity\/\2/p" "$DIR/parity-$route.log"
+    if [ "$rc" = 0 ]; then pass "$route/parity" "$(tail -n 1 "$DIR/parity-$route.log"); $DIR/parity-$route/parity.json"
+    else fail "$route/parity" "$(tail -n 1 "$DIR/parity-$route.log") (exit $rc); $DIR/parity-$route/parity.json"; fi
+}
+
+declare -A SECONDS_OF
+wdir "$DIR/data"
+for route in $ROUTES; do
+    bids=$DIR/data/bids-$route
+    # shellcheck disable=SC2086  # DEMO_ARGS are words
+    if ! out=$(ctr -v "$DIR/data:/w" --entrypoint afni-group-demo "$TAG" "/w/bids-$route" \
+        ${DEMO_ARGS[$route]} 2>&1); then
+        fail "$route/demo-data" "afni-group-demo ${DEMO_ARGS[$route]} failed: $(oneline "$out")"
+        continue
+    fi
+    pass "$route/demo-data" "afni-group-demo ${DEMO_ARGS[$route]} inside the image: $(find "$bids" -type f | wc -l) files"
+    bids_sum=$(tree_sum "$bids")
+    for engine in native afni; do run_engine "$route" "$engine"; done
+    if [ "$(tree_sum "$bids")" = "$bids_sum" ]; then pass "$route/bids-unchanged" "BIDS_DIR identical after both runs"
+    else fail "$route/bids-unchanged" "BIDS_DIR changed"; fi
+    parity_check "$route"
+done
 
 # ---- Singularity.def %test inside the image ----------------------------------------------------
 body=$(awk '/^%test/ {on=1; next} /^%/ {on=0} on' "$ROOT/Singularity.def")
@@ -153,27 +190,37 @@ if out=$(ctr --entrypoint bash "$TAG" -c "$body" 2>&1); then
 else fail singularity-%test "$(oneline "$out" 300)"; fi
 
 # ---- bad input: a missing BRIK -----------------------------------------------------------------
-rm -rf "$DIR/data/bids-bad" && cp -al "$DIR/data/bids" "$DIR/data/bids-bad"
-brik=$(find "$DIR/data/bids-bad/derivatives/afni/sub-01" -name 'stats.*.BRIK*' | head -n 1)
-rm -f "$brik"
-for engine in native afni; do
-    out_dir=$DIR/out-bad-$engine
-    rm -rf "$out_dir" && wdir "$out_dir"
-    ctr -v "$DIR/data/bids-bad:/data:ro" -v "$out_dir:/out" "$TAG" /data /out group \
-        --engine "$engine" "${SETS[@]}" > "$DIR/bad-$engine.out" 2> "$DIR/bad-$engine.err"
-    rc=$?
-    nlines=$(grep -c . "$DIR/bad-$engine.err")
-    err=$(head -n 1 "$DIR/bad-$engine.err")
-    results=$(find "$out_dir" -name 'mema_results*' -o -name report.html | wc -l)
-    # the one line must name the subject's stats dataset (its HEAD or BRIK)
-    if [ "$rc" = 66 ] && [ "$nlines" = 1 ] && grep -q "stats.sub-01" <<< "$err" \
-        && [ "$results" = 0 ]; then
-        pass "missing-BRIK/$engine" "exit 66, one line: $err"
-    else
-        fail "missing-BRIK/$engine" "exit $rc, $nlines stderr line(s), $results result file(s): $(oneline "$(cat "$DIR/bad-$engine.err")" 300)"
-    fi
-done
-rm -rf "$DIR/data/bids-bad"
+# stderr may carry progress lines ("++ found afni_proc results ..."), but exactly one error
+# line, naming the subject's stats dataset (its HEAD or BRIK), and no traceback
+first=${ROUTES%% *}
+if [ -d "$DIR/data/bids-$first" ]; then
+    rm -rf "$DIR/data/bids-bad" && cp -al "$DIR/data/bids-$first" "$DIR/data/bids-bad"
+    brik=$(find "$DIR/data/bids-bad/derivatives/afni/sub-01" -name 'stats.*.BRIK*' | head -n 1)
+    rm -f "$brik"
+    eval "args=(${RUN_ARGS[$first]})"
+    for engine in native afni; do
+        out_dir=$DIR/out-bad-$engine
+        rm -rf "$out_dir" && wdir "$out_dir"
+        ctr -v "$DIR/data/bids-bad:/data:ro" -v "$out_dir:/out" "$TAG" /data /out group \
+            --engine "$engine" "${args[@]}" > "$DIR/bad-$engine.out" 2> "$DIR/bad-$engine.err"
+        rc=$?
+        nerr=$(grep -c "^afni-group: error: " "$DIR/bad-$engine.err")
+        ntrace=$(grep -c "Traceback" "$DIR/bad-$engine.err")
+        err=$(grep -m 1 "^afni-group: error: " "$DIR/bad-$engine.err")
+        results=$(find "$out_dir" -name '*_results.nii*' -o -name report.html | wc -l)
+        if [ "$rc" = 66 ] && [ "$nerr" = 1 ] && [ "$ntrace" = 0 ] \
+            && grep -q "stats.sub-01" <<< "$err" && [ "$results" = 0 ]; then
+            pass "missing-BRIK/$engine" "exit 66, one error line: $err"
+        else
+            fail "missing-BRIK/$engine" "exit $rc, $nerr error line(s), $ntrace traceback(s), $results result file(s): $(oneline "$(cat "$DIR/bad-$engine.err")" 300)"
+        fi
+    done
+    rm -rf "$DIR/data/bids-bad"
+else
+    fail missing-BRIK "no demo data of route $first"
+fi
 
-echo "check_image: $NFAIL failure(s); native ${SECONDS_OF[native]:-?} s, afni ${SECONDS_OF[afni]:-?} s; outputs in $DIR"
+times=""
+for key in "${!SECONDS_OF[@]}"; do times="$times, $key ${SECONDS_OF[$key]} s"; done
+echo "check_image: $NFAIL failure(s)$times; outputs in $DIR"
 [ "$NFAIL" = 0 ]

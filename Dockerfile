@@ -95,12 +95,14 @@ RUN python3 -m venv /opt/venv \
     && rm -rf /src/afni-group \
     && python -c "import afni_group; print(afni_group.__version__)" > /version
 
-# Fail the build, not a user's job: every program the afni engine runs (its own list, with
-# gen_group_command.py and tcsh) is on PATH, and what those call (3dttest++ -Clustsim runs
-# 3dClustSim and 3drefit); every AFNI binary loads all its libraries; R loads snow,
-# data.table and AFNI's R_io.so; the AFNI programs answer; the BIDS validator's deno runs.
+# Fail the build, not a user's job: every program the afni engine runs for each --program
+# (its own lists, with gen_group_command.py and tcsh; 3dttest++ -Clustsim runs 3dClustSim and
+# 3drefit) is on PATH; every AFNI binary loads all its libraries; R loads snow, data.table
+# and AFNI's R_io.so; the AFNI programs answer; the BIDS validator's deno runs.
 RUN python -c "from afni_group.engines.afni.runner import afni_available; \
-ok, why = afni_available(True); print(why); raise SystemExit(0 if ok else 1)" \
+from afni_group.plan import PROGRAMS; \
+found = {p: afni_available(True, program=p) for p in PROGRAMS}; print(found); \
+raise SystemExit(0 if all(ok for ok, _ in found.values()) else 1)" \
     && for prog in 3dMEMA 3dMEMA.R AFNIio.R lib_dataTable.R R_io.so @global_parse 3dinfo 3dcalc \
         3dbucket 3drefit 3dcopy 3dTcat 3dAttribute 3dNotes nifti_tool 3dAFNItoNIFTI 3dttest++ \
         3dmask_tool p2dsetstat; do \

@@ -97,7 +97,11 @@ def test_afni_r_data_table_and_snow_are_in_the_image():
     # checked at build time: R packages, AFNI's R library, every program the engine runs, ldd
     assert "library(snow); library(data.table)" in text
     assert 'dyn.load("/opt/afni/R_io.so")' in text
-    assert "afni_available(True)" in text
+    # the engine's programs for every --program; 3dttest++ -Clustsim runs 3drefit itself
+    assert "afni_available(True, program=p) for p in PROGRAMS" in text
+    for program in ("3dMEMA", "3dttest++", "3dClustSim", "3drefit", "3dmask_tool", "p2dsetstat"):
+        assert f"&& {program} -help > /dev/null" in text, program
+    assert "validator_command()" in text  # the BIDS validator's deno runs
     assert 'ldd "$f"' in text
     assert "pip install --no-cache-dir /src/afni-group" in text
     assert "> /version" in text

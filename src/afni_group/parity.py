@@ -232,7 +232,9 @@ def compare_clusters(
     if problems:
         return Check(name, FAIL, "; ".join(problems), values)
     how = (
-        f"same threshold ({ra.nvox} voxels)"
+        "no clusters in either run"
+        if not ra.rows and not rb.rows
+        else f"same threshold ({ra.nvox} voxels)"
         if ra.nvox == rb.nvox
         else f"thresholds {ra.nvox} vs {rb.nvox} voxels, no cluster between them"
     )

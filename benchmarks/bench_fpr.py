@@ -23,6 +23,7 @@ with the same options whatever ``--workers``.
 
 usage: python benchmarks/bench_fpr.py [--analyses 50 | --full] [--iter 2000] [--subjects 20]
        [--noise stationary nonstationary] [--workers 2] [--seed 2017] [--json OUT]
+       [--records LINES.jsonl] | --from-records LINES.jsonl
 """
 
 from __future__ import annotations
@@ -150,7 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes (2)")
     ap.add_argument("--seed", type=int, default=2017, help="base seed (2017)")
     ap.add_argument("--json", type=Path, help="write the summary and every analysis here")
+    ap.add_argument("--records", type=Path, help="append each analysis as a JSON line here")
+    ap.add_argument("--from-records", type=Path, help="only summarise a --records file")
     args = ap.parse_args(argv)
+    if args.from_records:
+        lines = args.from_records.read_text().splitlines()
+        print_table(summarise([json.loads(line) for line in lines if line.strip()]))
+        return
     n = FULL_ANALYSES if args.full else args.analyses
     if n < 1 or args.iter < 2000 or args.subjects < 14 or args.workers < 1:
         ap.error("need --analyses >= 1, --iter >= 2000, --subjects >= 14, --workers >= 1")
@@ -161,13 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# NN{NN} {SIDED}, alpha {ALPHA}; {args.iter} Monte-Carlo iterations per table "
           f"(per analysis and route); seed {args.seed}; {args.workers} worker(s); "
           f"{platform.node()}, {os.cpu_count()} CPUs")  # fmt: skip
-    jobs = [(kind, k, args.seed, args.subjects, args.iter) for kind in args.noise
-            for k in range(n)]  # fmt: skip
+    # noise types interleaved: a run stopped early (see --records) stays balanced
+    jobs = [(kind, k, args.seed, args.subjects, args.iter) for k in range(n)
+            for kind in args.noise]  # fmt: skip
     t0 = time.perf_counter()
     results: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for i, res in enumerate(pool.map(analysis, jobs, chunksize=1), 1):
             results.append(res)
+            if args.records:
+                with args.records.open("a") as f:
+                    f.write(json.dumps(res, default=bool) + "\n")
             if i % 10 == 0 or i == len(jobs):
                 print(f"# {i}/{len(jobs)} analyses, {time.perf_counter() - t0:.0f} s",
                       file=sys.stderr, flush=True)  # fmt: skip

@@ -132,13 +132,28 @@ def summarise(results: list[dict]) -> list[dict]:
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
+def print_report(results: list[dict]) -> list[dict]:
+    """Print the table, each noise type's ACF estimates and the largest clusters' 95th
+    percentile over the analyses (the cluster size that would give exactly 5 %)."""
+    rows = summarise(results)
     print(f"{'route':<10} {'noise':<14} {'pthr':>6} {'FWE %':>6}  {'95 % CI':<14} "
           f"{'FP/n':>8}  {'median k':>8}")  # fmt: skip
     for r in rows:
         ci = f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f}"
         print(f"{r['route']:<10} {r['noise']:<14} {r['pthr']:>6} {100 * r['fwe']:6.1f}  {ci:<14} "
               f"{r['false_positives']:>4}/{r['n']:<4} {r['median_size']:8.1f}")  # fmt: skip
+    for kind in NOISE_TYPES:
+        mine = [r for r in results if r["kind"] == kind]
+        if not mine:
+            continue
+        acfs = np.array([r["acf"] for r in mine])
+        print(f"# {kind}: mean ACF estimate a, b, c = {', '.join('%.3g' % v for v in acfs.mean(0))}"
+              f" (SD {', '.join('%.2g' % v for v in acfs.std(0))})")  # fmt: skip
+        largest = [np.quantile([max(r["pthr"][str(p)]["max_pos"], r["pthr"][str(p)]["max_neg"])
+                                for r in mine], 0.95) for p in PTHR]  # fmt: skip
+        print(f"# {kind}: 95th percentile of the largest cluster over the analyses at p = "
+              + ", ".join(f"{p}: {v:.1f}" for p, v in zip(PTHR, largest, strict=True)))  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.from_records:
         lines = args.from_records.read_text().splitlines()
-        print_table(summarise([json.loads(line) for line in lines if line.strip()]))
+        print_report([json.loads(line) for line in lines if line.strip()])
         return
     n = FULL_ANALYSES if args.full else args.analyses
     if n < 1 or args.iter < 2000 or args.subjects < 14 or args.workers < 1:
@@ -183,14 +198,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"# {i}/{len(jobs)} analyses, {time.perf_counter() - t0:.0f} s",
                       file=sys.stderr, flush=True)  # fmt: skip
     wall = time.perf_counter() - t0
-    rows = summarise(results)
-    print_table(rows)
-    for kind in args.noise:
-        acfs = np.array([r["acf"] for r in results if r["kind"] == kind])
-        print(f"# {kind}: mean ACF estimate a, b, c = {', '.join('%.3g' % v for v in acfs.mean(0))}"
-              f" (SD {', '.join('%.2g' % v for v in acfs.std(0))})")  # fmt: skip
+    rows = print_report(results)
     spent = {s: sum(r["seconds"][s] for r in results) for s in results[0]["seconds"]}
-    print(f"# wall {wall:.0f} s; CPU-seconds by stage: "
+    print(f"# wall {wall:.0f} s; worker-seconds by stage: "
           + ", ".join(f"{s} {v:.0f}" for s, v in spent.items()))  # fmt: skip
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"}

@@ -66,7 +66,7 @@ PTHR = (0.01, 0.005, 0.001)
 ALPHA = 0.05
 NN, SIDED = 1, "bisided"
 ROUTES = ("acf", "randomise")
-FULL_ANALYSES = 400
+FULL_ANALYSES = 250
 
 
 def derived_seed(*key: int) -> int:

@@ -388,3 +388,34 @@ def test_paired_sessions_and_one_analysis_per_session_run(session_demo, tmp_path
     assert sorted(params["input_qc"]["acf"]) == sorted(
         f"{i:02d}_ses-{s}" for i in range(1, 7) for s in ("pre", "post"))  # fmt: skip
     assert np.isfinite(params["analyses"][1]["acf"]).all()
+
+
+def test_each_session_has_its_own_group_mask_in_the_bids_view(capsys, tiny_sessions, tmp_path):
+    """Per-session analyses read different masks: the BIDS view writes each session's."""
+    from afni_group import afni_io
+
+    smaller = tiny_sessions / "derivatives/afni/sub-01/ses-b/sub-01.results"
+    (mask,) = smaller.glob("mask_epi_anat.*.HEAD")
+    dset = afni_io.read_dataset(mask)
+    data = np.array(dset.data[..., 0])
+    data[: data.shape[0] // 2] = 0  # session b's group mask loses half the grid
+    for old in smaller.glob("mask_epi_anat.*"):
+        old.unlink()
+    mask_dset = afni_io.AfniDataset(data, dset.affine, ["mask"], space="MNI", view="tlrc")
+    afni_io.write_dataset(mask_dset, str(mask).removesuffix(".HEAD"))
+    out = tmp_path / "out"
+    code, err = run(capsys, tiny_sessions, out, "group", *FAST, "--no-report", *CHX)
+    assert code == 0, err
+    masks = sorted(p.name for p in out.glob("space-*_mask.nii.gz"))[::-1]
+    assert masks == ["space-MNI_desc-group_mask.nii.gz", "space-MNI_desc-groupSesB_mask.nii.gz"]
+    sidecars = {m: json.loads((out / m.replace(".nii.gz", ".json")).read_text()) for m in masks}
+    a, b = (sidecars[m] for m in masks)
+    assert b["NumberOfVoxels"] < a["NumberOfVoxels"]
+    assert all("ses-b" in s for s in b["Sources"]) and all("ses-a" in s for s in a["Sources"])
+    for statmap in out.glob("space-*_stat-t_statmap.json"):
+        meta = json.loads(statmap.read_text())
+        assert meta["Mask"] == masks["contrast-sesB" in statmap.name], statmap.name
+    assert {p.name.split("_")[1] for p in out.glob("space-*_statmap.nii.gz")} == {
+        "contrast-sesAChx",
+        "contrast-sesBChx",
+    }

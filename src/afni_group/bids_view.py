@@ -88,17 +88,43 @@ def clean_label(text: str) -> str:
 def contrast_labels(plan: AnalysisPlan) -> dict[tuple[str, str], str]:
     """``(analysis name, tested label) -> contrast label``, unique across the run.
 
-    The tested label alone when that is unique; otherwise the analysis name is put in front.
+    The tested label alone when that is unique; otherwise the analysis's session
+    (``sesB...``) or name is put in front.
     """
-    pairs = [(a.name, label) for a in plan.analyses for label in a.tested_labels()]
+    pairs = [(a, label) for a in plan.analyses for label in a.tested_labels()]
     plain = [clean_label(label) for _, label in pairs]
     out = {}
-    for (name, label), simple in zip(pairs, plain, strict=True):
-        out[(name, label)] = (
+    for (analysis, label), simple in zip(pairs, plain, strict=True):
+        prefix = f"ses_{analysis.session}" if analysis.session else analysis.name
+        out[(analysis.name, label)] = (
             simple
             if plain.count(simple) == 1
-            else clean_label(name) + simple[:1].upper() + simple[1:]
+            else clean_label(prefix) + simple[:1].upper() + simple[1:]
         )
+    return out
+
+
+def _analysis_units(plan: AnalysisPlan, name: str) -> list:
+    """The results an analysis read (all the plan's subjects if it is not in the plan)."""
+    analysis = next((a for a in plan.analyses if a.name == name), None)
+    return plan.subjects if analysis is None else plan.analysis_units(analysis)
+
+
+def _mask_names(plan: AnalysisPlan, analyses: list[dict]) -> dict[str, str]:
+    """``analysis name -> desc`` of its group mask: ``group`` for the first analysis's subjects,
+    ``groupSes<S>`` for another session's, else ``group<Name>`` (the first analysis of each other
+    set of subjects)."""
+    by_name = {a.name: a for a in plan.analyses}
+    keys: dict[tuple, str] = {}
+    out = {}
+    for entry in analyses:
+        analysis = by_name.get(entry["name"])
+        key = plan.shared_key(analysis) if analysis is not None else ()
+        if key not in keys:
+            session = getattr(analysis, "session", None)
+            name = clean_label(f"ses_{session}" if session else entry["name"])
+            keys[key] = "group" if not keys else "group" + name[:1].upper() + name[1:]
+        out[entry["name"]] = keys[key]
     return out
 
 
@@ -170,13 +196,15 @@ class _Writer:
         return path.name
 
     # ---- files --------------------------------------------------------------------------
-    def mask(self, entry: dict) -> str:
+    def mask(self, entry: dict, desc: str = "group") -> str:
+        """The group mask of ``entry``'s analysis as ``desc-<desc>_mask`` (its own subjects)."""
         from afni_group import afni_io
 
         adir = self.out / entry["dir"]
         dset = afni_io.read_dataset(adir / MASK_FILE)
         plan, frac = self.plan, entry["mask"]["frac"]
-        n = len(plan.subjects)
+        units = _analysis_units(plan, entry["name"])
+        n = len(units)
         rule = (
             f"all {n}"
             if frac == 1
@@ -184,7 +212,7 @@ class _Writer:
             if frac < 1
             else f"at least {frac:g} of the {n}"
         )
-        sources = [_source_uri(plan, s.mask) for s in plan.subjects if s.mask is not None]
+        sources = [_source_uri(plan, s.mask) for s in units if s.mask is not None]
         sidecar = {
             "Description": (
                 f"Group mask (3dmask_tool -frac {frac:g}): voxels inside the masks of {rule} "
@@ -197,7 +225,7 @@ class _Writer:
             "FractionOfParticipants": frac,
         }
         data = (dset.brick(0) != 0).astype(np.uint8)
-        return self.nifti(self.name("desc-group", suffix="mask"), data, dset.affine, sidecar)
+        return self.nifti(self.name(f"desc-{desc}", suffix="mask"), data, dset.affine, sidecar)
 
     def thresholds(self, entry: dict, result: dict, stat: str, threshold: float | None) -> dict:
         cs, mc = entry["clustsim"], entry.get("cluster_size_mc")
@@ -454,13 +482,22 @@ def write_bids_view(plan: AnalysisPlan, params: dict) -> dict:
     index: dict = {"space": writer.space, "mask": None, "contrasts": []}
     if not analyses:
         return index
-    index["mask"] = writer.mask(analyses[0])
+    masks = _mask_names(plan, analyses)
+    mask_files = {"group": writer.mask(analyses[0])}
+    for entry in analyses:  # analyses of other subjects (e.g. per session) have their own mask
+        desc = masks[entry["name"]]
+        if desc not in mask_files:
+            mask_files[desc] = writer.mask(entry, desc)
+    index["mask"] = mask_files["group"]
+    if len(mask_files) > 1:
+        index["masks"] = {name: mask_files[desc] for name, desc in masks.items()}
     labels = contrast_labels(plan)
     for entry in analyses:
+        mask_name = mask_files[masks[entry["name"]]]
         bucket = afni_io.read_dataset(out / entry["dir"] / (entry.get("stats_file") or MEMA_FILE))
         for result in entry.get("results") or []:
             label = labels.get((entry["name"], result["set"])) or clean_label(result["set"])
-            files = writer.contrast(entry, result, label, index["mask"], bucket)
+            files = writer.contrast(entry, result, label, mask_name, bucket)
             index["contrasts"].append(
                 {"analysis": entry["name"], "set": result["set"], "contrast": label, "files": files}
             )

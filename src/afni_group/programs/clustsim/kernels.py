@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -161,7 +162,7 @@ NEIGHBOUR_OFFSETS = (
 def _root(parent, col, x):
     """Root of ``x`` in union-find column ``col``, with path compression.
 
-    ``parent[g, col]`` is the parent of voxel g, or minus the cluster size when g is a root.
+    ``parent[i, col]`` is the parent of candidate i, or minus the cluster size when i is a root.
     """
     r = x
     while parent[r, col] >= 0:
@@ -187,111 +188,139 @@ def _merge(parent, col, root, other):
     return root
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _link(parent, first, last, roots, other):
+    """Join candidate ``other`` to the clusters in ``roots[first:last]`` (nested NN columns).
+
+    Connectivities nest (NN1 ⊂ NN2 ⊂ NN3): a neighbour already in the voxel's NN-n cluster is
+    in its larger-n clusters too, so the remaining finds are skipped.
+    """
+    for col in range(first, last):
+        o = _root(parent, col, other)
+        if o == roots[col]:
+            break
+        roots[col] = _merge(parent, col, roots[col], o)
+
+
 @njit(nogil=True, cache=True)
-def threshold_pass(
-    values,
-    sign,
-    gindex,
-    offsets,
-    thresholds,
-    slots,
-    parent,
-    active,
-    cand,
-    level,
-    starts,
-    order,
-    out,
-):
-    """Largest NN1, NN2 and NN3 cluster at every threshold of one sign rule, in one pass.
+def volume_max_sizes(
+    values, gindex, offsets, thr, kind, slot, floor_two, idmap, parent, code, level, starts,
+    order, roots, out,
+):  # fmt: skip
+    """Largest cluster of one volume for every sidedness, NN and threshold, in one pass.
 
     Parameters
     ----------
     values : float32 array (n_mask,)
         In-mask voxel values.
-    sign : int
-        1: clusters of ``value > thr``; -1: of ``-value > thr``; 0: of ``|value| > thr``.
     gindex : int64 array (n_mask,)
         Index of each in-mask voxel in the grid padded by one voxel per side
         (:func:`padded_grid_index`).
     offsets : int64 array (26,)
         Padded-grid offsets of the neighbours, faces first, then edges, then corners.
-    thresholds : float32 array
-        In decreasing order; a voxel is in the set of threshold t when its value is > it.
-    slots : int64 array
-        Column of ``out`` that receives the result of each threshold.
-    parent : int32 array (padded size, 4)
-        Union-find work space, columns 0..2 for NN1..NN3 (needs no initialisation).
-    active : uint8 array (padded size,)
-        All zero on entry; left all zero.
-    cand, order : int64 arrays (n_mask,); level : int32 array (n_mask,);
-    starts : int64 array (len(thresholds) + 1,)
+    thr : float32 array (n_levels,)
+        Every 1-sided and 2-sided threshold, in decreasing order; a voxel is in the set of
+        threshold t when its value (its absolute value) is > t.
+    kind, slot : int64 arrays (n_levels,)
+        Per threshold: 0 for a 1-sided one, 1 for a 2-sided one; and its p column of ``out``.
+    floor_two : float32
+        The lowest 2-sided threshold: negative voxels and the 2-sided clusters start there.
+    idmap : int32 array (padded size,)
+        All zero on entry; left all zero (work space: candidate number + 1, negated for
+        negative voxels, of the active voxels).
+    parent : int32 array (n_mask, 8)
+        Union-find work space (needs no initialisation).
+    code, order : int64 arrays (n_mask,); level : int32 array (n_mask,);
+    starts : int64 array (n_levels + 1,); roots : int64 array (6,)
         Work space.
-    out : int32 array (3, n_slots)
-        Receives the largest cluster size per NN (rows) and slot.
+    out : int32 array (3, 3, n_p)
+        Receives the largest cluster size per sidedness (1-sided, 2-sided, bi-sided), NN, p.
+
+    Notes
+    -----
+    The voxels above the lowest threshold (positive) or below minus the lowest 2-sided one
+    (negative) are grouped by the highest threshold their absolute value exceeds — a counting
+    sort, so within a group they stay in grid order, which keeps the neighbour look-ups in
+    cache — and added group by group, from the highest threshold down, to two union-finds per
+    connectivity: one that joins only voxels of one sign (its positive clusters are the
+    1-sided ones, its largest cluster of either sign the bi-sided one) and one that joins
+    every voxel above the 2-sided floor (the 2-sided clusters). After each group the largest
+    clusters so far are exactly the statistics of that threshold (the order within a group
+    does not change the clusters at the group's end). At a 2-sided threshold every active
+    voxel is above the floor, so the second union-find is exact there. Union-find rows are
+    indexed by the order of addition: the few thousand active voxels' rows stay in cache.
     """
-    n_thr = thresholds.size
-    lowest = thresholds[n_thr - 1]
-    starts[:] = 0
+    n_thr = thr.size
+    lowest = thr[n_thr - 1]
+    # candidates, branch-free (compaction by a conditional count): m, or -m-1 when negative
     n = 0
     for m in range(values.size):
         v = values[m]
-        if sign < 0:
-            v = -v
-        elif sign == 0:
-            v = abs(v)
-        if v > lowest:
-            t = n_thr - 1  # level: the highest threshold (smallest t) that v exceeds
-            while t > 0 and thresholds[t - 1] < v:
-                t -= 1
-            cand[n] = m
-            level[n] = t
-            starts[t + 1] += 1
-            n += 1
+        above = v > lowest
+        below = -v > floor_two
+        code[n] = m if above else -m - 1
+        n += above | below
+    starts[:] = 0
+    for i in range(n):
+        c = code[i]
+        v = abs(values[c if c >= 0 else -c - 1])
+        t = 0  # level: the highest threshold that |v| exceeds = how many are >= |v|
+        for j in range(n_thr):
+            t += thr[j] >= v
+        level[i] = t
+        starts[t + 1] += 1
     for t in range(n_thr):
         starts[t + 1] += starts[t]
     for i in range(n):  # stable counting sort: grid order within a level
         t = level[i]
-        order[starts[t]] = gindex[cand[i]]
+        order[starts[t]] = code[i]
         starts[t] += 1
     # starts[t] is now the end of level t
-    b1 = 0
-    b2 = 0
-    b3 = 0
-    roots = np.empty(3, dtype=np.int64)
+    b_pos = np.zeros(3, dtype=np.int64)
+    b_neg = np.zeros(3, dtype=np.int64)
+    b_two = np.zeros(3, dtype=np.int64)
     q = 0
     for t in range(n_thr):
         end = starts[t]
         while q < end:
-            g = order[q]
-            q += 1
-            active[g] = 1
-            parent[g, 0] = -1
-            parent[g, 1] = -1
-            parent[g, 2] = -1
-            roots[0] = g
-            roots[1] = g
-            roots[2] = g
-            # Connectivities nest (NN1 ⊂ NN2 ⊂ NN3): faces (k < 6) join all three, edges
-            # (k < 18) NN2 and NN3, corners NN3. A neighbour already in g's NN-n cluster is
-            # already in its larger-n clusters too, so the remaining finds are skipped.
+            c = order[q]
+            positive = c >= 0
+            m = c if positive else -c - 1
+            g = gindex[m]
+            two = abs(values[m]) > floor_two
+            idmap[g] = q + 1 if positive else -q - 1
+            for col in range(6):
+                parent[q, col] = -1
+                roots[col] = q
+            # which neighbours are active, without a branch per neighbour (they mispredict)
+            near = 0
             for k in range(26):
-                nb = g + offsets[k]
-                if not active[nb]:
-                    continue
-                for col in range(0 if k < 6 else (1 if k < 18 else 2), 3):
-                    o = _root(parent, col, nb)
-                    if o == roots[col]:
-                        break
-                    roots[col] = _merge(parent, col, roots[col], o)
-            b1 = max(b1, -parent[roots[0], 0])
-            b2 = max(b2, -parent[roots[1], 1])
-            b3 = max(b3, -parent[roots[2], 2])
-        out[0, slots[t]] = b1
-        out[1, slots[t]] = b2
-        out[2, slots[t]] = b3
+                near |= np.int64(idmap[g + offsets[k]] != 0) << k
+            while near:
+                k = trailing_zeros(near)
+                near &= near - 1
+                other = idmap[g + offsets[k]]
+                first = 0 if k < 6 else (1 if k < 18 else 2)
+                if (other > 0) == positive:
+                    _link(parent, first, 3, roots, abs(other) - 1)
+                if two:
+                    _link(parent, first + 3, 6, roots, abs(other) - 1)
+            best = b_pos if positive else b_neg
+            for nn in range(3):
+                best[nn] = max(best[nn], -parent[roots[nn], nn])
+                if two:
+                    b_two[nn] = max(b_two[nn], -parent[roots[nn + 3], nn + 3])
+            q += 1
+        p = slot[t]
+        for nn in range(3):
+            if kind[t] == 0:
+                out[0, nn, p] = b_pos[nn]
+            else:
+                out[1, nn, p] = b_two[nn]
+                out[2, nn, p] = max(b_pos[nn], b_neg[nn])
     for i in range(n):
-        active[order[i]] = 0
+        c = order[i]
+        idmap[gindex[c if c >= 0 else -c - 1]] = 0
 
 
 def padded_grid_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -309,12 +338,6 @@ def padded_grid_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return gindex, offsets, int(np.prod(padded))
 
 
-def _descending(thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds in decreasing order and the original position of each (stable)."""
-    slots = np.argsort(-thresholds, kind="mergesort").astype(np.int64)
-    return np.ascontiguousarray(thresholds[slots], dtype=np.float32), slots
-
-
 class ClusterWork:
     """Largest cluster per sidedness, NN and p of noise volumes on one mask (one per thread).
 
@@ -328,20 +351,25 @@ class ClusterWork:
     def __init__(self, mask: np.ndarray, z1: np.ndarray, z2: np.ndarray):
         self.gindex, self.offsets, n_padded = padded_grid_index(mask)
         n_mask = self.gindex.size
-        z1 = np.asarray(z1, dtype=np.float32)
-        z2 = np.asarray(z2, dtype=np.float32)
+        z1 = np.asarray(z1, dtype=np.float32).ravel()
+        z2 = np.asarray(z2, dtype=np.float32).ravel()
+        if z1.size != z2.size or z1.size == 0:
+            raise ValueError("need the same number (> 0) of 1-sided and 2-sided thresholds")
         self.n_p = z1.size
-        # positive values: 1-sided at z1 (slots 0..n_p-1) and bi-sided positive at z2 (n_p..)
-        self.pos = _descending(np.concatenate((z1, z2)))
-        self.two = _descending(z2)
-        self.parent = np.empty((n_padded, 4), dtype=np.int32)
-        self.active = np.zeros(n_padded, dtype=np.uint8)
-        self.cand = np.empty(n_mask, dtype=np.int64)
+        both = np.concatenate((z1, z2))
+        # decreasing order; stable, so that equal thresholds keep a fixed order
+        rank = np.argsort(-both, kind="mergesort")
+        self.thr = np.ascontiguousarray(both[rank])
+        self.kind = (rank >= self.n_p).astype(np.int64)
+        self.slot = (rank % self.n_p).astype(np.int64)
+        self.floor_two = np.float32(z2.min())
+        self.idmap = np.zeros(n_padded, dtype=np.int32)
+        self.parent = np.empty((n_mask, 8), dtype=np.int32)
+        self.code = np.empty(n_mask, dtype=np.int64)  # written one past the candidates
         self.order = np.empty(n_mask, dtype=np.int64)
         self.level = np.empty(n_mask, dtype=np.int32)
-        self.starts = np.empty(2 * self.n_p + 1, dtype=np.int64)
-        self.pos_out = np.zeros((3, 2 * self.n_p), dtype=np.int32)
-        self.neg_out = np.zeros((3, self.n_p), dtype=np.int32)
+        self.starts = np.empty(self.thr.size + 1, dtype=np.int64)
+        self.roots = np.empty(6, dtype=np.int64)
 
     def max_sizes(self, values: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (int32, shape (3 sidedness, 3 NN, n_p)) for one volume's in-mask values.
@@ -351,56 +379,65 @@ class ClusterWork:
         """
         volume_max_sizes(
             np.ascontiguousarray(values, dtype=np.float32), self.gindex, self.offsets,
-            self.pos[0], self.pos[1], self.two[0], self.two[1], self.parent, self.active,
-            self.cand, self.level, self.starts, self.order, self.pos_out, self.neg_out, out,
+            self.thr, self.kind, self.slot, self.floor_two, self.idmap, self.parent, self.code,
+            self.level, self.starts, self.order, self.roots, out,
         )  # fmt: skip
 
 
 @njit(nogil=True, cache=True)
-def volume_max_sizes(
-    values, gindex, offsets, pos_thr, pos_slots, two_thr, two_slots, parent, active, cand,
-    level, starts, order, pos_out, neg_out, out,
-):  # fmt: skip
-    """The three sign rules of :meth:`ClusterWork.max_sizes` in one compiled call."""
-    n_p = out.shape[2]
-    threshold_pass(
-        values, 1, gindex, offsets, pos_thr, pos_slots, parent, active, cand, level,
-        starts[: pos_thr.size + 1], order, pos_out,
-    )  # fmt: skip
-    threshold_pass(
-        values, -1, gindex, offsets, two_thr, two_slots, parent, active, cand, level,
-        starts[: two_thr.size + 1], order, neg_out,
-    )  # fmt: skip
-    threshold_pass(
-        values, 0, gindex, offsets, two_thr, two_slots, parent, active, cand, level,
-        starts[: two_thr.size + 1], order, out[1],
-    )  # fmt: skip
-    for nn in range(3):
-        for i in range(n_p):
-            out[0, nn, i] = pos_out[nn, i]
-            out[2, nn, i] = max(pos_out[nn, n_p + i], neg_out[nn, i])
+def gather_pair(volume, in_mask, out):
+    """Unit-RMS scale both parts of a complex-pair volume and gather the mask voxels.
 
+    Parameters
+    ----------
+    volume : complex64 array (nx, ny, nz), any strides
+        The cropped noise pair.
+    in_mask : bool array (nx * ny * nz,)
+        The mask in C order.
+    out : float32 array (2, n_mask)
+        Receives the scaled real (row 0) and imaginary (row 1) parts of the in-mask voxels.
 
-@njit(nogil=True, cache=True)
-def gather_scaled(volume, use_imag, mask_index):
-    """Unit-RMS scale a complex-pair volume's real or imaginary part and gather the mask voxels.
-
-    The scale ``sqrt(nxyz / sum(v**2))`` is computed over every voxel of the (cropped) grid, as
-    3dClustSim does, then applied to the in-mask voxels only (the others are never used).
+    Notes
+    -----
+    The scale ``sqrt(nxyz / sum(v**2))`` is computed over every voxel of the grid, as
+    3dClustSim does, then applied to the in-mask voxels only (the others are never used). The
+    two sums are accumulated in C order, one term at a time (float32 squares into a float64
+    total), in one loop: two independent chains of additions run side by side.
     """
-    flat = volume.ravel()
-    total = 0.0
-    if use_imag:
-        for i in range(flat.size):
-            x = flat[i].imag
-            total += x * x
-    else:
-        for i in range(flat.size):
-            x = flat[i].real
-            total += x * x
-    scale = np.float32(np.sqrt(flat.size / total)) if total > 0 else np.float32(0.0)
-    out = np.empty(mask_index.size, dtype=np.float32)
-    for i in range(mask_index.size):
-        z = flat[mask_index[i]]
-        out[i] = (z.imag if use_imag else z.real) * scale
-    return out
+    nx, ny, nz = volume.shape
+    total_re = 0.0
+    total_im = 0.0
+    flat = 0
+    m = 0
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                z = volume[i, j, k]
+                a = z.real
+                b = z.imag
+                total_re += a * a
+                total_im += b * b
+                if in_mask[flat]:
+                    out[0, m] = a
+                    out[1, m] = b
+                    m += 1
+                flat += 1
+    size = nx * ny * nz
+    scale_re = np.float32(np.sqrt(size / total_re)) if total_re > 0 else np.float32(0.0)
+    scale_im = np.float32(np.sqrt(size / total_im)) if total_im > 0 else np.float32(0.0)
+    for i in range(m):
+        out[0, i] = out[0, i] * scale_re
+        out[1, i] = out[1, i] * scale_im
+
+
+def gather_scaled(volume: np.ndarray, use_imag: bool, mask_index: np.ndarray) -> np.ndarray:
+    """Unit-RMS scaled real or imaginary part of a complex-pair volume at ``mask_index``.
+
+    ``mask_index``: flat (C-order) indices into ``volume``, increasing (see
+    :func:`gather_pair`).
+    """
+    in_mask = np.zeros(volume.size, dtype=bool)
+    in_mask[mask_index] = True
+    out = np.empty((2, int(np.count_nonzero(in_mask))), dtype=np.float32)
+    gather_pair(volume, in_mask, out)
+    return out[int(bool(use_imag))]

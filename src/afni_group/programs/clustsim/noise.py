@@ -212,8 +212,12 @@ class NoiseSource:
         self.order = transform_order(grid, transforms)
         self._buffer = np.empty(grid.padded, dtype=np.complex64)
 
-    def pair(self, index: int) -> np.ndarray:
-        """Volume pair ``index`` on the crop grid (complex64; real and imaginary are the two)."""
+    def pair(self, index: int, contiguous: bool = True) -> np.ndarray:
+        """Volume pair ``index`` on the crop grid (complex64; real and imaginary are the two).
+
+        ``contiguous=False`` may return a strided view of the last transform's output (valid
+        until the next call; :func:`.kernels.gather_pair` reads it as it is, without a copy).
+        """
         fill_noise(
             self._buffer.view(np.float32).reshape(-1), self.weights, pair_key(self.seed, index)
         )
@@ -227,4 +231,4 @@ class NoiseSource:
                 self.grid.offsets[axis],
                 self.grid.shape[axis],
             )
-        return np.ascontiguousarray(out)
+        return np.ascontiguousarray(out) if contiguous else out

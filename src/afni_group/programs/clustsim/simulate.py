@@ -28,7 +28,7 @@ from afni_group.programs.clustsim.core import (
     ClustSimTables,
     cluster_table,
 )
-from afni_group.programs.clustsim.kernels import ClusterWork, gather_scaled
+from afni_group.programs.clustsim.kernels import ClusterWork, gather_pair
 from afni_group.programs.clustsim.noise import (
     NoiseSource,
     grid_transforms,
@@ -152,7 +152,7 @@ def simulate_max_cluster_sizes(
     grid = noise_grid(mask.shape, voxel_sizes, acf)
     transforms = grid_transforms(grid, exact_fft)
     weights, _ = spectral_weights(grid, transforms)
-    mask_index = np.flatnonzero(mask).astype(np.int64)
+    in_mask = np.ascontiguousarray(mask).ravel()
     z1, z2 = z_thresholds(pthr)
     iterations = int(iterations)
     result = np.zeros((iterations, 3, 3, len(pthr)), dtype=np.int32)
@@ -168,19 +168,20 @@ def simulate_max_cluster_sizes(
         if not hasattr(per_thread, "source"):
             per_thread.source = NoiseSource(grid, weights, transforms, seed)
             per_thread.work = ClusterWork(mask, z1, z2)
-        source, work = per_thread.source, per_thread.work
+            per_thread.values = np.empty((2, int(np.count_nonzero(in_mask))), dtype=np.float32)
+        source, work, values = per_thread.source, per_thread.work, per_thread.values
         spent = SimulationTiming()
         done = 0
         for p in range(first, last):
             t0 = time.perf_counter()
-            pair = source.pair(first_pair + p)
+            pair = source.pair(first_pair + p, contiguous=False)
             t1 = time.perf_counter()
+            gather_pair(pair, in_mask, values)
             for part in range(2):
                 it = 2 * p + part
                 if it >= iterations:
                     break
-                values = gather_scaled(pair, part == 1, mask_index)
-                work.max_sizes(values, result[it])
+                work.max_sizes(values[part], result[it])
                 done += 1
             spent.fft += t1 - t0
             spent.clustering += time.perf_counter() - t1

@@ -140,6 +140,38 @@ def test_all_thresholds_pass_equals_naive_labelling():
                 assert out[:, nn - 1, k].tolist() == [one, two, bi], (trial, nn, k)
 
 
+@pytest.mark.parametrize("smooth", [0.0, 0.7])
+def test_one_pass_equals_naive_labelling_for_any_thresholds(smooth):
+    """Arbitrary 1- and 2-sided thresholds (shared values, 2-sided below 1-sided, as 3dttest++
+    -Clustsim passes), rough and smooth fields with many +/- neighbours, a mask with holes
+    touching the grid's edge: every sidedness x NN x threshold equals scipy's labelling."""
+    rng = np.random.default_rng(5)
+    shape = (15, 13, 11)
+    mask = rng.random(shape) < 0.9
+    mask[:, :, 0] = True
+    index = np.flatnonzero(mask)
+    z1 = np.array([2.5, 1.1, 0.4, 1.9, 3.0, 0.9], np.float32)
+    z2 = np.array([2.2, 1.1, 0.6, 2.5, 0.3, 1.7], np.float32)
+    work = ClusterWork(mask, z1, z2)
+    out = np.zeros((3, 3, z1.size), np.int32)
+    for trial in range(3):
+        vol = rng.standard_normal(shape)
+        if smooth:
+            vol = ndimage.gaussian_filter(vol, smooth)
+        vol = (vol / vol.std()).astype(np.float32)
+        vol.ravel()[rng.choice(vol.size, 40, replace=False)] = rng.choice(
+            np.concatenate((z1, z2, -z2)), 40
+        )
+        vol[~mask] = 0
+        work.max_sizes(vol.ravel()[index], out)
+        for nn in (1, 2, 3):
+            for k in range(z1.size):
+                one = _naive_max(vol > z1[k], nn)
+                two = _naive_max(np.abs(vol) > z2[k], nn)
+                bi = max(_naive_max(vol > z2[k], nn), _naive_max(vol < -z2[k], nn))
+                assert out[:, nn - 1, k].tolist() == [one, two, bi], (trial, nn, k)
+
+
 def test_z_thresholds():
     z1, z2 = cs.z_thresholds([0.001])
     assert "%.6f %.6f" % (z1[0], z2[0]) == "3.090232 3.290527"

@@ -164,7 +164,11 @@ def _root(parent, col, x):
 
     ``parent[i, col]`` is the parent of candidate i, or minus the cluster size when i is a root.
     """
-    r = x
+    r = parent[x, col]
+    if r < 0:
+        return x
+    if parent[r, col] < 0:  # the usual case after path compression: no loop to mispredict
+        return r
     while parent[r, col] >= 0:
         r = parent[r, col]
     while x != r:
@@ -193,13 +197,15 @@ def _link(parent, first, last, roots, other):
     """Join candidate ``other`` to the clusters in ``roots[first:last]`` (nested NN columns).
 
     Connectivities nest (NN1 ⊂ NN2 ⊂ NN3): a neighbour already in the voxel's NN-n cluster is
-    in its larger-n clusters too, so the remaining finds are skipped.
+    in its larger-n clusters too, so the remaining finds are skipped. Returns the first column
+    where ``other`` was already in the voxel's cluster (``last`` if none).
     """
     for col in range(first, last):
         o = _root(parent, col, other)
         if o == roots[col]:
-            break
+            return col
         roots[col] = _merge(parent, col, roots[col], o)
+    return last
 
 
 @njit(nogil=True, cache=True)
@@ -254,12 +260,20 @@ def volume_max_sizes(
     lowest = thr[n_thr - 1]
     # candidates, branch-free (compaction by a conditional count): m, or -m-1 when negative
     n = 0
-    for m in range(values.size):
-        v = values[m]
-        above = v > lowest
-        below = -v > floor_two
-        code[n] = m if above else -m - 1
-        n += above | below
+    size = values.size
+    for m0 in range(0, size, 16):
+        m1 = min(m0 + 16, size)
+        hit = False
+        for m in range(m0, m1):  # most blocks of 16 hold no candidate: one vector test
+            hit |= (values[m] > lowest) | (-values[m] > floor_two)
+        if not hit:
+            continue
+        for m in range(m0, m1):
+            v = values[m]
+            above = v > lowest
+            below = -v > floor_two
+            code[n] = m if above else -m - 1
+            n += above | below
     starts[:] = 0
     for i in range(n):
         c = code[i]
@@ -301,10 +315,14 @@ def volume_max_sizes(
                 near &= near - 1
                 other = idmap[g + offsets[k]]
                 first = 0 if k < 6 else (1 if k < 18 else 2)
+                last = 3
                 if (other > 0) == positive:
-                    _link(parent, first, 3, roots, abs(other) - 1)
+                    # a neighbour already in the voxel's one-sign cluster is in its 2-sided
+                    # cluster too (while the voxel is above the 2-sided floor, every link made
+                    # so far was made in both union-finds)
+                    last = _link(parent, first, 3, roots, abs(other) - 1)
                 if two:
-                    _link(parent, first + 3, 6, roots, abs(other) - 1)
+                    _link(parent, first + 3, last + 3, roots, abs(other) - 1)
             best = b_pos if positive else b_neg
             for nn in range(3):
                 best[nn] = max(best[nn], -parent[roots[nn], nn])

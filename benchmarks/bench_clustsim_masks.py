@@ -3,11 +3,13 @@
 * ``brain25``: a brain-shaped mask of 79,514 voxels on a 64x77x60 grid of 2.5 mm voxels (the size
   of the real 2.5 mm mask of issue 12, which is not in this repository): the demo's cerebrum +
   cerebellum ellipsoids, scaled to that voxel count, with a smooth random boundary.
+* ``brain20``: the same shape, 230,000 voxels on the 91x109x91 grid of 2 mm voxels (MNI-sized
+  whole-brain mask at 2 mm, about the voxel count of a 2 mm template brain mask).
 * ``demo3mm``: the group mask (3dmask_tool -frac 1.0) of ``afni-group-demo DIR --grid 3mm
   --subjects 8`` on its 53x64x50 grid of 3 mm voxels (made with the native engine).
 
-usage: python benchmarks/bench_clustsim_masks.py OUTDIR   (writes OUTDIR/brain25.nii.gz and
-       OUTDIR/demo3mm.nii.gz; the demo dataset goes to OUTDIR/demo8)
+usage: python benchmarks/bench_clustsim_masks.py OUTDIR   (writes OUTDIR/brain25.nii.gz,
+       OUTDIR/brain20.nii.gz and OUTDIR/demo3mm.nii.gz; the demo dataset goes to OUTDIR/demo8)
 """
 
 from __future__ import annotations
@@ -24,28 +26,30 @@ from afni_group.demo import writing as demo_writing
 
 BRAIN25_VOXELS = 79514
 BRAIN25_GRID = demo_truth.Grid("2.5mm", (64, 77, 60), 2.5, (-78.0, -75.0, -63.0))
+BRAIN20_VOXELS = 230000
+BRAIN20_GRID = demo_truth.Grid("2mm", (91, 109, 91), 2.0, (-90.0, -90.0, -72.0))
 
 
-def brain25_mask() -> np.ndarray:
-    """79,514-voxel brain-shaped mask on the 2.5 mm grid (deterministic)."""
+def brain_mask(grid: demo_truth.Grid = BRAIN25_GRID, count: int = BRAIN25_VOXELS) -> np.ndarray:
+    """Brain-shaped mask of exactly ``count`` voxels on ``grid`` (deterministic)."""
     rng = np.random.default_rng(20261201)
-    coords = BRAIN25_GRID.mni_coords()
-    edge = demo_noise.smooth_noise(rng, BRAIN25_GRID.shape, 2.5, (1.0, 12.0, 1.0), 1)[0]
+    coords = grid.mni_coords()
+    edge = demo_noise.smooth_noise(rng, grid.shape, grid.voxel_mm, (1.0, 12.0, 1.0), 1)[0]
     lo, hi = 0.5, 1.5
     for _ in range(60):  # bisection on the brain scale for the voxel count
         scale = 0.5 * (lo + hi)
         level = demo_noise.brain_level(coords, scale=scale) + demo_noise.EDGE_PERTURBATION * edge
-        count = int((level < 1.0).sum())
-        if count == BRAIN25_VOXELS:
+        n = int((level < 1.0).sum())
+        if n == count:
             break
-        lo, hi = (scale, hi) if count < BRAIN25_VOXELS else (lo, scale)
+        lo, hi = (scale, hi) if n < count else (lo, scale)
     level = demo_noise.brain_level(coords, scale=scale) + demo_noise.EDGE_PERTURBATION * edge
     mask = level < 1.0
-    if int(mask.sum()) != BRAIN25_VOXELS:  # drop/add boundary voxels to hit the count exactly
+    if int(mask.sum()) != count:  # drop/add boundary voxels to hit the count exactly
         order = np.argsort(level, axis=None)
         mask = np.zeros(mask.size, bool)
-        mask[order[:BRAIN25_VOXELS]] = True
-        mask = mask.reshape(BRAIN25_GRID.shape)
+        mask[order[:count]] = True
+        mask = mask.reshape(grid.shape)
     return mask
 
 
@@ -70,12 +74,15 @@ def demo3mm_mask(outdir: Path) -> Path:
 
 
 def masks(outdir: Path) -> dict[str, Path]:
-    """Both benchmark masks, made in ``outdir`` if missing."""
+    """The benchmark masks, made in ``outdir`` if missing."""
     outdir.mkdir(parents=True, exist_ok=True)
-    brain = outdir / "brain25.nii.gz"
-    if not brain.exists():
-        write_mask(brain25_mask(), BRAIN25_GRID, brain)
-    return {"brain25": brain, "demo3mm": demo3mm_mask(outdir)}
+    made = {}
+    for name, grid, count in (("brain25", BRAIN25_GRID, BRAIN25_VOXELS),
+                              ("brain20", BRAIN20_GRID, BRAIN20_VOXELS)):  # fmt: skip
+        made[name] = outdir / f"{name}.nii.gz"
+        if not made[name].exists():
+            write_mask(brain_mask(grid, count), grid, made[name])
+    return {**made, "demo3mm": demo3mm_mask(outdir)}
 
 
 if __name__ == "__main__":

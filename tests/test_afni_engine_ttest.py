@@ -18,6 +18,7 @@ import pytest
 from afni_group.engines.afni import render, runner
 from afni_group.errors import UsageError
 from afni_group.plan import Analysis, AnalysisPlan, SetSpec, SubjectFiles
+from test_afni_engine import standard_units  # the same afni_proc file names
 
 CHX = SetSpec("chx", "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat")
 PRESS = SetSpec("press", "left_vs_right_press#0_Coef", "left_vs_right_press#0_Tstat")
@@ -25,20 +26,7 @@ LABELS = tuple(f"{i:02d}" for i in range(1, 15))
 
 
 def units(root: Path, labels=LABELS) -> list[SubjectFiles]:
-    afni = root / "bids" / "derivatives" / "afni"
-    out = []
-    for label in labels:
-        res = afni / f"sub-{label}" / f"sub-{label}.results"
-        out.append(
-            SubjectFiles(
-                label,
-                res,
-                res / f"stats.sub-{label}_REML+tlrc.HEAD",
-                res / f"mask_epi_anat.sub-{label}+tlrc.HEAD",
-                res / f"blur_est.sub-{label}.1D",
-            )
-        )
-    return out
+    return standard_units(root, labels)
 
 
 def ttest_plan(design: str, route: str, root: Path = Path("/data"), **options) -> AnalysisPlan:

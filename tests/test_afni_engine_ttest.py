@@ -382,3 +382,9 @@ def test_real_3dttest_matches_native(design, route, demo, tmp_path):
         assert len(result["acf"]) == 3
     assert result["results"][0]["tbrick"].endswith(stat)
     assert (adir / plan.cluster_files(result["results"][0]["set"])["report"]).is_file()
+
+
+def test_plan_summary_names_only_the_bricks_3dttest_reads():
+    text = ttest_plan("one", "randomise").describe()
+    assert "3dttest++ design=one: chx=[left_vs_right_chx#0_Coef]" in text
+    assert "#0_Tstat" not in text and "3dttest++ -Clustsim -iter" in text

@@ -372,7 +372,9 @@ class AnalysisPlan:
             lines.append(f"  note: {note}")
         for a in self.analyses:
             sets = ", ".join(
-                f"{s.label}=[{s.beta}] / [{s.tstat}]"
+                # 3dttest++ reads only the effect estimates; 3dMEMA also their t statistics
+                f"{s.label}=[{s.beta}]"
+                + (f" / [{s.tstat}]" if self.program == "3dMEMA" else "")
                 + (f" (n={len(self.set_units(a, k))})" if a.members else "")
                 for k, s in enumerate(a.sets)
             )

@@ -210,7 +210,10 @@ def test_covariates_table_and_argv(tiny_bids, tmp_path):
     plan = cli.build_plan(args)
     (analysis,) = plan.analyses
     assert analysis.dirname == "analysis-ttest"  # not analysis-mema
-    text = ttest.covariates_text(plan, analysis)
+    from afni_group.programs.ttest.formats import format_covariates, parse_covariates
+
+    text = format_covariates(sorted(plan.covariates), plan.ttest_covariates(analysis))
+    assert parse_covariates(text).rows["sub-02"] == (22.0,)  # AFNI's reader reads it back
     assert text.splitlines()[:3] == ["subj\tage", "sub-01\t21.0", "sub-02\t22.0"]
     sets, argv = ttest.ttest_argv(plan, analysis)
     assert [s.name for s in sets] == ["keypress", "chx"]  # the second set is -setA

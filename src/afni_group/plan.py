@@ -28,6 +28,8 @@ TTEST_SET_NAME_MAX = 12
 
 MEMA_FILE = "mema_results.nii.gz"
 TTEST_FILE = "ttest_results.nii.gz"
+#: the ``-covariates`` table a model with ``--covariates`` reads, in its analysis folder
+COVARIATES_FILE = "covariates.txt"
 MASK_FILE = "mask.nii.gz"
 #: how many subject masks cover each voxel (3dmask_tool -count -frac 0), for the report
 MASK_COUNT_FILE = "mask_count.nii.gz"
@@ -253,6 +255,21 @@ class AnalysisPlan:
             return f"{label}:t", f"{label}:b"
         name = ttest_brick_name(label, analysis)
         return f"{name}_{'Zscr' if self.ttest_toz else 'Tstat'}", f"{name}_mean"
+
+    def ttest_sets(self, analysis: Analysis) -> list[tuple[SetSpec, list[SubjectFiles]]]:
+        """The sets and their results in 3dttest++'s order, ``-setA`` first: the second set of
+        a two-set design, so that 3dttest++'s A-B is 3dMEMA's B-A, with its label."""
+        sets = [(s, self.set_units(analysis, k)) for k, s in enumerate(analysis.sets)]
+        return sets[::-1]
+
+    def ttest_covariates(self, analysis: Analysis) -> list[tuple[str, list[float]]]:
+        """``(dataset label, values in sorted column order)`` of each result of ``analysis``:
+        the rows of its 3dttest++ ``-covariates`` table (labels as the LONG-form sets give)."""
+        columns = sorted(self.covariates)
+        return [
+            (unit.unit_id, [float(self.covariates[c][unit.label]) for c in columns])
+            for unit in self.analysis_units(analysis)
+        ]
 
     @property
     def clustsim_table(self) -> str:

@@ -24,6 +24,7 @@ from afni_group.engines.afni import ttest
 from afni_group.errors import UsageError
 from afni_group.plan import (
     CLUSTSIM_PREFIX,
+    COVARIATES_FILE,
     MASK_FILE,
     MEMA_FILE,
     MEMA_SCRIPT,
@@ -36,8 +37,6 @@ TEMPLATE = "group_analysis.sh.j2"
 SCRIPT_NAME = "group_analysis.sh"
 #: Written by the script into each analysis folder: ``name=value`` lines read by the runner.
 VALUES_FILE = "afni_values.txt"
-#: 3dMEMA ``-covariates`` table written by the script into the analysis folder.
-COVARIATES_FILE = "covariates.txt"
 #: Marker line printed by the script at the start of every step.
 STEP_MARKER = "++ afni-group step: "
 

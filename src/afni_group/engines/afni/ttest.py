@@ -21,13 +21,6 @@ from afni_group.plan import Analysis, AnalysisPlan
 TTEST_SCRIPT = "do_group_level_ttest.tcsh"
 
 
-def ordered_sets(plan: AnalysisPlan, analysis: Analysis) -> list[tuple[str, str, list]]:
-    """``(label, beta, units)`` in 3dttest++'s order: ``-setA`` first (the second set of a
-    two-set design), then ``-setB``."""
-    sets = [(s.label, s.beta, plan.set_units(analysis, k)) for k, s in enumerate(analysis.sets)]
-    return sets[::-1]
-
-
 def ttest_options(plan: AnalysisPlan, analysis: Analysis, covariates_file: str) -> list[str]:
     """3dttest++ options after the sets (gen_group_command.py's ``-options`` words).
 
@@ -55,32 +48,26 @@ def ttest_command(plan: AnalysisPlan, analysis: Analysis, covariates_file: str) 
     from afni_group.engines.afni.render import proc_path, shell_word
 
     lines = ["3dttest++", '    -prefix "$ottest"']
-    sets = ordered_sets(plan, analysis)
+    sets = plan.ttest_sets(analysis)
     if len(sets) == 2:
         lines.append("    -AminusB")
-    for option, (label, beta, units) in zip(("-setA", "-setB"), sets, strict=False):
-        lines.append(f"    {option} {shell_word(label)}")
+    for option, (spec, units) in zip(("-setA", "-setB"), sets, strict=False):
+        lines.append(f"    {option} {shell_word(spec.label)}")
         for subj in units:
-            dataset = proc_path(subj.stats, plan.afni_dir, f"[{beta}]")
+            dataset = proc_path(subj.stats, plan.afni_dir, f"[{spec.beta}]")
             lines.append(f"        {shell_word(subj.unit_id)} {dataset}")
     lines.extend(f"    {opt}" for opt in ttest_options(plan, analysis, covariates_file))
     return lines
 
 
 def covariate_rows(plan: AnalysisPlan, analysis: Analysis) -> list[str]:
-    """The ``-covariates`` table: a ``subj`` header, then one row per dataset label of the
-    analysis (``sub-X``, or ``sub-X_ses-Y`` for one session's results), as the native engine
-    writes it."""
-    from afni_group.engines.afni.render import number
+    """The ``-covariates`` table's lines, the native engine's text (one row per dataset label
+    of the analysis: ``sub-X``, or ``sub-X_ses-Y`` for one session's results)."""
+    from afni_group.programs.ttest.formats import format_covariates
 
     if not plan.covariates:
         return []
-    columns = sorted(plan.covariates)
-    rows = ["\t".join(["subj", *columns])]
-    for unit in plan.analysis_units(analysis):
-        values = [number(plan.covariates[c][unit.label]) for c in columns]
-        rows.append("\t".join([unit.unit_id, *values]))
-    return rows
+    return format_covariates(sorted(plan.covariates), plan.ttest_covariates(analysis)).splitlines()
 
 
 def ggc_command(plan: AnalysisPlan, analysis: Analysis, covariates_file: str) -> list[str]:
@@ -92,22 +79,22 @@ def ggc_command(plan: AnalysisPlan, analysis: Analysis, covariates_file: str) ->
     """
     from afni_group.engines.afni.render import double_quote, proc_path
 
-    sets = ordered_sets(plan, analysis)
+    sets = plan.ttest_sets(analysis)
     lines = [
         "gen_group_command.py",
         "    -command 3dttest++",
         '    -write_script "${adir}/${script_ttest}"',
         '    -prefix "$ottest"',
     ]
-    units = [u for _, _, u in sets]
+    units = [u for _, u in sets]
     lists = units if len(units) == 2 and units[0] != units[1] else units[:1]
     for members in lists:
         lines.append("    -dsets")
         lines.extend(f"        {proc_path(s.stats, plan.afni_dir)}" for s in members)
-    betas = [beta for _, beta, _ in sets]
+    betas = [spec.beta for spec, _ in sets]
     if len(lists) == 2 and len(set(betas)) == 1:
         betas = betas[:1]
-    lines.append(f"    -set_labels {' '.join(double_quote(label) for label, _, _ in sets)}")
+    lines.append(f"    -set_labels {' '.join(double_quote(spec.label) for spec, _ in sets)}")
     lines.append(f"    -subs_betas {' '.join(double_quote(b) for b in betas)}")
     lines.append(f"    -options {' '.join(ttest_options(plan, analysis, covariates_file))}")
     return lines

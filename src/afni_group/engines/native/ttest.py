@@ -27,6 +27,7 @@ from pathlib import Path
 from afni_group import atomic
 from afni_group.plan import (
     CLUSTSIM_PREFIX,
+    COVARIATES_FILE,
     MASK_FILE,
     Analysis,
     AnalysisPlan,
@@ -36,8 +37,6 @@ from afni_group.steps import StepLog
 
 LOG = logging.getLogger(__name__)
 
-#: the ``-covariates`` table the 3dttest++ step writes into the analysis folder
-COVARIATES_FILE = "covariates.txt"
 #: 3dttest++'s test for each design (two-set designs; one set is the one-sample test)
 KINDS = {"one": "one", "groups": "pooled", "conditions": "paired"}
 
@@ -54,29 +53,15 @@ def _working_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def covariates_text(plan: AnalysisPlan, analysis: Analysis) -> str:
-    """The ``-covariates`` table: a ``subj`` header and one row per result ID of the analysis
-    (the LONG-form dataset labels), values as participants.tsv gave them."""
-    columns = sorted(plan.covariates)
-    rows = ["\t".join(["subj", *columns])]
-    for unit in plan.analysis_units(analysis):
-        values = (repr(float(plan.covariates[c][unit.label])) for c in columns)
-        rows.append("\t".join([unit.unit_id, *values]))
-    return "\n".join(rows) + "\n"
-
-
 def ttest_argv(plan: AnalysisPlan, analysis: Analysis) -> tuple[list, list[str]]:
     """The 3dttest++ sets (``-setA`` first) and the command line recorded in the output's
     HISTORY_NOTE."""
     from afni_group.programs.ttest.files import DatasetSet
 
-    sets = []
-    for k, spec in enumerate(analysis.sets):
-        units = plan.set_units(analysis, k)
-        specs = plan.brick_specs("beta", spec, units)
-        sets.append(DatasetSet(specs, [u.unit_id for u in units], spec.label))
-    # the second set is -setA: 3dttest++'s A-B is then 3dMEMA's B-A, with its label
-    sets.reverse()
+    sets = [
+        DatasetSet(plan.brick_specs("beta", spec, units), [u.unit_id for u in units], spec.label)
+        for spec, units in plan.ttest_sets(analysis)
+    ]
     argv: list[str] = []
     for option, dsets in zip(("-setA", "-setB"), sets, strict=False):
         argv += [option, str(dsets.name)]
@@ -98,10 +83,11 @@ def run_ttest_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: St
     """3dttest++ of one analysis into ``outdir`` (which holds the group mask already).
 
     Returns what the step recorded: the written files and, with ``--clustsim randomise``,
-    ``mc`` (the Monte-Carlo s.e. of every table cell), ``iterations`` and ``seeds``.
+    ``iterations``, ``seeds`` and ``cluster_size_mc`` (the Monte-Carlo error of the threshold
+    the plan reads).
     """
-    from afni_group.programs.clustsim import files as clustsim
     from afni_group.programs.ttest import files as ttest
+    from afni_group.programs.ttest import formats
 
     sets, argv = ttest_argv(plan, analysis)
     randomise = plan.clustsim_route == "randomise"
@@ -125,7 +111,10 @@ def run_ttest_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: St
 
     def run() -> dict:
         if plan.covariates:
-            atomic.write_text(outdir / COVARIATES_FILE, covariates_text(plan, analysis))
+            table = formats.format_covariates(
+                sorted(plan.covariates), plan.ttest_covariates(analysis)
+            )
+            atomic.write_text(outdir / COVARIATES_FILE, table)
         with _working_directory(outdir):
             files = ttest.run_ttest(
                 sets[0],
@@ -144,7 +133,6 @@ def run_ttest_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: St
             )
         done: dict = {"files": [str(outdir / p) for p in files]}
         if files.tables is not None:
-            done["mc"] = clustsim.mc_standard_errors(files.tables)
             done["iterations"] = int(files.tables.iterations)
             done["seeds"] = list(files.seeds or ())
             done["cluster_size_mc"] = threshold_uncertainty(plan, files.tables)

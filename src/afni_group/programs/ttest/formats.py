@@ -53,6 +53,14 @@ class CovariateTable:
         return out
 
 
+def format_covariates(names: Sequence[str], rows: Sequence[tuple[str, Sequence[float]]]) -> str:
+    """A ``-covariates`` table :func:`parse_covariates` reads: a ``subj`` header of ``names``,
+    then one tab-separated row per dataset label (values as Python's ``repr``, exact)."""
+    lines = ["\t".join(["subj", *names])]
+    lines += ["\t".join([label, *(repr(float(v)) for v in values)]) for label, values in rows]
+    return "\n".join(lines) + "\n"
+
+
 def parse_covariates(text: str) -> CovariateTable:
     """Read a covariates table: a header line of names, then ``label value value ...`` rows.
 

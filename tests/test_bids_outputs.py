@@ -299,6 +299,46 @@ def test_validator_errors_stop_the_run_with_65(tiny_bids, tmp_path, monkeypatch,
     }
 
 
+def test_validator_runs_beside_discovery_and_is_named_first(tiny_bids, tmp_path, monkeypatch,
+                                                            capsys):
+    """The validator (a process of its own) runs while the afni_proc results are found; a
+    dataset it refuses is refused in one line even when discovery fails too."""
+    import threading
+
+    started, seen = threading.Event(), {}
+    report = {"issues": {"issues": [
+        {"severity": "error", "code": "NOT_INCLUDED", "location": "/junk.txt"},
+    ]}, "summary": {"schemaVersion": "1.2.7"}}  # fmt: skip
+
+    def slow_validator(bids_dir, timeout=0):
+        started.set()
+        seen["during_discovery"] = discovered.wait(10)  # discovery ran meanwhile
+        return report
+
+    discovered = threading.Event()
+    real_build_plan = cli.build_plan
+
+    def build_plan(args):
+        assert started.wait(10)
+        discovered.set()
+        return real_build_plan(args)
+
+    monkeypatch.setattr(bids_validator, "run_validator", slow_validator)
+    monkeypatch.setattr(cli, "build_plan", build_plan)
+    out = tmp_path / "out"
+    code = cli.main([str(tiny_bids), str(out), "group", "--set", "chx",
+                     "left_vs_right_chx#0_Coef", "left_vs_right_chx#0_Tstat"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert seen["during_discovery"] is True
+    assert code == errors.EXIT_DATA and len(err) == 1 and "NOT_INCLUDED" in err[0]
+    # discovery fails too (a brick no subject has): the validator's error is still the one
+    code = cli.main([str(tiny_bids), str(out), "group", "--set", "chx", "nosuch#0_Coef",
+                     "nosuch#0_Tstat"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == errors.EXIT_DATA and len(err) == 1 and "NOT_INCLUDED" in err[0]
+    assert not out.exists()
+
+
 @pytest.mark.bids_validator
 def test_validator_that_cannot_run_is_a_warning(tiny_bids, monkeypatch, caplog):
     monkeypatch.setattr(bids_validator, "validator_command", lambda: None)

@@ -35,6 +35,23 @@ def test_version(capsys):
     assert "afni-group" in capsys.readouterr().out
 
 
+def test_console_script_returns_the_exit_code_and_skips_the_final_object_walk(
+    capsys, tiny_bids, tmp_path, monkeypatch
+):
+    import gc
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert scripts["project"]["scripts"]["afni-group"] == "afni_group.cli:console_main"
+    monkeypatch.setattr(sys, "argv", ["afni-group", str(tiny_bids), str(tmp_path), "participant"])
+    try:
+        assert cli.console_main() == errors.EXIT_UNKNOWN_LEVEL
+        assert gc.get_freeze_count() > 0  # CPython's exit does not walk these objects
+    finally:
+        gc.unfreeze()
+    assert "only the 'group' level" in capsys.readouterr().err
+
+
 def test_unknown_level_exits_17(capsys, tiny_bids, tmp_path):
     code, _, err = run_cli(capsys, tiny_bids, tmp_path / "out", "participant")
     assert code == errors.EXIT_UNKNOWN_LEVEL

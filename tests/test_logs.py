@@ -43,3 +43,22 @@ def test_every_warning_is_tagged_once(capsys):
         "** ERROR: bad",
         "++ not a warning",
     ]
+
+
+def test_held_messages_pass_on_in_order_or_are_dropped(capsys):
+    log = logging.getLogger("afni_group.test_logs")
+    logs.configure_console(0)
+    with logs.holding():
+        log.info("++ found afni_proc results")
+        log.warning("subject 03 has no mask")
+        assert capsys.readouterr().err == ""  # held while the block runs
+    assert capsys.readouterr().err.splitlines() == [
+        "++ found afni_proc results",
+        "WARNING: subject 03 has no mask",
+    ]
+    with logs.holding() as held:
+        log.info("++ found afni_proc results")
+        held.drop()
+    assert capsys.readouterr().err == ""
+    log.info("++ after")  # the console handler is back
+    assert capsys.readouterr().err == "++ after\n"

@@ -14,6 +14,7 @@ params.json and the report (:func:`log_summary` says how many); when the validat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -163,6 +166,19 @@ def validate(bids_dir: Path, skip: bool = False) -> dict:
             "(run bids-validator-deno on it for details) or pass --skip-bids-validation"
         )
     return summary
+
+
+@contextlib.contextmanager
+def validating(bids_dir: Path, skip: bool = False) -> Iterator[Future]:
+    """:func:`validate` in a thread while the caller goes on reading BIDS_DIR.
+
+    The validator is a separate Deno process (about 1 s on a small dataset), so the run's own
+    discovery and checks need not wait for it. The future's ``result()`` is the summary, or
+    raises :func:`validate`'s :class:`InputDataError`. Leaving the block waits for the thread,
+    so no thread outlives it (the report forks its figure workers only without other threads).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bids-validator") as pool:
+        yield pool.submit(validate, Path(bids_dir), skip)
 
 
 def log_summary(summary: dict) -> None:

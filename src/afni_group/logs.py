@@ -10,8 +10,10 @@ A leaf module: the AFNI program modules import :data:`DETAIL` from here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Program internals: on the terminal with ``-v``, always in the log file.
@@ -80,3 +82,36 @@ def log_to_file(path: Path) -> logging.Handler:
     handler.setFormatter(TaggingFormatter("%(asctime)s %(message)s"))
     logging.getLogger(ROOT).addHandler(handler)
     return handler
+
+
+class HeldMessages(logging.Handler):
+    """The messages :func:`holding` keeps back; :meth:`drop` forgets them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def drop(self) -> None:
+        self.records.clear()
+
+
+@contextlib.contextmanager
+def holding() -> Iterator[HeldMessages]:
+    """Keep the ``afni_group`` loggers' messages back until the block ends, then pass them on.
+
+    For work done while a check that may still refuse the run is pending: when it refuses, the
+    caller drops them (:meth:`HeldMessages.drop`) and the refusal is the only line printed.
+    """
+    logger = logging.getLogger(ROOT)
+    holder = HeldMessages()
+    saved = list(logger.handlers)
+    logger.handlers = [holder]
+    try:
+        yield holder
+    finally:
+        logger.handlers = saved
+        for record in holder.records:
+            logger.handle(record)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from afni_group import afni_io
+from afni_group import afni_io, errors
 from afni_group.programs.cli.dispatch import main as afni_native
 from afni_group.programs.cli.ttest import cli_main
 from afni_group.programs.clustsim import core as clustsim_core
@@ -329,3 +329,47 @@ def test_dataset_labels_and_listing(capsys):
     assert afni_native(["--list"]) == 0
     assert "3dttest++" in capsys.readouterr().out
     assert os.environ.get("AFNI_TTEST_NUMCSIM") is None
+
+
+def test_directory_gives_the_run_in_that_folder_without_changing_it(tmp_path, monkeypatch):
+    """``directory=`` reads and writes as a run inside that folder would (the native pipeline
+    runs 3dttest++ this way, without changing the process's working folder)."""
+
+    def run(where: Path, directory: Path | None) -> files.TTestFiles:
+        def one_set(group: str, n: int) -> files.DatasetSet:
+            names = [f"{group}{s:02d}" for s in range(1, n + 1)]
+            return files.DatasetSet([f"in/{x}.nii.gz" for x in names], names, f"grp{group}")
+
+        return files.run_ttest(
+            one_set("a", N_A), one_set("b", N_B), "cs_two.nii.gz", mask="in/mask.nii.gz",
+            covariates="in/cov.txt", command=["3dttest++", "-prefix", "cs_two.nii.gz"],
+            clustsim_options=files.ClustsimOptions(jobs=2, iterations=1000, seed=777),
+            progress=False, directory=directory,
+        )  # fmt: skip
+
+    inside, beside, elsewhere = (tmp_path / n for n in ("inside", "beside", "elsewhere"))
+    for folder in (inside, beside):
+        shutil.copytree(DATA / "in", folder / "in")
+    elsewhere.mkdir()
+    monkeypatch.chdir(inside)
+    mine = run(inside, None)
+    monkeypatch.chdir(elsewhere)
+    theirs = run(beside, beside)
+    assert Path.cwd() == elsewhere and not any(elsewhere.iterdir())
+    assert [p.name for p in theirs] == [Path(p).name for p in mine]
+    assert all(Path(p).parent == beside for p in theirs)
+    for ours in mine:
+        if ours.name.endswith(".1D") or ours.name.endswith(".cmd"):  # tables name the mask
+            assert (beside / ours.name).read_text() == (inside / ours.name).read_text()
+    a = afni_io.read_dataset(inside / "cs_two.nii.gz")
+    b = afni_io.read_dataset(beside / "cs_two.nii.gz")
+    assert np.array_equal(a.data, b.data)
+    assert "mask.nii.gz" in b.attributes["AFNI_CLUSTSIM_NN1_bisided"]
+    assert " ./cs_two.nii.gz" in b.history  # the 3drefit fragment names the output as given
+
+    with pytest.raises(errors.UsageError, match="at least 1000 iterations"):
+        files.run_ttest(
+            files.DatasetSet.short([f"in/a{s:02d}.nii.gz" for s in range(1, N_A + 1)]),
+            None, "few.nii.gz", clustsim_options=files.ClustsimOptions(jobs=1, iterations=200),
+            directory=beside,
+        )  # fmt: skip

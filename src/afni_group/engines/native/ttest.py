@@ -18,10 +18,7 @@ Conventions shared with the afni engine (issue 22):
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from afni_group import atomic
@@ -39,18 +36,6 @@ LOG = logging.getLogger(__name__)
 
 #: 3dttest++'s test for each design (two-set designs; one set is the one-sample test)
 KINDS = {"one": "one", "groups": "pooled", "conditions": "paired"}
-
-
-@contextlib.contextmanager
-def _working_directory(path: Path) -> Iterator[None]:
-    """Run in ``path``, as AFNI's 3dttest++ runs in the analysis folder: the ``-Clustsim``
-    tables go beside the ``-prefix`` and record the names as given (``mask.nii.gz``)."""
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def ttest_argv(plan: AnalysisPlan, analysis: Analysis) -> tuple[list, list[str]]:
@@ -115,23 +100,25 @@ def run_ttest_step(plan: AnalysisPlan, analysis: Analysis, outdir: Path, log: St
                 sorted(plan.covariates), plan.ttest_covariates(analysis)
             )
             atomic.write_text(outdir / COVARIATES_FILE, table)
-        with _working_directory(outdir):
-            files = ttest.run_ttest(
-                sets[0],
-                sets[1] if len(sets) > 1 else None,
-                plan.stats_file,
-                kind=KINDS[analysis.design],
-                mask=MASK_FILE,
-                covariates=COVARIATES_FILE if plan.covariates else None,
-                toz=plan.ttest_toz,
-                clustsim_options=options,
-                command=argv,
-                # the step log decides when to redo a step (--resume with changed options)
-                overwrite=True,
-                # the pipeline judges the one cell it reads (threshold_uncertainty)
-                table_warnings=False,
-            )
-        done: dict = {"files": [str(outdir / p) for p in files]}
+        # as AFNI's 3dttest++ runs in the analysis folder: the -Clustsim tables go beside the
+        # -prefix and record the names as given (mask.nii.gz)
+        files = ttest.run_ttest(
+            sets[0],
+            sets[1] if len(sets) > 1 else None,
+            plan.stats_file,
+            kind=KINDS[analysis.design],
+            mask=MASK_FILE,
+            covariates=COVARIATES_FILE if plan.covariates else None,
+            toz=plan.ttest_toz,
+            clustsim_options=options,
+            command=argv,
+            # the step log decides when to redo a step (--resume with changed options)
+            overwrite=True,
+            # the pipeline judges the one cell it reads (threshold_uncertainty)
+            table_warnings=False,
+            directory=outdir,
+        )
+        done: dict = {"files": [str(p) for p in files]}
         if files.tables is not None:
             done["iterations"] = int(files.tables.iterations)
             done["seeds"] = list(files.seeds or ())

@@ -90,6 +90,13 @@ class Values:
     first: afni_io.AfniDataset
 
 
+def _in(directory: str | os.PathLike | None, name: str | os.PathLike) -> str:
+    """``name`` as found from ``directory`` (AFNI's working folder; None: the current one)."""
+    if directory is None or os.path.isabs(name):
+        return os.fspath(name)
+    return os.path.join(directory, name)
+
+
 def _read(spec: str, what: str) -> afni_io.AfniDataset:
     try:
         return afni_io.read_dataset(spec)
@@ -99,13 +106,20 @@ def _read(spec: str, what: str) -> afni_io.AfniDataset:
         raise type(err)(f"{what}: {err}") from None
 
 
-def read_set(dsets: DatasetSet, what: str, n_vox: int | None = None) -> Values:
-    """Read a set's values; every dataset must have the same voxel count (AFNI's only check)."""
+def read_set(
+    dsets: DatasetSet,
+    what: str,
+    n_vox: int | None = None,
+    directory: str | os.PathLike | None = None,
+) -> Values:
+    """Read a set's values; every dataset must have the same voxel count (AFNI's only check).
+
+    Relative dataset names are found from ``directory`` (default: the current folder)."""
     rows: list[np.ndarray] = []
     labels: list[str] = []
     first = None
     for spec, label in zip(dsets.specs, dsets.labels, strict=True):
-        dset = _read(spec, what)
+        dset = _read(_in(directory, spec), what)
         if dsets.name is not None and dset.nvals != 1:
             raise InputDataError(
                 f"{what}: dataset {spec} has {dset.nvals} sub-bricks; the LONG form needs "
@@ -218,8 +232,10 @@ def _design(
         raise UsageError(str(err)) from None
 
 
-def _load_mask(spec: str, n_vox: int) -> tuple[np.ndarray, afni_io.AfniDataset]:
-    dset = _read(spec, "-mask")
+def _load_mask(
+    spec: str, n_vox: int, directory: str | os.PathLike | None = None
+) -> tuple[np.ndarray, afni_io.AfniDataset]:
+    dset = _read(_in(directory, spec), "-mask")
     values = np.asarray(dset.data[..., 0]).reshape(-1, order="F")
     if values.size != n_vox:
         raise InputDataError(
@@ -249,6 +265,7 @@ def run_ttest(
     overwrite: bool = False,
     progress: bool = True,
     table_warnings: bool = True,
+    directory: str | os.PathLike | None = None,
 ) -> TTestFiles:
     """Run 3dttest++ natively and write its outputs.
 
@@ -281,11 +298,22 @@ def run_ttest(
         AFNI's warnings about table cells the simulation could not reach (iterations below
         1001, alphas beyond the simulated ones) as WARNING lines, as 3dttest++ prints them;
         False logs them at DETAIL (a pipeline reads one cell and judges it itself).
+    directory : path, optional
+        The folder AFNI would run in (default: the current one). Relative ``prefix``,
+        ``mask`` and ``covariates`` are found there and the ``-Clustsim`` files written there;
+        the texts recorded in the outputs name them as given, as AFNI's do when run in that
+        folder (no change of the process's working folder, so threads may run side by side).
     """
     if clustsim_options is not None and prefix.startswith("/"):
         raise UsageError("Cannot use -Clustsim when -prefix has an absolute path")
-    a = read_set(set_a, "-setA")
-    b = None if set_b is None else read_set(set_b, "-setB", a.data.shape[1])
+    if clustsim_options is not None and clustsim_options.iterations < clustsim.MIN_ITERATIONS:
+        raise UsageError(
+            f"-Clustsim needs at least {clustsim.MIN_ITERATIONS} iterations, got "
+            f"{clustsim_options.iterations} (AFNI_TTEST_NUMCSIM below that means AFNI's "
+            f"{clustsim.DEFAULT_ITERATIONS})"
+        )
+    a = read_set(set_a, "-setA", directory=directory)
+    b = None if set_b is None else read_set(set_b, "-setB", a.data.shape[1], directory)
     names = (
         (set_a.name or labels[0] or "SetA")[: formats.SET_NAME_MAX],
         ((set_b.name if set_b else None) or labels[1] or "SetB")[: formats.SET_NAME_MAX],
@@ -293,9 +321,11 @@ def run_ttest(
     kind = "one" if b is None else (kind or "pooled")
     if kind == "unpooled" and not toz:
         LOG.info("++ -unpooled also turns on -toz")
-    design = _design(a, b, kind, names, toz or clustsim_options is not None, covariates,
-                     center, method)  # fmt: skip
-    out_path = output_head(prefix, a.first.view)
+    design = _design(a, b, kind, names, toz or clustsim_options is not None,
+                     None if covariates is None else _in(directory, covariates), center,
+                     method)  # fmt: skip
+    out_name = output_head(prefix, a.first.view)  # as the command names it
+    out_path = Path(_in(directory, out_name))
     if not overwrite and (
         out_path.exists() or (not is_nifti(prefix) and out_path.with_suffix(".BRIK").exists())
     ):
@@ -305,7 +335,7 @@ def run_ttest(
     if not out_path.parent.is_dir():
         raise OutputError(f"-prefix {prefix}: folder {out_path.parent} does not exist")
     n_vox = a.data.shape[1]
-    mask_values, mask_dset = (None, None) if mask is None else _load_mask(mask, n_vox)
+    mask_values, mask_dset = (None, None) if mask is None else _load_mask(mask, n_vox, directory)
     if clustsim_options is not None:
         try:
             clustsim.check_clustsim(design, a.first.shape)
@@ -330,8 +360,8 @@ def run_ttest(
         )
         extra, refit = _run_clustsim(
             result.residuals, cs_mask, design, clustsim_prefix(prefix, clustsim_options.prefix),
-            clustsim_options, mask, mask_dset, a.first, out_path, written, progress,
-            logging.WARNING if table_warnings else DETAIL,
+            clustsim_options, mask, mask_dset, a.first, out_name, written, progress,
+            logging.WARNING if table_warnings else DETAIL, directory,
         )  # fmt: skip
         history.append(history_entry(refit))
     data = result.bricks.reshape(*a.first.shape, len(result.layout), order="F")
@@ -364,12 +394,15 @@ def _run_clustsim(
     mask_text: str | None,
     mask_dset: afni_io.AfniDataset | None,
     first: afni_io.AfniDataset,
-    out_path: Path,
+    out_name: Path,
     written: TTestFiles,
     progress: bool,
     warning_level: int = logging.WARNING,
+    directory: str | os.PathLike | None = None,
 ) -> tuple[dict, str]:
-    """The randomisation, its tables and leftovers; returns the attributes and 3drefit text."""
+    """The randomisation, its tables and leftovers; returns the attributes and 3drefit text.
+
+    ``pc`` and ``out_name`` are as the command names them (relative to ``directory``)."""
     jobs = max(1, int(opts.jobs))
     nper = clustsim.iterations_per_job(opts.iterations, jobs)
     seed = int(opts.seed or 0) & 0xFFFFFFFF
@@ -433,18 +466,19 @@ def _run_clustsim(
             table = tables.tables[s, nn - 1]
             stem = f"{pc}.CSimA.NN{nn}_{sided}"
             written.append(
-                atomic.write_text(Path(stem + ".1D"), format_1d_table(table, nn, sided, info))
+                atomic.write_text(
+                    Path(_in(directory, stem + ".1D")), format_1d_table(table, nn, sided, info)
+                )
             )
             text = format_niml_table(table, nn, sided, info)
             attributes[f"AFNI_CLUSTSIM_NN{nn}_{sided}"] = text.rstrip() + "\0"
     order = [f"AFNI_CLUSTSIM_NN{nn}_{s}" for s in clustsim_core.SIDEDNESS for nn in (1, 2, 3)]
     cmd = format_cmd(f"{pc}.CSimA", with_mask=False)
-    written.append(atomic.write_text(Path(f"{pc}.CSimA.cmd"), cmd))
+    written.append(atomic.write_text(Path(_in(directory, f"{pc}.CSimA.cmd")), cmd))
     for p in range(jobs):
         rows = null.minmax[p * nper : (p + 1) * nper]
-        written.append(
-            atomic.write_text(Path(f"{pc}.{p:04d}.minmax.1D"), formats.format_minmax(rows))
-        )
-    target = str(out_path) if out_path.parent != Path(".") else f"./{out_path.name}"
+        minmax = Path(_in(directory, f"{pc}.{p:04d}.minmax.1D"))
+        written.append(atomic.write_text(minmax, formats.format_minmax(rows)))
+    target = str(out_name) if out_name.parent != Path(".") else f"./{out_name.name}"
     refit = cmd.rstrip() + " " + target
     return {k: attributes[k] for k in order}, refit

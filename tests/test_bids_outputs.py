@@ -299,8 +299,9 @@ def test_validator_errors_stop_the_run_with_65(tiny_bids, tmp_path, monkeypatch,
     }
 
 
-def test_validator_runs_beside_discovery_and_is_named_first(tiny_bids, tmp_path, monkeypatch,
-                                                            capsys):
+def test_validator_runs_beside_discovery_and_is_named_first(
+    tiny_bids, tmp_path, monkeypatch, capsys
+):
     """The validator (a process of its own) runs while the afni_proc results are found; a
     dataset it refuses is refused in one line even when discovery fails too."""
     import threading
